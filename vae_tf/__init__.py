@@ -1,0 +1,41 @@
+"""vae_tf: variational autoencoders in Keras 3, for generating and compressing images."""
+
+from vae_tf import (
+    bounds,
+    callbacks,
+    data,
+    evaluation,
+    export,
+    likelihoods,
+    presets,
+    runs,
+)
+from vae_tf.decoders import DenseDecoder
+from vae_tf.encoders import DenseEncoder
+from vae_tf.evaluation import evaluate, evaluate_elbo, evaluate_iwae
+from vae_tf.export import export_saved_model
+from vae_tf.likelihoods import Bernoulli, Likelihood
+from vae_tf.vae import VAE
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VAE",
+    "DenseEncoder",
+    "DenseDecoder",
+    "Likelihood",
+    "Bernoulli",
+    "evaluate",
+    "evaluate_elbo",
+    "evaluate_iwae",
+    "export_saved_model",
+    "bounds",
+    "callbacks",
+    "data",
+    "evaluation",
+    "export",
+    "likelihoods",
+    "presets",
+    "runs",
+    "__version__",
+]

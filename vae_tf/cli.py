@@ -1,0 +1,239 @@
+"""`vae-tf`: train, evaluate, sample and export VAEs from the shell.
+
+Argument parsing and calls only: every command is one call of a function a
+Python user can call too (`vae_tf.runs`, `vae_tf.export`, `vae_tf.plotting`).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vae_tf import __version__, data, presets, runs
+from vae_tf.export import export_saved_model
+from vae_tf.plotting import save_image_grid
+
+__all__ = ["main", "build_parser"]
+
+# Errors that bad input produces; anything else is a bug and keeps its traceback.
+USER_ERRORS = (
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    RuntimeError,
+)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer, got {text!r}"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number, got {text!r}"
+        ) from None
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _add_data_args(parser):
+    parser.add_argument(
+        "--data-dir",
+        help=f"folder with keras-layout mnist.npz / cifar10.npz (default: ${data.DATA_DIR_ENV}, "
+        "else tensorflow-datasets, else the bundled MNIST subset)",
+    )
+    parser.add_argument(
+        "--source",
+        choices=data.SOURCES,
+        default="auto",
+        help="where to read the data (default: auto)",
+    )
+
+
+def _train(args):
+    metrics = runs.train(
+        args.preset,
+        args.output_dir,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        data_dir=args.data_dir,
+        source=args.source,
+        seed=args.seed,
+        verbose=args.verbose,
+        overwrite=args.overwrite,
+    )
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    print(
+        f"Wrote the model, SavedModel, figures and metrics.json to {args.output_dir}",
+        file=sys.stderr,
+    )
+
+
+def _evaluate(args):
+    results = runs.evaluate_run(
+        args.run_dir,
+        iwae_k=args.iwae_k,
+        data_dir=args.data_dir,
+        source=args.source,
+        seed=args.seed,
+    )
+    print(json.dumps(results, indent=2, sort_keys=True))
+
+
+def _sample(args):
+    model, _ = runs.load_run(args.run_dir)
+    images = np.asarray(
+        model.sample(args.num_samples, temperature=args.temperature, seed=args.seed)
+    )
+    output = Path(args.output)
+    if output.suffix.lower() != ".png":
+        raise ValueError(f"-o must name a .png file. Received: {output}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    save_image_grid(output, images)
+    print(f"Wrote {args.num_samples} samples to {output}", file=sys.stderr)
+
+
+def _export(args):
+    if args.format != "saved_model":
+        raise ValueError(
+            f"Unknown export format. Expected 'saved_model'. Received: {args.format!r}"
+        )
+    model, _ = runs.load_run(args.run_dir)
+    path = export_saved_model(model, args.output or Path(args.run_dir) / "saved_model")
+    print(f"Wrote the SavedModel to {path}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vae-tf",
+        description="Variational autoencoders in Keras: train, evaluate, sample, export.",
+    )
+    parser.add_argument("--version", action="version", version=f"vae-tf {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train",
+        help="train a preset and write a run directory",
+        description="Train a preset; write model.keras, saved_model/, figures and metrics.json.",
+    )
+    train.add_argument(
+        "--preset",
+        default="mnist-dense",
+        help="; ".join(f"{p.name}: {p.description}" for p in presets.PRESETS.values())
+        + " (default: mnist-dense)",
+    )
+    train.add_argument(
+        "--epochs", type=_positive_int, help="epochs (default: the preset's)"
+    )
+    train.add_argument(
+        "--batch-size", type=_positive_int, help="batch size (default: the preset's)"
+    )
+    train.add_argument("--output-dir", required=True, help="run directory to write")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a model already in --output-dir",
+    )
+    train.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="fit's verbosity: 1 shows progress bars",
+    )
+    _add_data_args(train)
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="test ELBO and importance-weighted NLL of a run, as JSON",
+        description="Print a JSON object with test_elbo_nats and test_nll_iwae_nats (nats per image).",
+    )
+    evaluate.add_argument("run_dir", help="a run directory written by `vae-tf train`")
+    evaluate.add_argument(
+        "--iwae-k",
+        type=_positive_int,
+        default=1000,
+        help="importance samples per image (default: 1000)",
+    )
+    evaluate.add_argument(
+        "--seed", type=int, default=0, help="seed of the evaluation's samples"
+    )
+    _add_data_args(evaluate)
+    evaluate.set_defaults(func=_evaluate)
+
+    sample = commands.add_parser(
+        "sample",
+        help="draw images from a trained model",
+        description="Write a grid of prior samples as PNG.",
+    )
+    sample.add_argument("run_dir", help="a run directory written by `vae-tf train`")
+    sample.add_argument(
+        "-n",
+        "--num-samples",
+        type=_positive_int,
+        default=64,
+        help="images (default: 64)",
+    )
+    sample.add_argument("-o", "--output", required=True, help="PNG file of the grid")
+    sample.add_argument(
+        "--seed", type=int, default=0, help="seed: the same seed draws the same images"
+    )
+    sample.add_argument(
+        "--temperature",
+        type=_positive_float,
+        default=1.0,
+        help="prior scale; <1 gives more typical images",
+    )
+    sample.set_defaults(func=_sample)
+
+    export = commands.add_parser(
+        "export",
+        help="export a run's model",
+        description="Write a SavedModel with encode/decode/sample/reconstruct endpoints.",
+    )
+    export.add_argument("run_dir", help="a run directory written by `vae-tf train`")
+    export.add_argument(
+        "--format",
+        default="saved_model",
+        choices=("saved_model",),
+        help="export format",
+    )
+    export.add_argument(
+        "-o", "--output", help="output path (default: RUN_DIR/saved_model)"
+    )
+    export.set_defaults(func=_export)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the `vae-tf` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except USER_ERRORS as error:
+        print(f"vae-tf {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

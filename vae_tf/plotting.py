@@ -1,0 +1,142 @@
+"""Figures: image grids, reconstructions, samples, loss curves.
+
+The only module that imports matplotlib, and only its object-oriented API
+(`matplotlib.figure.Figure`), so saving a figure never touches the user's
+pyplot state or backend.
+"""
+
+import math
+import os
+
+import numpy as np
+
+__all__ = [
+    "image_grid",
+    "save_image",
+    "save_image_grid",
+    "plot_reconstructions",
+    "plot_samples",
+    "plot_loss_curves",
+]
+
+
+def _as_uint8(images) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4:
+        raise ValueError(
+            "images must have shape (N, height, width, channels). "
+            f"Received: shape={images.shape}"
+        )
+    if images.dtype != np.uint8:
+        images = np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return images
+
+
+def image_grid(images, rows: int | None = None, cols: int | None = None, pad: int = 1):
+    """Tile `N` images into one uint8 image, row by row.
+
+    Args:
+        images: `(N, height, width, channels)` floats in [0, 1] or uint8.
+        rows: grid rows; by default a near-square grid.
+        cols: grid columns; by default `ceil(N / rows)`.
+        pad: pixels of black between images.
+
+    Returns:
+        A uint8 array `(rows * (h + pad) - pad, cols * (w + pad) - pad, channels)`.
+    """
+    images = _as_uint8(images)
+    n, h, w, c = images.shape
+    if n == 0:
+        raise ValueError("images is empty: there is nothing to tile.")
+    cols = cols or (math.ceil(n / rows) if rows else math.ceil(math.sqrt(n)))
+    rows = rows or math.ceil(n / cols)
+    if rows * cols < n:
+        raise ValueError(f"A {rows}x{cols} grid cannot hold {n} images.")
+    grid = np.zeros((rows * (h + pad) - pad, cols * (w + pad) - pad, c), np.uint8)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        grid[r * (h + pad) : r * (h + pad) + h, q * (w + pad) : q * (w + pad) + w] = (
+            images[i]
+        )
+    return grid
+
+
+def save_image(path, image):
+    """Write one image (`(h, w, c)` floats in [0, 1] or uint8) as a PNG file."""
+    from PIL import Image
+
+    image = _as_uint8(np.asarray(image)[None])[0]
+    mode_image = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    tmp = f"{path}.tmp"
+    mode_image.save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def save_image_grid(path, images, rows: int | None = None, cols: int | None = None):
+    """Tile images with `image_grid` and write the grid as a PNG file."""
+    save_image(path, image_grid(images, rows, cols))
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _show(ax, image, title=None):
+    image = _as_uint8(np.asarray(image)[None])[0]
+    if image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(image)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+
+
+def plot_reconstructions(
+    path, originals, reconstructions, title: str = "Reconstructions"
+):
+    """Originals (top grid) above their reconstructions (bottom grid)."""
+    fig = _figure(8, 4.4)
+    axes = fig.subplots(1, 2)
+    n = len(originals)
+    cols = min(n, 8)
+    _show(axes[0], image_grid(originals, cols=cols), "input")
+    _show(axes[1], image_grid(reconstructions, cols=cols), "reconstruction")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=120)
+
+
+def plot_samples(path, images, title: str = "Samples from the prior"):
+    """A grid of generated images with a title."""
+    fig = _figure(5, 5.3)
+    _show(fig.subplots(), image_grid(images), None)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=120)
+
+
+def plot_loss_curves(
+    path, history: dict, keys=("loss", "reconstruction_loss", "kl_loss")
+):
+    """Training and validation curves of a `History.history` dict, one panel per key."""
+    keys = [k for k in keys if k in history]
+    if not keys:
+        raise ValueError(
+            f"history has none of the keys {keys}. Received: {sorted(history)}"
+        )
+    fig = _figure(4 * len(keys), 3.2)
+    axes = np.atleast_1d(fig.subplots(1, len(keys)))
+    for ax, key in zip(axes, keys):
+        epochs = np.arange(1, len(history[key]) + 1)
+        ax.plot(epochs, history[key], marker="o", label="train")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], marker="o", label="test")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{key} (nats)")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.savefig(path, dpi=120)

@@ -1,0 +1,137 @@
+"""Named configurations: a model, its data and how to train it.
+
+The CLI (`vae-tf train --preset NAME`), the tutorials and the benchmarks build
+their models from here, so a preset's defaults are the measured ones that the
+README's results table reports.
+"""
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import keras
+
+from vae_tf.decoders import DenseDecoder
+from vae_tf.encoders import DenseEncoder
+from vae_tf.likelihoods import Bernoulli
+from vae_tf.vae import VAE
+
+__all__ = ["Preset", "PRESETS", "get", "dense_mnist_vae"]
+
+
+def dense_mnist_vae(
+    latent_dim: int = 32,
+    hidden_units: tuple = (512, 256),
+    activation: str = "relu",
+    binarization: str | None = "dynamic",
+    seed: int | None = None,
+) -> VAE:
+    """A dense VAE for MNIST with a Bernoulli likelihood.
+
+    The decoder mirrors the encoder's `hidden_units`.
+
+    Args:
+        latent_dim: size of `z`.
+        hidden_units: the encoder's hidden widths, input side first.
+        activation: hidden activation.
+        binarization: the Bernoulli likelihood's binarisation.
+        seed: the VAE's seed.
+    """
+    return VAE(
+        DenseEncoder(latent_dim, hidden_units, activation=activation, name="encoder"),
+        DenseDecoder(
+            (28, 28, 1),
+            tuple(reversed(hidden_units)),
+            activation=activation,
+            name="decoder",
+        ),
+        Bernoulli(binarization),
+        seed=seed,
+        name="vae",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named model and training configuration.
+
+    Attributes:
+        name: the preset's name, e.g. `"mnist-dense"`.
+        dataset: the dataset it trains on (`vae_tf.data.DATASETS`).
+        description: one line for `vae-tf train --help`.
+        model_fn: builds a fresh `VAE` from a seed.
+        batch_size: training batch size.
+        epochs: default number of epochs.
+        learning_rate: Adam's (peak) learning rate.
+        schedule: `"constant"` or `"cosine"` (cosine decay to zero over the run).
+        steps_per_execution: training steps per compiled call.
+        jit_compile: compile the training step with XLA.
+        binarized_test: evaluate on the test set binarised once (seed 0),
+            as for dynamically binarised MNIST.
+    """
+
+    name: str
+    dataset: str
+    description: str
+    model_fn: Callable[[int | None], VAE]
+    batch_size: int = 128
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
+    steps_per_execution: int = 50
+    jit_compile: bool = True
+    binarized_test: bool = False
+
+    def build_model(self, seed: int | None = None) -> VAE:
+        """A fresh, uncompiled model."""
+        return self.model_fn(seed)
+
+    def optimizer(
+        self, steps_per_epoch: int, epochs: int
+    ) -> keras.optimizers.Optimizer:
+        """Adam with this preset's learning-rate schedule over `epochs` epochs."""
+        if self.schedule == "cosine":
+            rate = keras.optimizers.schedules.CosineDecay(
+                self.learning_rate, decay_steps=max(1, steps_per_epoch * epochs)
+            )
+        elif self.schedule == "constant":
+            rate = self.learning_rate
+        else:
+            raise ValueError(
+                f"Unknown schedule. Expected 'constant' or 'cosine'. Received: {self.schedule!r}"
+            )
+        return keras.optimizers.Adam(rate)
+
+    def compile(self, model: VAE, num_train_images: int, epochs: int, batch_size: int):
+        """Compile `model` with this preset's optimizer, XLA and steps per execution."""
+        steps_per_epoch = math.ceil(num_train_images / batch_size)
+        model.compile(
+            optimizer=self.optimizer(steps_per_epoch, epochs),
+            jit_compile=self.jit_compile,
+            steps_per_execution=min(self.steps_per_execution, steps_per_epoch),
+        )
+        return model
+
+
+PRESETS = {
+    "mnist-dense": Preset(
+        name="mnist-dense",
+        dataset="mnist",
+        description="dense VAE, dynamically binarised MNIST, Bernoulli likelihood",
+        model_fn=lambda seed: dense_mnist_vae(seed=seed),
+        binarized_test=True,
+    ),
+}
+
+
+def get(name: str) -> Preset:
+    """The preset called `name`.
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    if name not in PRESETS:
+        raise ValueError(
+            f"Unknown preset. Expected one of {sorted(PRESETS)}. Received: preset={name!r}"
+        )
+    return PRESETS[name]

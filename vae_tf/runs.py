@@ -1,0 +1,232 @@
+"""Run directories: train a preset and write everything a user keeps of it.
+
+A run directory holds:
+
+| file | content |
+| --- | --- |
+| `model.keras` | the trained VAE, optimizer state included (`keras.saving.load_model`) |
+| `saved_model/` | the SavedModel export (`vae_tf.export`), servable without vae_tf |
+| `run.json` | preset, dataset, data source, seed, epochs, batch size |
+| `metrics.json` | measured figures: `test_elbo_nats`, `epochs`, `train_seconds`, ... |
+| `history.json` | the per-epoch logs of `fit` |
+| `loss_curves.png`, `reconstructions.png`, `samples.png` | figures |
+
+This is what `vae-tf train`, `evaluate` and `sample` call; it is plain
+Python so that a notebook can do the same.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from vae_tf import data, evaluation, plotting, presets
+from vae_tf.callbacks import EpochTimer
+from vae_tf.export import export_saved_model
+
+__all__ = ["train", "load_run", "evaluate_run", "test_dataset", "write_json"]
+
+MODEL_FILE = "model.keras"
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.json"
+
+
+def write_json(path, payload: dict):
+    """Write `payload` as indented JSON, atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def test_dataset(preset, data_dir=None, source="auto", batch_size: int = 500):
+    """The preset's test set, binarised once (seed 0) when the preset says so."""
+    return data.load(
+        preset.dataset,
+        "test",
+        batch_size=batch_size,
+        data_dir=data_dir,
+        source=source,
+        shuffle=False,
+        binarized=preset.binarized_test,
+        seed=0,
+    )
+
+
+def _check_output_dir(output_dir: Path, overwrite: bool):
+    if output_dir.exists() and not output_dir.is_dir():
+        raise NotADirectoryError(
+            f"--output-dir must be a directory. Received: {output_dir}"
+        )
+    if (output_dir / MODEL_FILE).exists() and not overwrite:
+        raise FileExistsError(
+            f"{output_dir} already holds a trained model ({MODEL_FILE}). Choose another "
+            "output directory or pass overwrite=True (--overwrite) to replace it."
+        )
+
+
+def train(
+    preset_name: str,
+    output_dir,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    data_dir: str | None = None,
+    source: str = "auto",
+    seed: int = 0,
+    verbose: int | str = "auto",
+    overwrite: bool = False,
+) -> dict:
+    """Train a preset and write its run directory.
+
+    Args:
+        preset_name: a name from `vae_tf.presets.PRESETS`.
+        output_dir: the run directory (created if needed).
+        epochs: training epochs; the preset's default if `None`.
+        batch_size: training batch size; the preset's default if `None`.
+        data_dir: folder of keras-layout `.npz` files (else `$VAE_TF_DATA_DIR`).
+        source: data source, see `vae_tf.data`.
+        seed: seed of the weights, the data order and the model's draws.
+        verbose: `fit`'s verbosity (progress bars by default).
+        overwrite: replace a model already in `output_dir`.
+
+    Returns:
+        The metrics written to `metrics.json`.
+
+    Raises:
+        ValueError: unknown preset, non-positive epochs or batch size.
+        FileExistsError: `output_dir` holds a model and `overwrite` is false.
+    """
+    preset = presets.get(preset_name)
+    epochs = preset.epochs if epochs is None else epochs
+    batch_size = preset.batch_size if batch_size is None else batch_size
+    for arg, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(
+                f"{arg} must be a positive integer. Received: {arg}={value!r}"
+            )
+    output_dir = Path(output_dir)
+    _check_output_dir(output_dir, overwrite)
+
+    chosen_source = data.resolve_source(preset.dataset, source, data_dir)
+    train_images, _ = data.load_arrays(preset.dataset, "train", data_dir, chosen_source)
+    train_ds = data.make_dataset(
+        train_images, batch_size=batch_size, shuffle=True, seed=seed
+    )
+    test_ds = test_dataset(preset, data_dir, chosen_source)
+
+    keras.utils.set_random_seed(seed)
+    model = preset.build_model(seed)
+    preset.compile(model, len(train_images), epochs, batch_size)
+    timer = EpochTimer()
+    start = time.perf_counter()
+    history = model.fit(
+        train_ds,
+        epochs=epochs,
+        validation_data=test_ds,
+        shuffle=False,  # the dataset reshuffles itself every epoch
+        callbacks=[timer],
+        verbose=verbose,
+    )
+    train_seconds = time.perf_counter() - start
+
+    test = evaluation.evaluate(model, test_ds, iwae_k=None, seed=0)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp_model = output_dir / f".{MODEL_FILE}.tmp.keras"
+    model.save(tmp_model)
+    os.replace(tmp_model, output_dir / MODEL_FILE)
+    export_saved_model(model, output_dir / "saved_model")
+    write_json(
+        output_dir / "history.json",
+        {k: [float(v) for v in vs] for k, vs in history.history.items()},
+    )
+    write_json(
+        output_dir / RUN_FILE,
+        {
+            "preset": preset.name,
+            "dataset": preset.dataset,
+            "data_source": chosen_source,
+            "num_train_images": int(len(train_images)),
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "seed": seed,
+        },
+    )
+    metrics = {
+        **test,
+        "preset": preset.name,
+        "dataset": preset.dataset,
+        "data_source": chosen_source,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "train_seconds": train_seconds,
+        "train_images_per_second": timer.images_per_second(len(train_images)),
+        "final_train_loss": float(history.history["loss"][-1]),
+    }
+    write_json(output_dir / METRICS_FILE, metrics)
+    write_figures(model, test_ds, history.history, output_dir, seed=seed)
+    return metrics
+
+
+def write_figures(
+    model, test_ds, history: dict, output_dir, seed: int = 0, count: int = 32
+):
+    """Loss curves, test reconstructions and prior samples of a trained model."""
+    output_dir = Path(output_dir)
+    plotting.plot_loss_curves(output_dir / "loss_curves.png", history)
+    originals = next(iter(test_ds.unbatch().batch(count)))
+    originals = originals[0] if isinstance(originals, tuple) else originals
+    plotting.plot_reconstructions(
+        output_dir / "reconstructions.png",
+        originals.numpy(),
+        np.asarray(model.reconstruct(originals)),
+        title="Test images and their reconstructions (decoded mean at z = z_mean)",
+    )
+    plotting.plot_samples(
+        output_dir / "samples.png",
+        np.asarray(model.sample(64, seed=seed)),
+        title="Samples: decoded means of z ~ N(0, I)",
+    )
+
+
+def load_run(run_dir):
+    """Load a run directory's model and `run.json`.
+
+    Returns:
+        `(model, run_config)`.
+
+    Raises:
+        FileNotFoundError: the directory, its model or its `run.json` is missing.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(
+            f"No run directory at {run_dir}. Expected the --output-dir of `vae-tf train`."
+        )
+    for name in (MODEL_FILE, RUN_FILE):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(
+                f"{run_dir} has no {name}: it is not a finished `vae-tf train` run directory."
+            )
+    model = keras.saving.load_model(run_dir / MODEL_FILE)
+    run_config = json.loads((run_dir / RUN_FILE).read_text())
+    return model, run_config
+
+
+def evaluate_run(
+    run_dir, iwae_k: int | None = 1000, data_dir=None, source="auto", seed=0
+) -> dict:
+    """Evaluate a run directory's model on its preset's test set.
+
+    Returns:
+        `vae_tf.evaluation.evaluate`'s figures (`test_elbo_nats`,
+        `test_nll_iwae_nats`, ...).
+    """
+    model, run_config = load_run(run_dir)
+    preset = presets.get(run_config["preset"])
+    if source == "auto" and not (data_dir or os.environ.get(data.DATA_DIR_ENV)):
+        source = run_config.get("data_source", "auto")
+    test_ds = test_dataset(preset, data_dir, source)
+    return evaluation.evaluate(model, test_ds, iwae_k=iwae_k, seed=seed)

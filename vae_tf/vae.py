@@ -1,0 +1,362 @@
+"""The variational autoencoder: a `keras.Model` whose `train_step` maximises the ELBO."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from vae_tf import likelihoods as likelihoods_lib
+from vae_tf._random import normal
+from vae_tf.bounds import gaussian_kl
+
+__all__ = ["VAE", "check_images"]
+
+
+def check_images(x, image_shape=None, name: str = "x"):
+    """Check a batch of images eagerly and return it as a float32 tensor.
+
+    Args:
+        x: images, shape `(batch, height, width, channels)`, floats in [0, 1].
+        image_shape: the expected `(height, width, channels)`, or `None`.
+        name: the argument's name, used in error messages.
+
+    Returns:
+        `x` as a float32 `tf.Tensor`.
+
+    Raises:
+        ValueError: for a wrong rank or shape, an empty batch, non-finite
+            values or values outside [0, 1].
+        TypeError: for a non-floating dtype (e.g. uint8 pixels not yet
+            scaled to [0, 1]).
+    """
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        x = np.asarray(x)
+        dtype = x.dtype
+    dtype = tf.as_dtype(dtype)
+    if not dtype.is_floating:
+        hint = " Divide uint8 pixels by 255." if dtype == tf.uint8 else ""
+        raise TypeError(
+            f"{name} must hold floating-point pixels in [0, 1].{hint} "
+            f"Received: {name}.dtype={dtype.name}"
+        )
+    x = tf.convert_to_tensor(x, tf.float32)
+    if x.shape.rank != 4:
+        raise ValueError(
+            f"{name} must be a batch of images of shape (batch, height, width, "
+            f"channels). Received: {name}.shape={tuple(x.shape)}"
+        )
+    if image_shape is not None and tuple(x.shape[1:]) != tuple(image_shape):
+        raise ValueError(
+            f"{name} must hold images of shape {tuple(image_shape)}. "
+            f"Received: {name}.shape={tuple(x.shape)}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError(
+            f"{name} is an empty batch. Received: {name}.shape={tuple(x.shape)}"
+        )
+    if not tf.executing_eagerly():
+        return x
+    if not bool(tf.reduce_all(tf.math.is_finite(x))):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    low, high = float(tf.reduce_min(x)), float(tf.reduce_max(x))
+    if low < 0.0 or high > 1.0:
+        raise ValueError(
+            f"{name} must hold pixel values in [0, 1]. "
+            f"Received: values in [{low:g}, {high:g}]"
+        )
+    return x
+
+
+@keras.saving.register_keras_serializable(package="vae_tf")
+class VAE(keras.Model):
+    """A variational autoencoder trained by maximising the ELBO.
+
+    The encoder maps an image `x` to a diagonal Gaussian `q(z | x)`, a latent
+    is drawn with the reparameterisation trick, `z = mu + sigma * eps` with
+    `eps ~ N(0, I)`, and the decoder gives the parameters of the likelihood
+    `p(x | z)`. The per-example loss is the negative ELBO (Kingma & Welling
+    2014, arXiv:1312.6114), in nats:
+
+    ```
+    loss(x) = -E_q[log p(x | z)] + beta * KL(q(z | x) || N(0, I))
+            = reconstruction_loss + beta * kl_loss
+    ```
+
+    `fit` reports the batch means of `loss`, `reconstruction_loss`, `kl_loss`
+    and `elbo` (the true bound, `-(reconstruction_loss + kl_loss)`, whatever
+    `beta`). Under a `tf.distribute` strategy the gradient is taken of the
+    loss divided by the number of replicas, since the replicas' gradients are
+    summed.
+
+    Args:
+        encoder: a `keras.Model` mapping images to `(z_mean, z_log_var)`,
+            with a `latent_dim` attribute (e.g. `vae_tf.DenseEncoder`).
+        decoder: a `keras.Model` mapping `z` to the likelihood's parameters
+            (e.g. `vae_tf.DenseDecoder`).
+        likelihood: a `vae_tf.likelihoods.Likelihood` or its name.
+        beta: weight of the KL term (1 is the ELBO; beta-VAE otherwise).
+        seed: seed of the model's random draws (binarisation, `eps`,
+            sampling), for reproducible training.
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Example:
+
+    >>> vae = vae_tf.VAE(
+    ...     vae_tf.DenseEncoder(latent_dim=32),
+    ...     vae_tf.DenseDecoder(param_shape=(28, 28, 1)),
+    ...     vae_tf.Bernoulli("dynamic"),
+    ... )
+    >>> vae.compile(optimizer="adam")
+    >>> vae.fit(train_images, epochs=10, validation_data=test_images)
+    >>> images = vae.sample(16, temperature=0.8, seed=1)
+    """
+
+    def __init__(
+        self,
+        encoder: keras.Model,
+        decoder: keras.Model,
+        likelihood=None,
+        beta: float = 1.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(encoder, dict):
+            encoder = keras.saving.deserialize_keras_object(encoder)
+        if isinstance(decoder, dict):
+            decoder = keras.saving.deserialize_keras_object(decoder)
+        for arg, value in (("encoder", encoder), ("decoder", decoder)):
+            if not isinstance(value, keras.layers.Layer):
+                raise TypeError(
+                    f"{arg} must be a keras.Model. Received: {arg}={value!r}"
+                )
+        if not isinstance(getattr(encoder, "latent_dim", None), int):
+            raise ValueError(
+                "encoder must have an integer `latent_dim` attribute (the size of z). "
+                f"Received: encoder={encoder!r}"
+            )
+        if not (isinstance(beta, (int, float)) and np.isfinite(beta) and beta >= 0):
+            raise ValueError(
+                f"beta must be a finite number >= 0. Received: beta={beta!r}"
+            )
+        if seed is not None and not isinstance(seed, int):
+            raise TypeError(f"seed must be an int or None. Received: seed={seed!r}")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.likelihood = likelihoods_lib.get(
+            "bernoulli" if likelihood is None else likelihood
+        )
+        self.latent_dim = encoder.latent_dim
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        self.beta_variable = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(float(beta)),
+            trainable=False,
+            name="beta",
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_loss_tracker = keras.metrics.Mean(
+            name="reconstruction_loss"
+        )
+        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        self.elbo_tracker = keras.metrics.Mean(name="elbo")
+        self.image_shape = None
+
+    @property
+    def beta(self) -> float:
+        """The current KL weight (a variable, so callbacks can schedule it)."""
+        return float(ops.convert_to_numpy(self.beta_variable))
+
+    @beta.setter
+    def beta(self, value: float):
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(
+                f"beta must be a finite number >= 0. Received: beta={value!r}"
+            )
+        self.beta_variable.assign(float(value))
+
+    @property
+    def metrics(self):
+        return [
+            self.loss_tracker,
+            self.reconstruction_loss_tracker,
+            self.kl_loss_tracker,
+            self.elbo_tracker,
+        ]
+
+    def build(self, input_shape):
+        """Build the encoder and decoder for images of `input_shape[1:]`.
+
+        Building the VAE itself (not only its sub-models) matters: a model that
+        was never built reloads from `.keras` without its weights.
+        """
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 4:
+            raise ValueError(
+                "The VAE expects batches of images of shape (batch, height, width, "
+                f"channels). Received: input_shape={input_shape}"
+            )
+        image_shape = tuple(int(d) for d in input_shape[1:])
+        expected = (*image_shape[:-1], self.likelihood.param_channels(image_shape[-1]))
+        param_shape = getattr(self.decoder, "param_shape", None)
+        if param_shape is not None and tuple(param_shape) != expected:
+            raise ValueError(
+                f"The decoder outputs parameters of shape {tuple(param_shape)}, but "
+                f"{self.likelihood!r} on images of shape {image_shape} needs "
+                f"{expected}. Received: input_shape={input_shape}"
+            )
+        self.image_shape = image_shape
+        self.encoder(keras.KerasTensor((None, *image_shape)))
+        self.decoder(keras.KerasTensor((None, self.latent_dim)))
+        self.built = True
+
+    def call(self, inputs, training=False):
+        """Reconstruct `inputs`: the likelihood's mean of `p(x | z)` at `z = z_mean`."""
+        z_mean, _ = self.encoder(inputs, training=training)
+        return self.likelihood.mean(self.decoder(z_mean, training=training))
+
+    def reparameterize(self, z_mean, z_log_var, seed=None):
+        """Draw `z = mu + sigma * eps`, `eps ~ N(0, I)`, differentiably in mu, sigma."""
+        eps = normal(
+            ops.shape(z_mean), seed=self.seed_generator if seed is None else seed
+        )
+        return z_mean + ops.exp(0.5 * z_log_var) * eps  # (batch, latent_dim)
+
+    def compute_terms(self, x, training=False, seed=None):
+        """One-sample estimates of the two terms of the negative ELBO.
+
+        Args:
+            x: images in [0, 1], shape `(batch, height, width, channels)`.
+            training: passed to the encoder and decoder.
+            seed: an int or `keras.random.SeedGenerator` for the binarisation
+                and `eps`; defaults to the model's own generator.
+
+        Returns:
+            `(reconstruction_loss, kl_loss)`, each of shape `(batch,)`, in nats:
+            `-log p(x | z)` with `z ~ q(z | x)` and `KL(q(z | x) || p(z))`.
+        """
+        seed = self.seed_generator if seed is None else seed
+        x = self.likelihood.prepare_targets(x, seed=seed)
+        z_mean, z_log_var = self.encoder(x, training=training)  # (batch, latent_dim)
+        z = self.reparameterize(z_mean, z_log_var, seed=seed)  # (batch, latent_dim)
+        x_params = self.decoder(z, training=training)  # (batch, *param_shape)
+        reconstruction_loss = -self.likelihood.log_prob(x, x_params)  # (batch,)
+        kl_loss = ops.sum(gaussian_kl(z_mean, z_log_var), axis=-1)  # (batch,)
+        return reconstruction_loss, kl_loss
+
+    def _update_metrics(self, loss, reconstruction_loss, kl_loss):
+        self.loss_tracker.update_state(loss)
+        self.reconstruction_loss_tracker.update_state(reconstruction_loss)
+        self.kl_loss_tracker.update_state(kl_loss)
+        self.elbo_tracker.update_state(-(reconstruction_loss + kl_loss))
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        self._ensure_built(tuple(x.shape[1:]))
+        with tf.GradientTape() as tape:
+            reconstruction_loss, kl_loss = self.compute_terms(x, training=True)
+            loss = ops.mean(reconstruction_loss + self.beta_variable * kl_loss)
+            total_loss = loss + ops.sum(self.losses) if self.losses else loss
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = total_loss / replicas  # replicas' gradients are summed
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        return self._update_metrics(loss, reconstruction_loss, kl_loss)
+
+    def test_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        self._ensure_built(tuple(x.shape[1:]))
+        reconstruction_loss, kl_loss = self.compute_terms(x, training=False)
+        loss = ops.mean(reconstruction_loss + self.beta_variable * kl_loss)
+        return self._update_metrics(loss, reconstruction_loss, kl_loss)
+
+    def _ensure_built(self, image_shape=None):
+        if not self.built:
+            if image_shape is None:
+                raise ValueError(
+                    "The VAE is not built yet, so the image shape is unknown: call "
+                    "`fit`, `build((None, height, width, channels))` or `encode` first."
+                )
+            self.build((None, *image_shape))
+
+    def encode(self, x):
+        """Posterior parameters of images.
+
+        Args:
+            x: images in [0, 1], shape `(batch, height, width, channels)`.
+
+        Returns:
+            `(z_mean, z_log_var)`, each of shape `(batch, latent_dim)`.
+        """
+        x = check_images(x, self.image_shape)
+        self._ensure_built(tuple(x.shape[1:]))
+        return self.encoder(x, training=False)
+
+    def decode(self, z):
+        """Mean images of `p(x | z)`, shape `(batch, height, width, channels)`.
+
+        Args:
+            z: latents, shape `(batch, latent_dim)`.
+        """
+        z = tf.convert_to_tensor(z, tf.float32)
+        if z.shape.rank != 2 or z.shape[-1] != self.latent_dim:
+            raise ValueError(
+                f"z must have shape (batch, {self.latent_dim}). "
+                f"Received: z.shape={tuple(z.shape)}"
+            )
+        return self.likelihood.mean(self.decoder(z, training=False))
+
+    def sample(
+        self, num_samples: int, temperature: float = 1.0, seed: int | None = None
+    ):
+        """Generate images from the prior: `z ~ N(0, temperature^2 I)`, then decode.
+
+        Args:
+            num_samples: number of images.
+            temperature: scale of the prior's standard deviation; below 1 gives
+                more typical, less varied images.
+            seed: an int for reproducible samples; `None` draws from the
+                model's seed generator.
+
+        Returns:
+            Mean images, shape `(num_samples, height, width, channels)`.
+        """
+        if not isinstance(num_samples, (int, np.integer)) or num_samples <= 0:
+            raise ValueError(
+                f"num_samples must be a positive integer. Received: num_samples={num_samples!r}"
+            )
+        if not (np.isfinite(temperature) and temperature > 0):
+            raise ValueError(
+                f"temperature must be a positive number. Received: temperature={temperature!r}"
+            )
+        eps = normal(
+            (int(num_samples), self.latent_dim),
+            seed=self.seed_generator if seed is None else seed,
+        )
+        return self.decode(temperature * eps)
+
+    def reconstruct(self, x):
+        """Deterministic reconstructions: the decoded mean at `z = z_mean`."""
+        z_mean, _ = self.encode(x)
+        return self.decode(z_mean)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            encoder=keras.saving.serialize_keras_object(self.encoder),
+            decoder=keras.saving.serialize_keras_object(self.decoder),
+            likelihood=keras.saving.serialize_keras_object(self.likelihood),
+            beta=self.beta,
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder", "likelihood"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
