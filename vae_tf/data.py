@@ -20,6 +20,7 @@ import dataclasses
 import os
 import socket
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -162,16 +163,22 @@ def _load_npz(path: Path, name: str, split: str):
             f"x_{split} and y_{split} in that folder."
         )
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = {f"x_{split}", f"y_{split}"} - set(archive.files)
-            if missing:
-                raise ValueError(
-                    f"{path}: missing arrays {sorted(missing)}; a keras-layout file has "
-                    f"x_train, y_train, x_test, y_test. Received: arrays={archive.files}"
-                )
-            images, labels = archive[f"x_{split}"], archive[f"y_{split}"]
-    except (OSError, EOFError) as error:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path} is not a readable .npz file: {error}") from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} is a single .npy array, not a keras-layout .npz archive.")
+    with archive:
+        missing = {f"x_{split}", f"y_{split}"} - set(archive.files)
+        if missing:
+            raise ValueError(
+                f"{path}: missing arrays {sorted(missing)}; a keras-layout file has "
+                f"x_train, y_train, x_test, y_test. Received: arrays={archive.files}"
+            )
+        try:
+            images, labels = archive[f"x_{split}"], archive[f"y_{split}"]
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path}: cannot read x_{split}/y_{split}: {error}") from error
     images = _as_nhwc(images, name, str(path))
     labels = np.asarray(labels).reshape(-1)
     if labels.shape[0] != images.shape[0]:
@@ -184,12 +191,13 @@ def _load_npz(path: Path, name: str, split: str):
 def _load_tfds(name: str, split: str):
     import tensorflow_datasets as tfds
 
-    images, labels = tfds.as_numpy(
-        tfds.load(name, split=split, batch_size=-1, as_supervised=True)
-    )
-    return _as_nhwc(np.asarray(images), name, f"tfds {name}"), np.asarray(
-        labels, np.int64
-    )
+    dataset = tfds.load(name, split=split, as_supervised=True).batch(10_000)
+    batches = list(tfds.as_numpy(dataset))
+    if not batches:
+        raise ValueError(f"tfds {name}: split {split!r} holds no images.")
+    images = np.concatenate([images for images, _ in batches])
+    labels = np.concatenate([labels for _, labels in batches])
+    return _as_nhwc(images, name, f"tfds {name}"), labels.astype(np.int64)
 
 
 def load_arrays(

@@ -343,6 +343,27 @@ class VAE(keras.Model):
         z_mean, _ = self.encode(x)
         return self.decode(z_mean)
 
+    # Keras saves variables, not the seed generator's state; without it a
+    # reloaded model would replay the random draws of its first steps.
+    _SEED_STATE_KEY = "seed_generator_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._SEED_STATE_KEY] = ops.convert_to_numpy(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        own = self._trainable_variables + self._non_trainable_variables
+        keys = [key for key in store.keys() if key != self._SEED_STATE_KEY]
+        if len(keys) != len(own):
+            raise ValueError(
+                f"The saved VAE has {len(keys)} variables of its own, this one "
+                f"{len(own)}: the file was written by a different model."
+            )
+        for i, variable in enumerate(own):
+            variable.assign(store[f"{i}"])
+        if self._SEED_STATE_KEY in store.keys():
+            self.seed_generator.state.assign(store[self._SEED_STATE_KEY])
+
     def get_config(self):
         config = super().get_config()
         config.update(

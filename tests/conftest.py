@@ -1,0 +1,70 @@
+"""Shared fixtures: offline data, a tiny model, a briefly trained model."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import keras  # noqa: E402
+import vae_tf  # noqa: E402
+from vae_tf import data  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """Tests never download: no download host answers, no data folder is set."""
+    monkeypatch.setattr(data, "_host_answers", lambda host, timeout=3.0: False)
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+
+
+@pytest.fixture(scope="session")
+def mnist_subset():
+    """The bundled real MNIST subset as float32 in [0, 1]: (train, test) images."""
+    train, _ = data.load_arrays("mnist", "train", source="bundled")
+    test, _ = data.load_arrays("mnist", "test", source="bundled")
+    return train.astype("float32") / 255.0, test.astype("float32") / 255.0
+
+
+def make_tiny_vae(latent_dim=4, seed=0, binarization="dynamic", beta=1.0):
+    return vae_tf.VAE(
+        vae_tf.DenseEncoder(latent_dim, (32,)),
+        vae_tf.DenseDecoder((28, 28, 1), (32,)),
+        vae_tf.Bernoulli(binarization),
+        beta=beta,
+        seed=seed,
+    )
+
+
+@pytest.fixture
+def tiny_vae():
+    keras.utils.set_random_seed(0)
+    model = make_tiny_vae()
+    model.build((None, 28, 28, 1))
+    return model
+
+
+@pytest.fixture(scope="session")
+def trained_vae(mnist_subset):
+    """A small VAE trained for two epochs on the bundled subset."""
+    keras.utils.set_random_seed(1)
+    train, _ = mnist_subset
+    model = vae_tf.VAE(
+        vae_tf.DenseEncoder(8, (128,)),
+        vae_tf.DenseDecoder((28, 28, 1), (128,)),
+        vae_tf.Bernoulli("dynamic"),
+        seed=1,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), jit_compile=True)
+    model.fit(data.make_dataset(train, batch_size=100, shuffle=True, seed=0), epochs=2, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def binary_test_images(mnist_subset):
+    return data.binarize(mnist_subset[1][:400], seed=0)
+
+
+def random_images(n=8, seed=0):
+    return np.random.default_rng(seed).random((n, 28, 28, 1), dtype=np.float32)
