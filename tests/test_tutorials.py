@@ -1,0 +1,35 @@
+"""The tutorials' --quick runs: each must finish and write its figures and metrics."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
+# Read before the offline fixture clears it: CI prepares the full MNIST there.
+LOCAL_DATA = os.environ.get("VAE_TF_DATA_DIR")
+
+
+def run_tutorial(name, output_dir):
+    command = [sys.executable, str(TUTORIALS / name), "--quick", "--output-dir", str(output_dir)]
+    env = dict(os.environ)
+    if LOCAL_DATA:
+        command += ["--data-dir", LOCAL_DATA]
+    else:
+        env.pop("VAE_TF_DATA_DIR", None)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads((output_dir / "metrics.json").read_text())
+
+
+def test_dense_mnist_tutorial_quick_run(tmp_path):
+    metrics = run_tutorial("01_dense_mnist_vae.py", tmp_path)
+    for figure in ("loss_curves.png", "reconstructions.png", "samples.png"):
+        assert (tmp_path / figure).stat().st_size > 1000, figure
+    assert metrics["quick"] is True
+    # A few epochs: well below a blank decoder's 543 nats, above the converged ~90.
+    assert 90 < metrics["test_nll_iwae_nats"] <= metrics["test_elbo_nats"] < 160
+    assert metrics["reload_max_abs_difference"] == pytest.approx(0.0, abs=1e-6)
