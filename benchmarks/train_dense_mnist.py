@@ -25,6 +25,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+
 import vae_tf  # noqa: E402
 from vae_tf import data, presets  # noqa: E402
 
@@ -46,7 +47,9 @@ def main():
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--data-dir")
     parser.add_argument("--no-jit", action="store_true", help="train without XLA")
-    parser.add_argument("--steps-per-execution", type=int, help="steps per compiled call")
+    parser.add_argument(
+        "--steps-per-execution", type=int, help="steps per compiled call"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -54,12 +57,16 @@ def main():
     if args.no_jit:
         preset = dataclasses.replace(preset, jit_compile=False)
     if args.steps_per_execution:
-        preset = dataclasses.replace(preset, steps_per_execution=args.steps_per_execution)
+        preset = dataclasses.replace(
+            preset, steps_per_execution=args.steps_per_execution
+        )
     batch_size = args.batch_size or preset.batch_size
 
     train_images, _ = data.load_arrays(preset.dataset, "train", data_dir=args.data_dir)
     test_images, _ = data.load_arrays(preset.dataset, "test", data_dir=args.data_dir)
-    train_ds = data.make_dataset(train_images, batch_size=batch_size, shuffle=True, seed=args.seed)
+    train_ds = data.make_dataset(
+        train_images, batch_size=batch_size, shuffle=True, seed=args.seed
+    )
     test_ds = data.make_dataset(data.binarize(test_images, seed=0), batch_size=500)
 
     keras.utils.set_random_seed(args.seed)
@@ -80,8 +87,12 @@ def main():
                 "jit_compile": preset.jit_compile,
                 "steps_per_execution": preset.steps_per_execution,
                 "num_train_images": len(train_images),
-                "train_images_per_second": round(timer.images_per_second(len(train_images))),
-                "epoch_images_per_second": [round(len(train_images) / s) for s in timer.epoch_seconds],
+                "train_images_per_second": round(
+                    timer.images_per_second(len(train_images))
+                ),
+                "epoch_images_per_second": [
+                    round(len(train_images) / s) for s in timer.epoch_seconds
+                ],
                 "train_seconds": round(train_seconds, 1),
                 "test_elbo_nats": round(test["negative_elbo_nats"], 3),
                 "test_kl_nats": round(test["kl_nats"], 3),

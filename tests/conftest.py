@@ -4,10 +4,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import keras  # noqa: E402
 import vae_tf  # noqa: E402
 from vae_tf import data  # noqa: E402
 
@@ -57,7 +57,11 @@ def trained_vae(mnist_subset):
         seed=1,
     )
     model.compile(optimizer=keras.optimizers.Adam(2e-3), jit_compile=True)
-    model.fit(data.make_dataset(train, batch_size=100, shuffle=True, seed=0), epochs=2, verbose=0)
+    model.fit(
+        data.make_dataset(train, batch_size=100, shuffle=True, seed=0),
+        epochs=2,
+        verbose=0,
+    )
     return model
 
 

@@ -33,7 +33,9 @@ def test_gaussian_log_prob_matches_hand_computation():
     expected = -0.5 * (math.log(2 * math.pi) + 1.0 + math.exp(-1.0))
     assert float(value) == pytest.approx(expected, rel=1e-6)
     standard = bounds.standard_normal_log_prob(np.float32(2.0))
-    assert float(standard) == pytest.approx(-0.5 * (math.log(2 * math.pi) + 4.0), rel=1e-6)
+    assert float(standard) == pytest.approx(
+        -0.5 * (math.log(2 * math.pi) + 4.0), rel=1e-6
+    )
 
 
 def test_iwae_bound_is_log_mean_exp():

@@ -13,21 +13,42 @@ from vae_tf import cli
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     code = cli.main(
-        ["train", "--preset", "mnist-dense", "--epochs", "2", "--batch-size", "256",
-         "--output-dir", str(out), "--source", "bundled", "--verbose", "0"]
+        [
+            "train",
+            "--preset",
+            "mnist-dense",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "256",
+            "--output-dir",
+            str(out),
+            "--source",
+            "bundled",
+            "--verbose",
+            "0",
+        ]
     )
     assert code == 0
     return out
 
 
 def test_train_writes_model_export_figures_and_metrics(run_dir):
-    for name in ("model.keras", "saved_model/saved_model.pb", "run.json", "history.json",
-                 "loss_curves.png", "reconstructions.png", "samples.png"):
+    for name in (
+        "model.keras",
+        "saved_model/saved_model.pb",
+        "run.json",
+        "history.json",
+        "loss_curves.png",
+        "reconstructions.png",
+        "samples.png",
+    ):
         assert (run_dir / name).exists(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and metrics["preset"] == "mnist-dense"
     assert metrics["train_seconds"] > 0 and metrics["train_images_per_second"] > 0
-    # Two epochs on 10k images: far better than a blank decoder (543 nats), far from converged.
+    # Two epochs on 10k images: far better than a blank decoder (543 nats),
+    # far from converged.
     assert 100 < metrics["test_elbo_nats"] < 250
     history = json.loads((run_dir / "history.json").read_text())
     assert history["loss"][1] < history["loss"][0]
@@ -37,14 +58,30 @@ def test_evaluate_prints_elbo_and_iwae_as_json(run_dir, capsys):
     assert cli.main(["evaluate", str(run_dir), "--iwae-k", "50"]) == 0
     results = json.loads(capsys.readouterr().out)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert results["test_elbo_nats"] == pytest.approx(metrics["test_elbo_nats"], rel=1e-6)
+    assert results["test_elbo_nats"] == pytest.approx(
+        metrics["test_elbo_nats"], rel=1e-6
+    )
     assert results["test_nll_iwae_nats"] < results["test_elbo_nats"]
     assert results["iwae_k"] == 50
 
 
 def test_sample_writes_a_grid_and_the_same_seed_writes_the_same_grid(run_dir, tmp_path):
     for name in ("a.png", "b.png"):
-        assert cli.main(["sample", str(run_dir), "-n", "16", "-o", str(tmp_path / name), "--seed", "3"]) == 0
+        assert (
+            cli.main(
+                [
+                    "sample",
+                    str(run_dir),
+                    "-n",
+                    "16",
+                    "-o",
+                    str(tmp_path / name),
+                    "--seed",
+                    "3",
+                ]
+            )
+            == 0
+        )
     a, b = (np.asarray(Image.open(tmp_path / name)) for name in ("a.png", "b.png"))
     assert a.shape == (4 * 29 - 1, 4 * 29 - 1)
     np.testing.assert_array_equal(a, b)
@@ -58,20 +95,34 @@ def test_export_command_rewrites_the_saved_model(run_dir, tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "--preset", "imagenet-huge", "--output-dir", "{tmp}/x"], "Unknown preset"),
+        (
+            ["train", "--preset", "imagenet-huge", "--output-dir", "{tmp}/x"],
+            "Unknown preset",
+        ),
         (["evaluate", "{tmp}/missing"], "No run directory"),
         (["sample", "{tmp}", "-o", "{tmp}/g.png"], "no model.keras"),
         (["sample", "{run}", "-o", "{tmp}/grid.jpg"], ".png"),
-        (["train", "--output-dir", "{run}", "--epochs", "1"], "already holds a trained model"),
+        (
+            ["train", "--output-dir", "{run}", "--epochs", "1"],
+            "already holds a trained model",
+        ),
     ],
 )
-def test_bad_commands_exit_2_with_a_clear_message(argv, message, run_dir, tmp_path, capsys):
+def test_bad_commands_exit_2_with_a_clear_message(
+    argv, message, run_dir, tmp_path, capsys
+):
     argv = [a.format(tmp=tmp_path, run=run_dir) for a in argv]
     assert cli.main(argv) == 2
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["sample", "x", "-n", "0", "-o", "g.png"], ["train", "--epochs", "-3", "--output-dir", "x"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sample", "x", "-n", "0", "-o", "g.png"],
+        ["train", "--epochs", "-3", "--output-dir", "x"],
+    ],
+)
 def test_invalid_numbers_are_rejected_by_the_parser(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
@@ -89,7 +140,10 @@ def test_every_command_has_help(capsys):
 
 def test_the_module_runs_as_the_vae_tf_command():
     result = subprocess.run(
-        [sys.executable, "-m", "vae_tf.cli", "--help"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "vae_tf.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0 and "usage: vae-tf" in result.stdout
     assert all(c in result.stdout for c in ("train", "evaluate", "sample", "export"))

@@ -42,7 +42,9 @@ def test_local_npz_is_read_from_the_environment_variable(tmp_path, monkeypatch):
 def test_tfds_source_goes_through_tensorflow_datasets():
     with tfds.testing.mock_data(num_examples=12):
         images, labels = data.load_arrays("mnist", "train", source="tfds")
-        batches = list(data.load("mnist", "train", batch_size=5, source="tfds", with_labels=True))
+        batches = list(
+            data.load("mnist", "train", batch_size=5, source="tfds", with_labels=True)
+        )
     assert images.shape == (12, 28, 28, 1) and images.dtype == np.uint8
     assert labels.shape == (12,)
     assert [b[0].shape[0] for b in batches] == [5, 5, 2]
@@ -69,11 +71,17 @@ def test_cifar10_offline_without_a_folder_is_a_clear_error():
 
 def test_pipeline_batches_shuffles_and_scales(tmp_path):
     images = np.arange(10 * 4, dtype=np.uint8).reshape(10, 2, 2, 1)
-    batches = [b.numpy() for b in data.make_dataset(images, batch_size=4, shuffle=True, seed=0)]
+    batches = [
+        b.numpy() for b in data.make_dataset(images, batch_size=4, shuffle=True, seed=0)
+    ]
     assert [len(b) for b in batches] == [4, 4, 2]
     merged = np.concatenate(batches)
-    np.testing.assert_allclose(np.sort(merged.ravel()), np.arange(40) / 255.0, rtol=1e-6)
-    first_epoch = np.concatenate(list(data.make_dataset(images, batch_size=10, shuffle=True, seed=0)))
+    np.testing.assert_allclose(
+        np.sort(merged.ravel()), np.arange(40) / 255.0, rtol=1e-6
+    )
+    first_epoch = np.concatenate(
+        list(data.make_dataset(images, batch_size=10, shuffle=True, seed=0))
+    )
     dataset = data.make_dataset(images, batch_size=10, shuffle=True, seed=0)
     epochs = [next(iter(dataset)).numpy() for _ in range(2)]
     assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every epoch
@@ -92,10 +100,22 @@ def test_binarize_is_a_fixed_bernoulli_sample():
     "arrays, message",
     [
         (dict(x_train=np.zeros((3, 28, 28), np.float32), y_train=np.zeros(3)), "uint8"),
-        (dict(x_train=np.zeros((3, 32, 32), np.uint8), y_train=np.zeros(3)), r"shape \(N, 28, 28, 1\)"),
-        (dict(x_train=np.zeros((0, 28, 28), np.uint8), y_train=np.zeros(0)), "no images"),
-        (dict(x_train=np.zeros((3, 28, 28), np.uint8), y_train=np.zeros(2)), "3 images but 2 labels"),
-        (dict(x_test=np.zeros((3, 28, 28), np.uint8), y_test=np.zeros(3)), "missing arrays"),
+        (
+            dict(x_train=np.zeros((3, 32, 32), np.uint8), y_train=np.zeros(3)),
+            r"shape \(N, 28, 28, 1\)",
+        ),
+        (
+            dict(x_train=np.zeros((0, 28, 28), np.uint8), y_train=np.zeros(0)),
+            "no images",
+        ),
+        (
+            dict(x_train=np.zeros((3, 28, 28), np.uint8), y_train=np.zeros(2)),
+            "3 images but 2 labels",
+        ),
+        (
+            dict(x_test=np.zeros((3, 28, 28), np.uint8), y_test=np.zeros(3)),
+            "missing arrays",
+        ),
     ],
 )
 def test_malformed_npz_gives_a_clear_error(tmp_path, arrays, message):

@@ -7,20 +7,28 @@ import vae_tf
 from vae_tf import data, evaluation
 
 
-def test_log_importance_weights_match_an_independent_numpy_computation(trained_vae, binary_test_images):
+def test_log_importance_weights_match_an_independent_numpy_computation(
+    trained_vae, binary_test_images
+):
     x = binary_test_images[:3]
-    log_w = np.asarray(evaluation.log_importance_weights(trained_vae, x, 5, seed=0))  # (5, 3)
+    log_w = np.asarray(
+        evaluation.log_importance_weights(trained_vae, x, 5, seed=0)
+    )  # (5, 3)
     # Recompute from the same z with numpy: the same eps, drawn the same way.
     from vae_tf._random import normal
 
     eps = np.asarray(normal((5, 3, trained_vae.latent_dim), seed=0))
     z_mean, z_log_var = (np.asarray(t, np.float64) for t in trained_vae.encode(x))
     z = z_mean + np.exp(0.5 * z_log_var) * eps
-    logits = np.asarray(trained_vae.decoder(z.reshape(15, -1).astype("float32")), np.float64).reshape(5, 3, -1)
+    logits = np.asarray(
+        trained_vae.decoder(z.reshape(15, -1).astype("float32")), np.float64
+    ).reshape(5, 3, -1)
     targets = x.reshape(1, 3, -1)
     log_px = (targets * logits - np.logaddexp(0.0, logits)).sum(-1)
     log_pz = (-0.5 * (np.log(2 * np.pi) + z**2)).sum(-1)
-    log_qz = (-0.5 * (np.log(2 * np.pi) + z_log_var + (z - z_mean) ** 2 / np.exp(z_log_var))).sum(-1)
+    log_qz = (
+        -0.5 * (np.log(2 * np.pi) + z_log_var + (z - z_mean) ** 2 / np.exp(z_log_var))
+    ).sum(-1)
     np.testing.assert_allclose(log_w, log_px + log_pz - log_qz, rtol=2e-4, atol=1e-2)
 
 
@@ -33,7 +41,9 @@ def test_one_sample_iwae_has_the_elbo_as_its_mean(trained_vae, binary_test_image
     assert one["nll_nats"] == pytest.approx(elbo["negative_elbo_nats"], abs=tolerance)
 
 
-def test_iwae_bound_is_above_the_elbo_and_does_not_decrease_with_k(trained_vae, binary_test_images):
+def test_iwae_bound_is_above_the_elbo_and_does_not_decrease_with_k(
+    trained_vae, binary_test_images
+):
     test = data.make_dataset(binary_test_images, batch_size=100)
     elbo = evaluation.evaluate_elbo(trained_vae, test, seed=0)["negative_elbo_nats"]
     nll = {}
@@ -46,30 +56,43 @@ def test_iwae_bound_is_above_the_elbo_and_does_not_decrease_with_k(trained_vae, 
     # must hold beyond 3 standard errors of its estimate (a one-sided test).
     assert nll[100] < elbo
     for small, large in ((1, 10), (10, 100)):
-        noise = 3 * math.hypot(per_image[small]["standard_error_nats"] / 10, per_image[large]["standard_error_nats"] / 10)
+        noise = 3 * math.hypot(
+            per_image[small]["standard_error_nats"] / 10,
+            per_image[large]["standard_error_nats"] / 10,
+        )
         assert nll[large] <= nll[small] + noise
     assert nll[1] - nll[100] > 0.5  # a real, visible gap on a trained model
 
 
 def test_chunking_does_not_change_the_estimate(trained_vae, binary_test_images):
     test = data.make_dataset(binary_test_images[:50], batch_size=50)
-    whole = evaluation.evaluate_iwae(trained_vae, test, num_samples=64, seed=0, max_decodes=50 * 64)
-    chunked = evaluation.evaluate_iwae(trained_vae, test, num_samples=64, seed=0, max_decodes=50 * 5)
+    whole = evaluation.evaluate_iwae(
+        trained_vae, test, num_samples=64, seed=0, max_decodes=50 * 64
+    )
+    chunked = evaluation.evaluate_iwae(
+        trained_vae, test, num_samples=64, seed=0, max_decodes=50 * 5
+    )
     # Different chunks draw different samples: equal in distribution, not bit-equal.
     assert chunked["nll_nats"] == pytest.approx(whole["nll_nats"], abs=1.0)
 
 
-def test_evaluate_reports_metrics_json_names_and_bits_per_dim(trained_vae, binary_test_images):
+def test_evaluate_reports_metrics_json_names_and_bits_per_dim(
+    trained_vae, binary_test_images
+):
     test = data.make_dataset(binary_test_images[:100], batch_size=50)
     results = vae_tf.evaluate(trained_vae, test, iwae_k=20)
-    assert results["test_bits_per_dim"] == pytest.approx(results["test_elbo_nats"] / (784 * math.log(2)))
+    assert results["test_bits_per_dim"] == pytest.approx(
+        results["test_elbo_nats"] / (784 * math.log(2))
+    )
     assert results["test_nll_iwae_nats"] <= results["test_elbo_nats"] + 1.0
     assert results["num_test_images"] == 100 and results["iwae_k"] == 20
 
 
 def test_evaluation_is_reproducible_with_a_seed(trained_vae, binary_test_images):
     test = data.make_dataset(binary_test_images[:100], batch_size=50)
-    assert evaluation.evaluate_elbo(trained_vae, test, seed=3) == evaluation.evaluate_elbo(trained_vae, test, seed=3)
+    assert evaluation.evaluate_elbo(
+        trained_vae, test, seed=3
+    ) == evaluation.evaluate_elbo(trained_vae, test, seed=3)
 
 
 def test_empty_dataset_and_bad_k_are_rejected(trained_vae, binary_test_images):

@@ -4,9 +4,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import random_images
 
 import vae_tf
-from conftest import random_images
 
 # Runs in a fresh interpreter in which `import vae_tf` fails: the SavedModel
 # must serve with TensorFlow alone.
@@ -21,7 +21,9 @@ out = {
     "z_mean": loaded.encode(tf.constant(x))["z_mean"].numpy().tolist(),
     "reconstruct": loaded.reconstruct(tf.constant(x))["x_mean"].numpy().tolist(),
     "decode": loaded.decode(tf.zeros((2, 4)))["x_mean"].numpy().tolist(),
-    "sample": loaded.sample(tf.constant(3), tf.constant(0.7), tf.constant(11))["x_mean"].numpy().tolist(),
+    "sample": loaded.sample(tf.constant(3), tf.constant(0.7), tf.constant(11))[
+        "x_mean"
+    ].numpy().tolist(),
 }
 print(json.dumps(out))
 """
@@ -41,9 +43,15 @@ def test_saved_model_serves_without_vae_tf_and_matches_keras(tmp_path, tiny_vae)
     served = json.loads(result.stdout.strip().splitlines()[-1])
     z_mean, _ = tiny_vae.encode(x)
     np.testing.assert_allclose(served["z_mean"], z_mean, atol=1e-5)
-    np.testing.assert_allclose(served["reconstruct"], tiny_vae.reconstruct(x), atol=1e-5)
-    np.testing.assert_allclose(served["decode"], tiny_vae.decode(np.zeros((2, 4), "float32")), atol=1e-5)
-    np.testing.assert_allclose(served["sample"], tiny_vae.sample(3, temperature=0.7, seed=11), atol=1e-5)
+    np.testing.assert_allclose(
+        served["reconstruct"], tiny_vae.reconstruct(x), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        served["decode"], tiny_vae.decode(np.zeros((2, 4), "float32")), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        served["sample"], tiny_vae.sample(3, temperature=0.7, seed=11), atol=1e-5
+    )
 
 
 def test_export_replaces_an_old_export_and_rejects_an_unbuilt_model(tmp_path, tiny_vae):

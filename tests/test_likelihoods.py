@@ -1,7 +1,7 @@
+import keras
 import numpy as np
 import pytest
 
-import keras
 from vae_tf import likelihoods
 from vae_tf.likelihoods import Bernoulli
 
@@ -30,8 +30,22 @@ def test_bernoulli_log_prob_is_finite_for_extreme_logits():
 
 def test_bernoulli_probabilities_of_both_outcomes_sum_to_one():
     logits = np.linspace(-20, 20, 41, dtype="float32").reshape(1, 41, 1, 1)
-    log_p1 = [np.asarray(Bernoulli().log_prob(np.ones_like(logits[:, i : i + 1]), logits[:, i : i + 1])) for i in range(41)]
-    log_p0 = [np.asarray(Bernoulli().log_prob(np.zeros_like(logits[:, i : i + 1]), logits[:, i : i + 1])) for i in range(41)]
+    log_p1 = [
+        np.asarray(
+            Bernoulli().log_prob(
+                np.ones_like(logits[:, i : i + 1]), logits[:, i : i + 1]
+            )
+        )
+        for i in range(41)
+    ]
+    log_p0 = [
+        np.asarray(
+            Bernoulli().log_prob(
+                np.zeros_like(logits[:, i : i + 1]), logits[:, i : i + 1]
+            )
+        )
+        for i in range(41)
+    ]
     np.testing.assert_allclose(np.exp(log_p1) + np.exp(log_p0), 1.0, rtol=1e-6)
 
 
@@ -39,7 +53,9 @@ def test_dynamic_binarisation_samples_the_intensity_and_keeps_binary_pixels():
     x = np.full((200, 28, 28, 1), 0.3, "float32")
     x[:, 0, 0, 0] = 1.0
     x[:, 0, 1, 0] = 0.0
-    targets = np.asarray(Bernoulli("dynamic").prepare_targets(x, seed=keras.random.SeedGenerator(0)))
+    targets = np.asarray(
+        Bernoulli("dynamic").prepare_targets(x, seed=keras.random.SeedGenerator(0))
+    )
     assert set(np.unique(targets)) <= {0.0, 1.0}
     assert targets[:, 2:].mean() == pytest.approx(0.3, abs=0.005)
     assert (targets[:, 0, 0, 0] == 1).all() and (targets[:, 0, 1, 0] == 0).all()
@@ -55,7 +71,9 @@ def test_dynamic_binarisation_draws_fresh_samples_each_step():
 
 def test_static_binarisation_thresholds_at_one_half():
     x = np.array([0.2, 0.5, 0.51, 0.9], "float32").reshape(1, 2, 2, 1)
-    np.testing.assert_array_equal(Bernoulli("static").prepare_targets(x).numpy().ravel(), [0, 0, 1, 1])
+    np.testing.assert_array_equal(
+        Bernoulli("static").prepare_targets(x).numpy().ravel(), [0, 0, 1, 1]
+    )
 
 
 def test_unknown_binarisation_is_rejected():

@@ -14,13 +14,21 @@ LOCAL_DATA = os.environ.get("VAE_TF_DATA_DIR")
 
 
 def run_tutorial(name, output_dir):
-    command = [sys.executable, str(TUTORIALS / name), "--quick", "--output-dir", str(output_dir)]
+    command = [
+        sys.executable,
+        str(TUTORIALS / name),
+        "--quick",
+        "--output-dir",
+        str(output_dir),
+    ]
     env = dict(os.environ)
     if LOCAL_DATA:
         command += ["--data-dir", LOCAL_DATA]
     else:
         env.pop("VAE_TF_DATA_DIR", None)
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env=env
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads((output_dir / "metrics.json").read_text())
 

@@ -1,10 +1,10 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import keras
-import vae_tf
 from conftest import make_tiny_vae, random_images
+
+import vae_tf
 from vae_tf import data
 
 
@@ -12,7 +12,9 @@ def test_fit_lowers_the_loss(mnist_subset):
     keras.utils.set_random_seed(0)
     model = make_tiny_vae()
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
-    train = data.make_dataset(mnist_subset[0][:2000], batch_size=100, shuffle=True, seed=0)
+    train = data.make_dataset(
+        mnist_subset[0][:2000], batch_size=100, shuffle=True, seed=0
+    )
     history = model.fit(train, epochs=3, verbose=0, shuffle=False)
     losses = history.history["loss"]
     assert losses[-1] < losses[0] - 20  # nats per image
@@ -24,8 +26,12 @@ def test_loss_is_reconstruction_plus_beta_times_kl(tiny_vae):
     tiny_vae.beta = 0.25
     x = data.binarize(random_images(16), seed=0)
     logs = tiny_vae.evaluate(x, batch_size=16, verbose=0, return_dict=True)
-    assert logs["loss"] == pytest.approx(logs["reconstruction_loss"] + 0.25 * logs["kl_loss"], rel=1e-5)
-    assert logs["elbo"] == pytest.approx(-(logs["reconstruction_loss"] + logs["kl_loss"]), rel=1e-5)
+    assert logs["loss"] == pytest.approx(
+        logs["reconstruction_loss"] + 0.25 * logs["kl_loss"], rel=1e-5
+    )
+    assert logs["elbo"] == pytest.approx(
+        -(logs["reconstruction_loss"] + logs["kl_loss"]), rel=1e-5
+    )
 
 
 def test_every_trainable_weight_receives_a_gradient(tiny_vae):
@@ -53,7 +59,9 @@ def test_same_model_seed_gives_the_same_training(mnist_subset):
         keras.utils.set_random_seed(0)
         model = make_tiny_vae(seed=5)
         model.compile(optimizer="adam")
-        model.fit(mnist_subset[0][:256], batch_size=64, epochs=1, verbose=0, shuffle=False)
+        model.fit(
+            mnist_subset[0][:256], batch_size=64, epochs=1, verbose=0, shuffle=False
+        )
         return [w.numpy() for w in model.weights]
 
     for a, b in zip(train_once(), train_once()):
@@ -62,15 +70,23 @@ def test_same_model_seed_gives_the_same_training(mnist_subset):
 
 def test_temperature_scales_the_prior(tiny_vae):
     # decode is deterministic, so temperature T at seed s decodes T * eps(s).
-    eps_images = np.asarray(tiny_vae.decode(0.5 * tf.random.stateless_normal((4, 4), [7, 0], alg="philox")))
-    np.testing.assert_allclose(np.asarray(tiny_vae.sample(4, temperature=0.5, seed=7)), eps_images, atol=1e-6)
+    eps_images = np.asarray(
+        tiny_vae.decode(0.5 * tf.random.stateless_normal((4, 4), [7, 0], alg="philox"))
+    )
+    np.testing.assert_allclose(
+        np.asarray(tiny_vae.sample(4, temperature=0.5, seed=7)), eps_images, atol=1e-6
+    )
 
 
 def test_reconstruct_decodes_the_posterior_mean(tiny_vae):
     x = random_images(4)
     z_mean, _ = tiny_vae.encode(x)
-    np.testing.assert_allclose(tiny_vae.reconstruct(x), tiny_vae.decode(z_mean), atol=1e-6)
-    np.testing.assert_allclose(tiny_vae.predict(x, verbose=0), tiny_vae.decode(z_mean), atol=1e-6)
+    np.testing.assert_allclose(
+        tiny_vae.reconstruct(x), tiny_vae.decode(z_mean), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        tiny_vae.predict(x, verbose=0), tiny_vae.decode(z_mean), atol=1e-6
+    )
 
 
 def test_no_nan_on_extreme_inputs_and_weights(tiny_vae):
@@ -78,7 +94,9 @@ def test_no_nan_on_extreme_inputs_and_weights(tiny_vae):
         weight.assign(weight * 1e4)  # posterior parameters far out of range
     for x in (np.zeros((4, 28, 28, 1), "float32"), np.ones((4, 28, 28, 1), "float32")):
         reconstruction, kl = tiny_vae.compute_terms(tf.constant(x), training=True)
-        assert np.isfinite(reconstruction.numpy()).all() and np.isfinite(kl.numpy()).all()
+        assert (
+            np.isfinite(reconstruction.numpy()).all() and np.isfinite(kl.numpy()).all()
+        )
         _, z_log_var = tiny_vae.encode(x)
         assert np.abs(z_log_var.numpy()).max() <= tiny_vae.encoder.log_var_bound
 
@@ -93,7 +111,9 @@ def test_config_round_trip_gives_identical_outputs(tiny_vae):
     assert clone.seed == 0 and clone.likelihood.binarization == "dynamic"
 
 
-def test_keras_file_round_trip_keeps_weights_and_optimizer_and_training_continues(tmp_path, mnist_subset):
+def test_keras_file_round_trip_keeps_weights_and_optimizer_and_training_continues(
+    tmp_path, mnist_subset
+):
     keras.utils.set_random_seed(0)
     model = make_tiny_vae(seed=2)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
@@ -116,7 +136,9 @@ def test_keras_file_round_trip_keeps_weights_and_optimizer_and_training_continue
     model.fit(x, batch_size=64, epochs=1, verbose=0, shuffle=False)
     loaded.fit(x, batch_size=64, epochs=1, verbose=0, shuffle=False)
     for a, b in zip(model.weights, loaded.weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+        np.testing.assert_allclose(
+            a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path
+        )
 
 
 def test_beta_is_saved_and_scheduled_without_retracing(tmp_path, tiny_vae):
@@ -131,7 +153,11 @@ def test_beta_is_saved_and_scheduled_without_retracing(tmp_path, tiny_vae):
     [
         (np.zeros((2, 28, 28, 1), "uint8"), TypeError, "Divide uint8 pixels by 255"),
         (np.zeros((2, 28, 28), "float32"), ValueError, "shape"),
-        (np.zeros((2, 32, 32, 1), "float32"), ValueError, r"images of shape \(28, 28, 1\)"),
+        (
+            np.zeros((2, 32, 32, 1), "float32"),
+            ValueError,
+            r"images of shape \(28, 28, 1\)",
+        ),
         (np.full((2, 28, 28, 1), np.nan, "float32"), ValueError, "NaN"),
         (np.full((2, 28, 28, 1), 255.0, "float32"), ValueError, r"\[0, 1\]"),
         (np.zeros((0, 28, 28, 1), "float32"), ValueError, "empty"),

@@ -40,6 +40,7 @@ or without `--quick` for the full 10-epoch run.
 ## Setup
 """
 
+# ruff: noqa: E402  (the keras.io format puts prose before the imports)
 import argparse
 import dataclasses
 import json
@@ -50,12 +51,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-import keras  # noqa: E402
-import vae_tf  # noqa: E402
-from vae_tf import data, plotting, presets  # noqa: E402
+import vae_tf
+from vae_tf import data, plotting, presets
 
 """
 ## Hyperparameters
@@ -81,16 +82,16 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, help="training epochs")
     parser.add_argument("--quick", action="store_true", help="a one-minute run")
     parser.add_argument("--output-dir", default="outputs/01_dense_mnist_vae")
-    parser.add_argument("--data-dir", help="folder with mnist.npz (else $VAE_TF_DATA_DIR)")
+    parser.add_argument(
+        "--data-dir", help="folder with mnist.npz (else $VAE_TF_DATA_DIR)"
+    )
     return parser.parse_args(argv)
 
 
 args = parse_args()
 config = Config()
 if args.quick:
-    config = dataclasses.replace(
-        config, epochs=5, iwae_k=100, num_test_images=1000
-    )
+    config = dataclasses.replace(config, epochs=5, iwae_k=100, num_test_images=1000)
 if args.epochs:
     config = dataclasses.replace(config, epochs=args.epochs)
 output_dir = Path(args.output_dir)
@@ -124,7 +125,10 @@ train_ds = data.make_dataset(
 test_binary = data.binarize(test_images, seed=0)
 test_ds = data.make_dataset(test_binary, batch_size=500)
 print(f"train: {train_images.shape}, test: {test_binary.shape}")
-print(f"test set: mean grey level {test_images.mean() / 255:.4f}, binarised {test_binary.mean():.4f}")
+print(
+    f"test set: mean grey level {test_images.mean() / 255:.4f}, binarised "
+    f"{test_binary.mean():.4f}"
+)
 
 """
 The two means agree: a Bernoulli sample keeps each pixel's expected value.
@@ -153,7 +157,14 @@ with tf.GradientTape() as tape:
     z = reparameterize(z_mean, z_log_var, eps)
     target = tf.reduce_sum(z**2)
 grad_mean, grad_log_var = tape.gradient(target, [z_mean, z_log_var])
-print("z =", z.numpy(), " dz^2/dmu =", grad_mean.numpy(), " dz^2/dlogvar =", grad_log_var.numpy())
+print(
+    "z =",
+    z.numpy(),
+    " dz^2/dmu =",
+    grad_mean.numpy(),
+    " dz^2/dlogvar =",
+    grad_log_var.numpy(),
+)
 
 """
 By hand: `z = (1.5, 1.0)`, `d z^2 / d mu = 2 z = (3, 2)` and
@@ -175,16 +186,22 @@ per dimension. We check it against a Monte Carlo estimate of
 
 
 def gaussian_kl(z_mean, z_log_var):
-    return 0.5 * (z_mean**2 + tf.exp(z_log_var) - 1.0 - z_log_var)  # (batch, latent_dim)
+    return 0.5 * (
+        z_mean**2 + tf.exp(z_log_var) - 1.0 - z_log_var
+    )  # (batch, latent_dim)
 
 
 samples = reparameterize(z_mean, z_log_var, tf.random.normal((200_000, 2), seed=1))
-log_q = -0.5 * (math.log(2 * math.pi) + z_log_var + (samples - z_mean) ** 2 / tf.exp(z_log_var))
+log_q = -0.5 * (
+    math.log(2 * math.pi) + z_log_var + (samples - z_mean) ** 2 / tf.exp(z_log_var)
+)
 log_p = -0.5 * (math.log(2 * math.pi) + samples**2)
 kl_closed = gaussian_kl(z_mean, z_log_var).numpy().ravel()
 kl_monte_carlo = tf.reduce_mean(log_q - log_p, axis=0).numpy()
 print("closed form:", kl_closed, " Monte Carlo:", kl_monte_carlo)
-np.testing.assert_allclose(kl_closed, vae_tf.bounds.gaussian_kl(z_mean, z_log_var)[0], rtol=1e-6)
+np.testing.assert_allclose(
+    kl_closed, vae_tf.bounds.gaussian_kl(z_mean, z_log_var)[0], rtol=1e-6
+)
 
 """
 The two agree to Monte Carlo precision, and `vae_tf.bounds.gaussian_kl` is the
@@ -210,7 +227,10 @@ for logit in (-3.0, 0.5, 3.0):
     grid = np.linspace(0.0, 1.0, 100_001)
     p = 1.0 / (1.0 + math.exp(-logit))
     mass = np.exp(grid * math.log(p) + (1 - grid) * math.log(1 - p))
-    print(f"logit {logit:+.1f}: integral over [0, 1] of exp(-BCE) = {np.trapezoid(mass, grid):.3f}")
+    print(
+        f"logit {logit:+.1f}: integral over [0, 1] of exp(-BCE) = "
+        f"{np.trapezoid(mass, grid):.3f}"
+    )
 
 """
 Every integral is below 1, so "BCE on grey values" rewards the model with a
@@ -245,7 +265,10 @@ by_hand = tf.reduce_mean(reconstruction + kl).numpy()
 
 vae = vae_tf.VAE(encoder, decoder, vae_tf.Bernoulli("dynamic"))
 package_reconstruction, package_kl = vae.compute_terms(x, seed=1)
-print(f"negative ELBO by hand {by_hand:.3f} nats; vae_tf {np.mean(package_reconstruction + package_kl):.3f} nats")
+print(
+    f"negative ELBO by hand {by_hand:.3f} nats; vae_tf "
+    f"{np.mean(package_reconstruction + package_kl):.3f} nats"
+)
 
 """
 Same weights, same noise (seed 1), same number: an untrained decoder costs
@@ -343,12 +366,19 @@ endpoints need only TensorFlow.
 
 vae.save(output_dir / "model.keras")
 reloaded = keras.saving.load_model(output_dir / "model.keras")
-difference = np.abs(reloaded.reconstruct(test_binary[:8]) - vae.reconstruct(test_binary[:8])).max()
+difference = np.abs(
+    reloaded.reconstruct(test_binary[:8]) - vae.reconstruct(test_binary[:8])
+).max()
 print(f"largest difference after reloading: {difference}")
 export_path = vae_tf.export_saved_model(vae, output_dir / "saved_model")
 served = tf.saved_model.load(export_path)
-served_images = served.sample(tf.constant(4), tf.constant(1.0), tf.constant(0))["x_mean"]
-print("served samples equal the Keras model's:", np.allclose(served_images, vae.sample(4, seed=0), atol=1e-5))
+served_images = served.sample(tf.constant(4), tf.constant(1.0), tf.constant(0))[
+    "x_mean"
+]
+print(
+    "served samples equal the Keras model's:",
+    np.allclose(served_images, vae.sample(4, seed=0), atol=1e-5),
+)
 metrics["reload_max_abs_difference"] = float(difference)
 
 """
@@ -359,7 +389,15 @@ Every figure above is written to `metrics.json` next to the figures.
 
 with open(output_dir / "metrics.json", "w") as f:
     json.dump(metrics, f, indent=2, sort_keys=True)
-print(json.dumps({k: metrics[k] for k in ("test_elbo_nats", "test_nll_iwae_nats", "train_seconds")}, indent=2))
+print(
+    json.dumps(
+        {
+            k: metrics[k]
+            for k in ("test_elbo_nats", "test_nll_iwae_nats", "train_seconds")
+        },
+        indent=2,
+    )
+)
 print(f"figures and metrics.json in {output_dir}")
 
 """

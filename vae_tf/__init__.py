@@ -1,4 +1,5 @@
-"""vae_tf: variational autoencoders in Keras 3, for generating and compressing images."""
+"""vae_tf: variational autoencoders in Keras 3, for generating and compressing "
+"images."""
 
 from vae_tf import (
     bounds,

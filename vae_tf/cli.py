@@ -55,7 +55,8 @@ def _positive_float(text: str) -> float:
 def _add_data_args(parser):
     parser.add_argument(
         "--data-dir",
-        help=f"folder with keras-layout mnist.npz / cifar10.npz (default: ${data.DATA_DIR_ENV}, "
+        help="folder with keras-layout mnist.npz / cifar10.npz "
+        f"(default: ${data.DATA_DIR_ENV}, "
         "else tensorflow-datasets, else the bundled MNIST subset)",
     )
     parser.add_argument(
@@ -122,7 +123,8 @@ def _export(args):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vae-tf",
-        description="Variational autoencoders in Keras: train, evaluate, sample, export.",
+        description="Variational autoencoders in Keras: train, evaluate, sample, "
+        "export.",
     )
     parser.add_argument("--version", action="version", version=f"vae-tf {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -130,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train a preset and write a run directory",
-        description="Train a preset; write model.keras, saved_model/, figures and metrics.json.",
+        description="Train a preset; write model.keras, saved_model/, figures and "
+        "metrics.json.",
     )
     train.add_argument(
         "--preset",
@@ -164,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate",
         help="test ELBO and importance-weighted NLL of a run, as JSON",
-        description="Print a JSON object with test_elbo_nats and test_nll_iwae_nats (nats per image).",
+        description="Print a JSON object with test_elbo_nats and "
+        "test_nll_iwae_nats (nats per image).",
     )
     evaluate.add_argument("run_dir", help="a run directory written by `vae-tf train`")
     evaluate.add_argument(
@@ -207,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export",
         help="export a run's model",
-        description="Write a SavedModel with encode/decode/sample/reconstruct endpoints.",
+        description="Write a SavedModel with encode/decode/sample/reconstruct "
+        "endpoints.",
     )
     export.add_argument("run_dir", help="a run directory written by `vae-tf train`")
     export.add_argument(

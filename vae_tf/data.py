@@ -62,7 +62,8 @@ DATASETS = {
 def _info(name: str) -> DatasetInfo:
     if name not in DATASETS:
         raise ValueError(
-            f"Unknown dataset. Expected one of {sorted(DATASETS)}. Received: name={name!r}"
+            f"Unknown dataset. Expected one of {sorted(DATASETS)}. Received: "
+            f"name={name!r}"
         )
     return DATASETS[name]
 
@@ -116,7 +117,8 @@ def resolve_source(name: str, source: str = "auto", data_dir: str | None = None)
         )
     if source == "bundled" and name != "mnist":
         raise ValueError(
-            f"Only MNIST is bundled with vae_tf. Received: name={name!r}, source='bundled'"
+            f"Only MNIST is bundled with vae_tf. Received: name={name!r}, "
+            "source='bundled'"
         )
     if source != "auto":
         return source
@@ -127,8 +129,10 @@ def resolve_source(name: str, source: str = "auto", data_dir: str | None = None)
     if name == "mnist":
         return "bundled"
     raise RuntimeError(
-        f"Cannot get {name!r}: no local folder was given (data_dir= or ${DATA_DIR_ENV}) "
-        f"and tensorflow-datasets cannot reach {info.download_host}. Put a keras-layout "
+        f"Cannot get {name!r}: no local folder was given (data_dir= or "
+        f"${DATA_DIR_ENV}) "
+        f"and tensorflow-datasets cannot reach {info.download_host}. Put a "
+        "keras-layout "
         f"{name}.npz in a folder and set {DATA_DIR_ENV} to it."
     )
 
@@ -145,7 +149,8 @@ def _as_nhwc(images: np.ndarray, name: str, where: str) -> np.ndarray:
         images = images[..., None]
     if images.ndim != 4 or images.shape[1:] != info.image_shape:
         raise ValueError(
-            f"{where}: {name} images must have shape (N, {', '.join(map(str, info.image_shape))})"
+            f"{where}: {name} images must have shape (N, "
+            f"{', '.join(map(str, info.image_shape))})"
             f" (a missing channel axis is allowed for grey images). "
             f"Received: shape={images.shape}"
         )
@@ -167,7 +172,9 @@ def _load_npz(path: Path, name: str, split: str):
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path} is not a readable .npz file: {error}") from error
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path} is a single .npy array, not a keras-layout .npz archive.")
+        raise ValueError(
+            f"{path} is a single .npy array, not a keras-layout .npz archive."
+        )
     with archive:
         missing = {f"x_{split}", f"y_{split}"} - set(archive.files)
         if missing:
@@ -178,12 +185,15 @@ def _load_npz(path: Path, name: str, split: str):
         try:
             images, labels = archive[f"x_{split}"], archive[f"y_{split}"]
         except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
-            raise ValueError(f"{path}: cannot read x_{split}/y_{split}: {error}") from error
+            raise ValueError(
+                f"{path}: cannot read x_{split}/y_{split}: {error}"
+            ) from error
     images = _as_nhwc(images, name, str(path))
     labels = np.asarray(labels).reshape(-1)
     if labels.shape[0] != images.shape[0]:
         raise ValueError(
-            f"{path}: {images.shape[0]} images but {labels.shape[0]} labels in split {split!r}."
+            f"{path}: {images.shape[0]} images but {labels.shape[0]} labels in split "
+            f"{split!r}."
         )
     return images, labels.astype(np.int64)
 
@@ -324,13 +334,15 @@ def make_dataset(
         )
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(
-            f"batch_size must be a positive integer. Received: batch_size={batch_size!r}"
+            "batch_size must be a positive integer. Received: "
+            f"batch_size={batch_size!r}"
         )
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
         if labels.shape[0] != images.shape[0]:
             raise ValueError(
-                f"{images.shape[0]} images but {labels.shape[0]} labels: they must match."
+                f"{images.shape[0]} images but {labels.shape[0]} labels: they must "
+                "match."
             )
     num_images = images.shape[0]
     images_t = tf.constant(images)

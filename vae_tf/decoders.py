@@ -5,6 +5,8 @@ import math
 import keras
 from keras import layers, ops
 
+from vae_tf._validation import positive_ints
+
 __all__ = ["DenseDecoder"]
 
 
@@ -42,20 +44,8 @@ class DenseDecoder(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        param_shape = tuple(param_shape)
-        if not param_shape or any(
-            not isinstance(d, int) or d <= 0 for d in param_shape
-        ):
-            raise ValueError(
-                "param_shape must be a tuple of positive integers such as (28, 28, 1). "
-                f"Received: param_shape={param_shape!r}"
-            )
-        hidden_units = tuple(hidden_units)
-        if any(not isinstance(u, int) or u <= 0 for u in hidden_units):
-            raise ValueError(
-                "hidden_units must be positive integers. "
-                f"Received: hidden_units={hidden_units!r}"
-            )
+        param_shape = positive_ints("param_shape", param_shape, "(28, 28, 1)", 1)
+        hidden_units = positive_ints("hidden_units", hidden_units, "(256, 512)")
         self.param_shape = param_shape
         self.hidden_units = hidden_units
         self.activation = activation

@@ -3,6 +3,8 @@
 import keras
 from keras import layers, ops
 
+from vae_tf._validation import positive_int, positive_ints
+
 __all__ = ["DenseEncoder", "bound_log_var"]
 
 
@@ -56,19 +58,12 @@ class DenseEncoder(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(latent_dim, int) or latent_dim <= 0:
-            raise ValueError(
-                f"latent_dim must be a positive integer. Received: latent_dim={latent_dim!r}"
-            )
-        hidden_units = tuple(hidden_units)
-        if any(not isinstance(u, int) or u <= 0 for u in hidden_units):
-            raise ValueError(
-                "hidden_units must be positive integers. "
-                f"Received: hidden_units={hidden_units!r}"
-            )
+        latent_dim = positive_int("latent_dim", latent_dim)
+        hidden_units = positive_ints("hidden_units", hidden_units)
         if not log_var_bound > 0:
             raise ValueError(
-                f"log_var_bound must be positive. Received: log_var_bound={log_var_bound!r}"
+                "log_var_bound must be positive. Received: "
+                f"log_var_bound={log_var_bound!r}"
             )
         self.latent_dim = latent_dim
         self.hidden_units = hidden_units

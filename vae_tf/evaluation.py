@@ -139,7 +139,8 @@ def evaluate_iwae(
     """
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(
-            f"num_samples must be a positive integer. Received: num_samples={num_samples!r}"
+            "num_samples must be a positive integer. Received: "
+            f"num_samples={num_samples!r}"
         )
     generator = keras.random.SeedGenerator(seed)
 

@@ -100,10 +100,11 @@ def plot_reconstructions(
     path, originals, reconstructions, title: str = "Reconstructions"
 ):
     """Originals (top grid) above their reconstructions (bottom grid)."""
-    fig = _figure(8, 4.4)
-    axes = fig.subplots(1, 2)
     n = len(originals)
     cols = min(n, 8)
+    rows = math.ceil(n / cols)
+    fig = _figure(10, 0.6 + 5 * rows / cols)
+    axes = fig.subplots(1, 2)
     _show(axes[0], image_grid(originals, cols=cols), "input")
     _show(axes[1], image_grid(reconstructions, cols=cols), "reconstruction")
     fig.suptitle(title)
@@ -127,6 +128,8 @@ def plot_loss_curves(
         raise ValueError(
             f"history has none of the keys {keys}. Received: {sorted(history)}"
         )
+    from matplotlib.ticker import MaxNLocator
+
     fig = _figure(4 * len(keys), 3.2)
     axes = np.atleast_1d(fig.subplots(1, len(keys)))
     for ax, key in zip(axes, keys):
@@ -135,6 +138,7 @@ def plot_loss_curves(
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], marker="o", label="test")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"{key} (nats)")
         ax.set_title(key)
         ax.grid(alpha=0.3)

@@ -98,7 +98,8 @@ class Preset:
             rate = self.learning_rate
         else:
             raise ValueError(
-                f"Unknown schedule. Expected 'constant' or 'cosine'. Received: {self.schedule!r}"
+                "Unknown schedule. Expected 'constant' or 'cosine'. Received: "
+                f"{self.schedule!r}"
             )
         return keras.optimizers.Adam(rate)
 
@@ -132,6 +133,7 @@ def get(name: str) -> Preset:
     """
     if name not in PRESETS:
         raise ValueError(
-            f"Unknown preset. Expected one of {sorted(PRESETS)}. Received: preset={name!r}"
+            f"Unknown preset. Expected one of {sorted(PRESETS)}. Received: "
+            f"preset={name!r}"
         )
     return PRESETS[name]

@@ -4,7 +4,7 @@ A run directory holds:
 
 | file | content |
 | --- | --- |
-| `model.keras` | the trained VAE, optimizer state included (`keras.saving.load_model`) |
+| `model.keras` | the trained VAE with its optimizer state (`load_model`) |
 | `saved_model/` | the SavedModel export (`vae_tf.export`), servable without vae_tf |
 | `run.json` | preset, dataset, data source, seed, epochs, batch size |
 | `metrics.json` | measured figures: `test_elbo_nats`, `epochs`, `train_seconds`, ... |
@@ -63,7 +63,8 @@ def _check_output_dir(output_dir: Path, overwrite: bool):
         )
     if (output_dir / MODEL_FILE).exists() and not overwrite:
         raise FileExistsError(
-            f"{output_dir} already holds a trained model ({MODEL_FILE}). Choose another "
+            f"{output_dir} already holds a trained model ({MODEL_FILE}). Choose "
+            "another "
             "output directory or pass overwrite=True (--overwrite) to replace it."
         )
 
@@ -203,12 +204,14 @@ def load_run(run_dir):
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(
-            f"No run directory at {run_dir}. Expected the --output-dir of `vae-tf train`."
+            f"No run directory at {run_dir}. Expected the --output-dir of `vae-tf "
+            "train`."
         )
     for name in (MODEL_FILE, RUN_FILE):
         if not (run_dir / name).is_file():
             raise FileNotFoundError(
-                f"{run_dir} has no {name}: it is not a finished `vae-tf train` run directory."
+                f"{run_dir} has no {name}: it is not a finished `vae-tf train` run "
+                "directory."
             )
     model = keras.saving.load_model(run_dir / MODEL_FILE)
     run_config = json.loads((run_dir / RUN_FILE).read_text())

@@ -1,4 +1,5 @@
-"""The variational autoencoder: a `keras.Model` whose `train_step` maximises the ELBO."""
+"""The variational autoencoder: a `keras.Model` whose `train_step` maximises the "
+"ELBO."""
 
 import keras
 import numpy as np
@@ -326,11 +327,13 @@ class VAE(keras.Model):
         """
         if not isinstance(num_samples, (int, np.integer)) or num_samples <= 0:
             raise ValueError(
-                f"num_samples must be a positive integer. Received: num_samples={num_samples!r}"
+                "num_samples must be a positive integer. Received: "
+                f"num_samples={num_samples!r}"
             )
         if not (np.isfinite(temperature) and temperature > 0):
             raise ValueError(
-                f"temperature must be a positive number. Received: temperature={temperature!r}"
+                "temperature must be a positive number. Received: "
+                f"temperature={temperature!r}"
             )
         eps = normal(
             (int(num_samples), self.latent_dim),
