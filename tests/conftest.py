@@ -61,6 +61,7 @@ def trained_vae(mnist_subset):
         data.make_dataset(train, batch_size=100, shuffle=True, seed=0),
         epochs=2,
         verbose=0,
+        shuffle=False,
     )
     return model
 
