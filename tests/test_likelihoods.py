@@ -87,3 +87,85 @@ def test_get_resolves_names_instances_and_configs():
     assert likelihoods.get(config).binarization == "static"
     with pytest.raises(ValueError, match="Unknown likelihood"):
         likelihoods.get("poisson")
+
+
+ALL_BYTES = (np.arange(256, dtype=np.float32) / 255.0).reshape(256, 1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "likelihood",
+    [
+        likelihoods.DiscretizedLogisticMixture(1),
+        likelihoods.DiscretizedLogisticMixture(5),
+        likelihoods.DiscretizedGaussian(),
+    ],
+)
+@pytest.mark.parametrize("scale", [-6.0, -2.0, 0.0, 3.0])
+def test_discretized_probabilities_sum_to_one_over_the_256_values(likelihood, scale):
+    rng = np.random.default_rng(int(scale * 10) + 100)
+    for _ in range(5):
+        params = rng.normal(size=(1, 1, 1, likelihood.param_channels(1))).astype(
+            "float32"
+        )
+        if isinstance(likelihood, likelihoods.DiscretizedGaussian):
+            params[..., 1] = scale  # (mean, log_scale)
+        else:
+            K = likelihood.num_components
+            params[..., 2 * K :] = scale  # log-scales after logits and means
+        log_p = np.asarray(likelihood.log_prob(ALL_BYTES, np.repeat(params, 256, 0)))
+        assert np.isfinite(log_p).all()
+        assert np.exp(log_p.astype(np.float64)).sum() == pytest.approx(1.0, abs=2e-5)
+
+
+def test_logistic_mixture_with_channel_coefficients_sums_to_one_over_colour_pairs():
+    # Two channels, the second's mean moved by the first's value: the joint
+    # over all 256 x 256 pairs must still sum to 1.
+    likelihood = likelihoods.DiscretizedLogisticMixture(3)
+    params = np.random.default_rng(0).normal(
+        size=(1, 1, 1, likelihood.param_channels(2))
+    )
+    values = np.stack(np.meshgrid(np.arange(256), np.arange(256), indexing="ij"), -1)
+    x = (values.reshape(-1, 1, 1, 2) / 255.0).astype("float32")
+    log_p = np.asarray(
+        likelihood.log_prob(x, np.repeat(params.astype("float32"), len(x), 0))
+    )
+    assert np.exp(log_p.astype(np.float64)).sum() == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("mean, sigma", [(0.1, 0.5), (0.1, 0.05), (-0.7, 0.01)])
+def test_discretized_gaussian_matches_a_numpy_cdf_difference(mean, sigma):
+    from math import erf, sqrt
+
+    params = np.array([mean, np.log(sigma)], "float32").reshape(1, 1, 1, 2)
+    ours = likelihoods.DiscretizedGaussian().log_prob(
+        ALL_BYTES, np.repeat(params, 256, 0)
+    )
+    ours = np.asarray(ours)
+
+    def cdf(t):
+        return 0.5 * (1 + erf(t / sqrt(2)))
+
+    for k in range(256):
+        x = 2 * k / 255 - 1
+        upper = 1.0 if k == 255 else cdf((x + 1 / 255 - mean) / sigma)
+        lower = 0.0 if k == 0 else cdf((x - 1 / 255 - mean) / sigma)
+        if upper - lower > 1e-12:  # where float64 itself still resolves the mass
+            assert ours[k] == pytest.approx(
+                np.log(upper - lower), rel=1e-3, abs=1e-4
+            ), k
+
+
+@pytest.mark.parametrize(
+    "likelihood",
+    [likelihoods.DiscretizedLogisticMixture(4), likelihoods.DiscretizedGaussian()],
+)
+def test_discretized_samples_and_means_are_valid_8_bit_images(likelihood):
+    params = np.random.default_rng(1).normal(
+        size=(2, 4, 4, likelihood.param_channels(3))
+    )
+    params = params.astype("float32")
+    samples = np.asarray(likelihood.sample(params, seed=0))
+    assert samples.shape == (2, 4, 4, 3)
+    np.testing.assert_allclose(samples * 255, np.round(samples * 255), atol=1e-4)
+    mean = np.asarray(likelihood.mean(params))
+    assert mean.shape == (2, 4, 4, 3) and mean.min() >= 0 and mean.max() <= 1
