@@ -21,9 +21,15 @@ __all__ = [
     "standard_normal_log_prob",
     "iwae_bound",
     "bits_per_dim",
+    "sum_per_example",
 ]
 
 LOG_2PI = math.log(2.0 * math.pi)
+
+
+def sum_per_example(values):
+    """Sum every axis but the first: `(batch, ...) -> (batch,)`."""
+    return ops.sum(ops.reshape(values, (ops.shape(values)[0], -1)), axis=-1)
 
 
 def gaussian_kl(z_mean, z_log_var):

@@ -5,9 +5,10 @@ import math
 import keras
 from keras import layers, ops
 
-from vae_tf._validation import positive_ints
+from vae_tf._validation import positive_int, positive_ints
+from vae_tf.encoders import ResidualBlock
 
-__all__ = ["DenseDecoder"]
+__all__ = ["DenseDecoder", "ConvDecoder"]
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
@@ -67,6 +68,147 @@ class DenseDecoder(keras.Model):
         config.update(
             param_shape=list(self.param_shape),
             hidden_units=list(self.hidden_units),
+            activation=self.activation,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="vae_tf")
+class ConvDecoder(keras.Model):
+    """A convolutional decoder: stride-2 transposed convolutions up to the image.
+
+    The latent is first mapped to a `filters[0]`-channel feature map at
+    `1 / 2 ** len(filters)` of the image size (a dense layer and a reshape for
+    a vector latent, a 3x3 convolution for a spatial latent map); each stage
+    then doubles the size with a stride-2 transposed convolution to
+    `filters[i]` channels followed by `residual_blocks` residual blocks; a
+    final 3x3 convolution gives the likelihood's parameters, cropped to the
+    image size when that is not a multiple of the factor.
+
+    Args:
+        output_channels: parameters per pixel (`Likelihood.param_channels`).
+        image_size: `(height, width)` of the images; required for a vector
+            latent, `None` for a fully convolutional decoder (any size).
+        latent_dim: size of a vector latent (exclusive with `latent_channels`).
+        latent_channels: channels of a spatial latent map.
+        filters: widths of the upsampling stages, latent side first.
+        residual_blocks: residual blocks after each upsampling.
+        activation: activation of the hidden layers.
+        **kwargs: passed to `keras.Model`.
+
+    Returns:
+        The likelihood's parameters, `(batch, height, width, output_channels)`.
+    """
+
+    def __init__(
+        self,
+        output_channels: int,
+        image_size: tuple | None = None,
+        latent_dim: int | None = None,
+        latent_channels: int | None = None,
+        filters: tuple = (64, 32),
+        residual_blocks: int = 0,
+        activation: str = "gelu",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if (latent_dim is None) == (latent_channels is None):
+            raise ValueError(
+                "Give exactly one of latent_dim (a latent vector) and latent_channels "
+                f"(a spatial latent map). Received: latent_dim={latent_dim!r}, "
+                f"latent_channels={latent_channels!r}"
+            )
+        if latent_dim is not None and image_size is None:
+            raise ValueError(
+                "A decoder of a latent vector needs image_size=(height, width). "
+                "Received: image_size=None"
+            )
+        self.output_channels = positive_int("output_channels", output_channels)
+        self.image_size = (
+            None
+            if image_size is None
+            else positive_ints("image_size", image_size, "(28, 28)", 2)
+        )
+        self.latent_dim = latent_dim
+        self.latent_channels = latent_channels
+        self.filters = positive_ints("filters", filters, "(64, 32)", 1)
+        if not isinstance(residual_blocks, int) or residual_blocks < 0:
+            raise ValueError(
+                "residual_blocks must be a non-negative integer. "
+                f"Received: residual_blocks={residual_blocks!r}"
+            )
+        self.residual_blocks = residual_blocks
+        self.activation = activation
+        self.factor = 2 ** len(self.filters)
+        if latent_dim is not None:
+            height, width = self.image_size
+            self.base_size = (-(-height // self.factor), -(-width // self.factor))
+            self.project = layers.Dense(
+                self.base_size[0] * self.base_size[1] * self.filters[0],
+                activation=activation,
+                name="project",
+            )
+        else:
+            self.project = layers.Conv2D(
+                self.filters[0],
+                3,
+                padding="same",
+                activation=activation,
+                name="project",
+            )
+        self.stages = []
+        for i, width in enumerate(self.filters):
+            stage = [
+                layers.Conv2DTranspose(
+                    width,
+                    3,
+                    strides=2,
+                    padding="same",
+                    activation=activation,
+                    name=f"up_{i}",
+                )
+            ]
+            stage += [
+                ResidualBlock(width, activation, name=f"res_{i}_{j}")
+                for j in range(residual_blocks)
+            ]
+            self.stages.append(stage)
+        self.head_activation = layers.Activation(activation)
+        self.params = layers.Conv2D(
+            self.output_channels, 3, padding="same", name="params"
+        )
+
+    @property
+    def param_shape(self) -> tuple:
+        """`(height, width, output_channels)`; sizes are `None` when any size works."""
+        height, width = self.image_size or (None, None)
+        return (height, width, self.output_channels)
+
+    def call(self, inputs, training=False):
+        h = self.project(inputs)
+        if self.latent_dim is not None:
+            h = ops.reshape(
+                h, (-1, *self.base_size, self.filters[0])
+            )  # (batch, h/f, w/f, f0)
+        for stage in self.stages:
+            for layer in stage:
+                h = layer(h)  # (batch, 2h, 2w, width)
+        x_params = self.params(
+            self.head_activation(h)
+        )  # (batch, H', W', output_channels)
+        if self.image_size is not None:
+            x_params = x_params[:, : self.image_size[0], : self.image_size[1], :]
+        return x_params
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            output_channels=self.output_channels,
+            image_size=None if self.image_size is None else list(self.image_size),
+            latent_dim=self.latent_dim,
+            latent_channels=self.latent_channels,
+            filters=list(self.filters),
+            residual_blocks=self.residual_blocks,
             activation=self.activation,
         )
         return config

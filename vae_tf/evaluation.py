@@ -17,6 +17,7 @@ from vae_tf.bounds import (
     bits_per_dim,
     gaussian_log_prob,
     standard_normal_log_prob,
+    sum_per_example,
 )
 
 __all__ = ["log_importance_weights", "evaluate_elbo", "evaluate_iwae", "evaluate"]
@@ -44,10 +45,11 @@ def log_importance_weights(model, x, num_samples: int, seed=None):
         Log-weights of shape `(num_samples, batch)`.
     """
     batch = ops.shape(x)[0]
-    z_mean, z_log_var = model.encoder(x, training=False)  # (batch, latent_dim)
-    eps = normal((num_samples, batch, model.latent_dim), seed=seed)
-    z = z_mean + ops.exp(0.5 * z_log_var) * eps  # (k, batch, latent_dim)
-    z_flat = ops.reshape(z, (-1, model.latent_dim))  # (k * batch, latent_dim)
+    latent_shape = model.latent_shape
+    z_mean, z_log_var = model.encoder(x, training=False)  # (batch, *latent)
+    eps = normal((num_samples, batch, *latent_shape), seed=seed)
+    z = z_mean + ops.exp(0.5 * z_log_var) * eps  # (k, batch, *latent)
+    z_flat = ops.reshape(z, (-1, *latent_shape))  # (k * batch, *latent)
     x_params = model.decoder(z_flat, training=False)  # (k * batch, *param_shape)
     x_tiled = ops.reshape(
         ops.tile(x[None], (num_samples, 1, 1, 1, 1)), (-1, *x.shape[1:])
@@ -55,8 +57,13 @@ def log_importance_weights(model, x, num_samples: int, seed=None):
     log_px = ops.reshape(
         model.likelihood.log_prob(x_tiled, x_params), (num_samples, batch)
     )
-    log_pz = ops.sum(standard_normal_log_prob(z), axis=-1)  # (k, batch)
-    log_qz = ops.sum(gaussian_log_prob(z, z_mean, z_log_var), axis=-1)  # (k, batch)
+    log_pz = ops.reshape(
+        sum_per_example(standard_normal_log_prob(z_flat)), (num_samples, batch)
+    )
+    log_qz = gaussian_log_prob(z, z_mean, z_log_var)  # (k, batch, *latent)
+    log_qz = ops.reshape(
+        sum_per_example(ops.reshape(log_qz, ops.shape(z_flat))), (num_samples, batch)
+    )
     return log_px + log_pz - log_qz  # (k, batch)
 
 

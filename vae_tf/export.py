@@ -5,7 +5,7 @@ The SavedModel holds four endpoints, each a plain TensorFlow graph:
 | endpoint | inputs | outputs |
 | --- | --- | --- |
 | `encode` | `x`: float32 `(batch, h, w, c)` in [0, 1] | `z_mean`, `z_log_var` |
-| `decode` | `z`: float32 `(batch, latent_dim)` | `x_mean` |
+| `decode` | `z`: float32 `(batch, *latent_shape)` | `x_mean` |
 | `sample` | `num_samples`, `temperature`, `seed` (scalars) | `x_mean` |
 | `reconstruct` | `x` | `x_mean` |
 
@@ -48,7 +48,7 @@ def export_saved_model(model, path, verbose: bool = False) -> str:
             "`build((None, height, width, channels))` before exporting."
         )
     image_spec = tf.TensorSpec((None, *model.image_shape), tf.float32, name="x")
-    latent_spec = tf.TensorSpec((None, model.latent_dim), tf.float32, name="z")
+    latent_spec = tf.TensorSpec((None, *model.latent_shape), tf.float32, name="z")
 
     def encode(x):
         z_mean, z_log_var = model.encoder(x, training=False)
@@ -58,7 +58,7 @@ def export_saved_model(model, path, verbose: bool = False) -> str:
         return {"x_mean": model.likelihood.mean(model.decoder(z, training=False))}
 
     def sample(num_samples, temperature, seed):
-        eps = normal(tf.stack([num_samples, model.latent_dim]), seed=seed)
+        eps = normal(tf.concat([[num_samples], model.latent_shape], axis=0), seed=seed)
         return decode(temperature * eps)
 
     def reconstruct(x):

@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras import ops
 
 from vae_tf._random import normal, uniform
+from vae_tf.bounds import sum_per_example
 
 __all__ = [
     "Likelihood",
@@ -55,11 +56,6 @@ class Likelihood:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def _sum_per_example(values):
-    """Sum every axis but the first: `(batch, ...) -> (batch,)`."""
-    return ops.sum(ops.reshape(values, (ops.shape(values)[0], -1)), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
@@ -119,7 +115,7 @@ class Bernoulli(Likelihood):
     def log_prob(self, x, x_params):
         x_logits = ops.cast(x_params, "float32")
         x = ops.cast(x, "float32")
-        return _sum_per_example(x * x_logits - ops.softplus(x_logits))  # (batch,)
+        return sum_per_example(x * x_logits - ops.softplus(x_logits))  # (batch,)
 
     def mean(self, x_params):
         return ops.sigmoid(x_params)
@@ -303,7 +299,7 @@ class DiscretizedLogisticMixture(Likelihood):
             _logistic_log_sf,
         )  # (batch, h, w, C, K)
         log_mix = ops.sum(log_p, axis=-2) + ops.log_softmax(logits, axis=-1)
-        return _sum_per_example(ops.logsumexp(log_mix, axis=-1))  # (batch,)
+        return sum_per_example(ops.logsumexp(log_mix, axis=-1))  # (batch,)
 
     def mean(self, x_params):
         """Mixture mean per channel, channel `c` given the means of channels `j < c`."""
@@ -388,7 +384,7 @@ class DiscretizedGaussian(Likelihood):
             _normal_log_cdf,
             _normal_log_sf,
         )
-        return _sum_per_example(log_p)
+        return sum_per_example(log_p)
 
     def mean(self, x_params):
         mean, _ = self._split(x_params)

@@ -8,7 +8,7 @@ from keras import ops
 
 from vae_tf import likelihoods as likelihoods_lib
 from vae_tf._random import normal
-from vae_tf.bounds import gaussian_kl
+from vae_tf.bounds import gaussian_kl, sum_per_example
 
 __all__ = ["VAE", "check_images"]
 
@@ -92,7 +92,8 @@ class VAE(keras.Model):
 
     Args:
         encoder: a `keras.Model` mapping images to `(z_mean, z_log_var)`,
-            with a `latent_dim` attribute (e.g. `vae_tf.DenseEncoder`).
+            with a `latent_shape(image_shape)` method or a `latent_dim`
+            attribute (e.g. `vae_tf.DenseEncoder`, `vae_tf.ConvEncoder`).
         decoder: a `keras.Model` mapping `z` to the likelihood's parameters
             (e.g. `vae_tf.DenseDecoder`).
         likelihood: a `vae_tf.likelihoods.Likelihood` or its name.
@@ -132,10 +133,13 @@ class VAE(keras.Model):
                 raise TypeError(
                     f"{arg} must be a keras.Model. Received: {arg}={value!r}"
                 )
-        if not isinstance(getattr(encoder, "latent_dim", None), int):
+        if not (
+            hasattr(encoder, "latent_shape")
+            or isinstance(getattr(encoder, "latent_dim", None), int)
+        ):
             raise ValueError(
-                "encoder must have an integer `latent_dim` attribute (the size of z). "
-                f"Received: encoder={encoder!r}"
+                "encoder must have a `latent_shape(image_shape)` method or an integer "
+                f"`latent_dim` attribute (the size of z). Received: encoder={encoder!r}"
             )
         if not (isinstance(beta, (int, float)) and np.isfinite(beta) and beta >= 0):
             raise ValueError(
@@ -148,7 +152,8 @@ class VAE(keras.Model):
         self.likelihood = likelihoods_lib.get(
             "bernoulli" if likelihood is None else likelihood
         )
-        self.latent_dim = encoder.latent_dim
+        self.latent_dim = getattr(encoder, "latent_dim", None)
+        self.latent_shape = (self.latent_dim,) if self.latent_dim else None
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         self.beta_variable = self.add_weight(
@@ -200,17 +205,22 @@ class VAE(keras.Model):
                 f"channels). Received: input_shape={input_shape}"
             )
         image_shape = tuple(int(d) for d in input_shape[1:])
-        expected = (*image_shape[:-1], self.likelihood.param_channels(image_shape[-1]))
+        channels = self.likelihood.param_channels(image_shape[-1])
+        expected = (*image_shape[:-1], channels)
         param_shape = getattr(self.decoder, "param_shape", None)
-        if param_shape is not None and tuple(param_shape) != expected:
+        if param_shape is not None and any(
+            p is not None and p != e for p, e in zip(param_shape, expected)
+        ):
             raise ValueError(
                 f"The decoder outputs parameters of shape {tuple(param_shape)}, but "
                 f"{self.likelihood!r} on images of shape {image_shape} needs "
                 f"{expected}. Received: input_shape={input_shape}"
             )
+        if hasattr(self.encoder, "latent_shape"):
+            self.latent_shape = tuple(self.encoder.latent_shape(image_shape))
         self.image_shape = image_shape
         self.encoder(keras.KerasTensor((None, *image_shape)))
-        self.decoder(keras.KerasTensor((None, self.latent_dim)))
+        self.decoder(keras.KerasTensor((None, *self.latent_shape)))
         self.built = True
 
     def call(self, inputs, training=False):
@@ -223,7 +233,7 @@ class VAE(keras.Model):
         eps = normal(
             ops.shape(z_mean), seed=self.seed_generator if seed is None else seed
         )
-        return z_mean + ops.exp(0.5 * z_log_var) * eps  # (batch, latent_dim)
+        return z_mean + ops.exp(0.5 * z_log_var) * eps  # (batch, *latent_shape)
 
     def compute_terms(self, x, training=False, seed=None):
         """One-sample estimates of the two terms of the negative ELBO.
@@ -240,11 +250,11 @@ class VAE(keras.Model):
         """
         seed = self.seed_generator if seed is None else seed
         x = self.likelihood.prepare_targets(x, seed=seed)
-        z_mean, z_log_var = self.encoder(x, training=training)  # (batch, latent_dim)
-        z = self.reparameterize(z_mean, z_log_var, seed=seed)  # (batch, latent_dim)
+        z_mean, z_log_var = self.encoder(x, training=training)  # (batch, *latent)
+        z = self.reparameterize(z_mean, z_log_var, seed=seed)  # (batch, *latent)
         x_params = self.decoder(z, training=training)  # (batch, *param_shape)
         reconstruction_loss = -self.likelihood.log_prob(x, x_params)  # (batch,)
-        kl_loss = ops.sum(gaussian_kl(z_mean, z_log_var), axis=-1)  # (batch,)
+        kl_loss = sum_per_example(gaussian_kl(z_mean, z_log_var))  # (batch,)
         return reconstruction_loss, kl_loss
 
     def _update_metrics(self, loss, reconstruction_loss, kl_loss):
@@ -290,7 +300,7 @@ class VAE(keras.Model):
             x: images in [0, 1], shape `(batch, height, width, channels)`.
 
         Returns:
-            `(z_mean, z_log_var)`, each of shape `(batch, latent_dim)`.
+            `(z_mean, z_log_var)`, each of shape `(batch, *latent_shape)`.
         """
         x = check_images(x, self.image_shape)
         self._ensure_built(tuple(x.shape[1:]))
@@ -300,12 +310,14 @@ class VAE(keras.Model):
         """Mean images of `p(x | z)`, shape `(batch, height, width, channels)`.
 
         Args:
-            z: latents, shape `(batch, latent_dim)`.
+            z: latents, shape `(batch, *latent_shape)`.
         """
         z = tf.convert_to_tensor(z, tf.float32)
-        if z.shape.rank != 2 or z.shape[-1] != self.latent_dim:
+        if self.latent_shape is None:
+            self._ensure_built()  # a spatial latent's size follows the image size
+        if tuple(z.shape[1:]) != self.latent_shape:
             raise ValueError(
-                f"z must have shape (batch, {self.latent_dim}). "
+                f"z must have shape (batch, {', '.join(map(str, self.latent_shape))}). "
                 f"Received: z.shape={tuple(z.shape)}"
             )
         return self.likelihood.mean(self.decoder(z, training=False))
@@ -336,7 +348,7 @@ class VAE(keras.Model):
                 f"temperature={temperature!r}"
             )
         eps = normal(
-            (int(num_samples), self.latent_dim),
+            (int(num_samples), *self.latent_shape),
             seed=self.seed_generator if seed is None else seed,
         )
         return self.decode(temperature * eps)
