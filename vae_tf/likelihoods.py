@@ -143,9 +143,16 @@ def _centred_pixels(x):
 
 
 def _log1mexp(d):
-    """`log(1 - exp(d))` for `d < 0`, accurate at both ends (Maechler 2012)."""
+    """`log(1 - exp(d))` for `d < 0`, accurate at both ends (Maechler 2012).
+
+    Each branch gets an input clamped to its own safe range, so the branch
+    `tf.where` discards cannot put a NaN into the gradient.
+    """
+    near = d > -0.6931472
+    small = tf.where(near, d, -0.6931472)
+    large = tf.where(near, -0.6931472, d)
     return tf.where(
-        d > -0.6931472, tf.math.log(-tf.math.expm1(d)), tf.math.log1p(-tf.exp(d))
+        near, tf.math.log(-tf.math.expm1(small)), tf.math.log1p(-tf.exp(large))
     )
 
 
