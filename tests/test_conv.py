@@ -1,10 +1,10 @@
 """Convolutional encoders and decoders, alone and inside a VAE with 8-bit "
 "likelihoods."""
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import vae_tf
 from vae_tf import data
 from vae_tf.decoders import ConvDecoder

@@ -41,3 +41,28 @@ def test_dense_mnist_tutorial_quick_run(tmp_path):
     # A few epochs: well below a blank decoder's 543 nats, above the converged ~90.
     assert 90 < metrics["test_nll_iwae_nats"] <= metrics["test_elbo_nats"] < 160
     assert metrics["reload_max_abs_difference"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_conv_mnist_tutorial_quick_run(tmp_path):
+    metrics = run_tutorial("03_conv_mnist_vae.py", tmp_path)
+    for figure in ("loss_curves.png", "reconstructions.png", "samples.png"):
+        assert (tmp_path / figure).stat().st_size > 1000, figure
+    assert metrics["conv_parameters"] < metrics["dense_parameters"]
+    assert 90 < metrics["test_nll_iwae_nats"] <= metrics["test_elbo_nats"] < 250
+
+
+needs_cifar = pytest.mark.skipif(
+    not LOCAL_DATA and not os.environ.get("CI"),
+    reason="needs cifar10.npz in $VAE_TF_DATA_DIR (CI prepares it, and fails without)",
+)
+
+
+@needs_cifar
+def test_conv_cifar10_tutorial_quick_run(tmp_path):
+    metrics = run_tutorial("05_conv_cifar10_vae.py", tmp_path)
+    for figure in ("reconstructions.png", "reconstructions_sampled.png", "samples.png"):
+        assert (tmp_path / figure).stat().st_size > 1000, figure
+    # One short epoch: below a uniform model's 8 bits/dim, far from converged.
+    assert (
+        3.0 < metrics["test_nll_iwae_bits_per_dim"] <= metrics["test_bits_per_dim"] < 8
+    )

@@ -11,12 +11,12 @@ from collections.abc import Callable
 
 import keras
 
-from vae_tf.decoders import DenseDecoder
-from vae_tf.encoders import DenseEncoder
-from vae_tf.likelihoods import Bernoulli
+from vae_tf.decoders import ConvDecoder, DenseDecoder
+from vae_tf.encoders import ConvEncoder, DenseEncoder
+from vae_tf.likelihoods import Bernoulli, DiscretizedLogisticMixture, Likelihood
 from vae_tf.vae import VAE
 
-__all__ = ["Preset", "PRESETS", "get", "dense_mnist_vae"]
+__all__ = ["Preset", "PRESETS", "get", "dense_mnist_vae", "conv_vae"]
 
 
 def dense_mnist_vae(
@@ -46,6 +46,53 @@ def dense_mnist_vae(
             name="decoder",
         ),
         Bernoulli(binarization),
+        seed=seed,
+        name="vae",
+    )
+
+
+def conv_vae(
+    image_shape: tuple,
+    likelihood: Likelihood,
+    latent_dim: int | None = None,
+    latent_channels: int | None = None,
+    filters: tuple = (32, 64),
+    residual_blocks: int = 1,
+    activation: str = "gelu",
+    seed: int | None = None,
+) -> VAE:
+    """A convolutional VAE; the decoder mirrors the encoder's stages.
+
+    Args:
+        image_shape: `(height, width, channels)` of the images.
+        likelihood: the observation model.
+        latent_dim: size of a latent vector (exclusive with `latent_channels`).
+        latent_channels: channels of a spatial latent map (fully convolutional).
+        filters: the encoder's stage widths, input side first.
+        residual_blocks: residual blocks per stage.
+        activation: hidden activation.
+        seed: the VAE's seed.
+    """
+    height, width, channels = image_shape
+    latent = {"latent_dim": latent_dim, "latent_channels": latent_channels}
+    return VAE(
+        ConvEncoder(
+            filters=filters,
+            residual_blocks=residual_blocks,
+            activation=activation,
+            name="encoder",
+            **latent,
+        ),
+        ConvDecoder(
+            likelihood.param_channels(channels),
+            image_size=(height, width) if latent_dim else None,
+            filters=tuple(reversed(filters)),
+            residual_blocks=residual_blocks,
+            activation=activation,
+            name="decoder",
+            **latent,
+        ),
+        likelihood,
         seed=seed,
         name="vae",
     )
@@ -144,6 +191,45 @@ PRESETS = {
         learning_rate=2e-3,
         schedule="warmup_cosine",
         binarized_test=True,
+    ),
+    "mnist-conv": Preset(
+        name="mnist-conv",
+        dataset="mnist",
+        description="convolutional VAE (2 stride-2 stages, 64-d latent), dynamically "
+        "binarised MNIST, Bernoulli likelihood",
+        model_fn=lambda seed: conv_vae(
+            (28, 28, 1),
+            Bernoulli("dynamic"),
+            latent_dim=64,
+            filters=(32, 64),
+            residual_blocks=0,
+            seed=seed,
+        ),
+        batch_size=64,
+        epochs=20,
+        learning_rate=1e-3,
+        schedule="warmup_cosine",
+        steps_per_execution=20,
+        binarized_test=True,
+    ),
+    "cifar10-conv": Preset(
+        name="cifar10-conv",
+        dataset="cifar10",
+        description="fully convolutional VAE (8x8x16 latent map), CIFAR-10, "
+        "discretised logistic mixture likelihood",
+        model_fn=lambda seed: conv_vae(
+            (32, 32, 3),
+            DiscretizedLogisticMixture(5),
+            latent_channels=16,
+            filters=(32, 64),
+            residual_blocks=1,
+            seed=seed,
+        ),
+        batch_size=32,
+        epochs=20,
+        learning_rate=1e-3,
+        schedule="warmup_cosine",
+        steps_per_execution=20,
     ),
 }
 

@@ -1,0 +1,246 @@
+"""
+Title: A convolutional VAE on CIFAR-10 with a discretised likelihood
+Author: vae_tf developers
+Date created: 2026/11/28
+Last modified: 2026/11/28
+Description: Colour images, why Bernoulli and MSE losses give blurry images and
+meaningless likelihoods, the discretised logistic mixture, and bits/dim.
+"""
+
+"""
+## Introduction
+
+MNIST pixels are close to black or white, so a Bernoulli per pixel is a fair
+model. Photographs are not: a CIFAR-10 pixel is three bytes, each one of 256
+values. Two popular shortcuts both go wrong:
+
+- **Bernoulli (binary cross-entropy) on grey values** is not a distribution
+  over colours at all (tutorial 01 showed it does not even normalise);
+- **MSE**, i.e. a Gaussian with a fixed variance, is a *density* over real
+  numbers. Its "log-likelihood" depends on the units and can exceed that of
+  any distribution over the 256 byte values, and because every pixel is
+  charged the same fixed noise, the decoder's best answer is the average of
+  plausible images: blur.
+
+A **discretised** likelihood puts a probability on each of the 256 values of
+each sub-pixel, so `-log p(x)` is a real code length: in bits per dimension
+(bits/dim = nats / (3072 · ln 2)) it is directly comparable with PNG's or
+WebP's file sizes. This tutorial uses the discretised mixture of logistics of
+PixelCNN++ (Salimans et al. 2017) and a fully convolutional VAE whose latent
+is an 8x8 map.
+
+Run it with `python tutorials/05_conv_cifar10_vae.py --quick --data-dir DIR`
+(about a minute), where `DIR` holds a keras-layout `cifar10.npz`.
+"""
+
+"""
+## Setup
+"""
+
+# ruff: noqa: E402  (the keras.io format puts prose before the imports)
+import argparse
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+
+import vae_tf
+from vae_tf import data, plotting, presets
+from vae_tf.likelihoods import DiscretizedLogisticMixture
+
+"""
+## Hyperparameters
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    epochs: int = presets.get("cifar10-conv").epochs
+    num_train_images: int | None = None
+    num_test_images: int | None = None
+    iwae_k: int = 100
+    seed: int = 0
+
+
+parser = argparse.ArgumentParser(description="A convolutional VAE on CIFAR-10.")
+parser.add_argument("--epochs", type=int, help="training epochs")
+parser.add_argument("--quick", action="store_true", help="a one-minute run")
+parser.add_argument("--output-dir", default="outputs/05_conv_cifar10_vae")
+parser.add_argument(
+    "--data-dir", help="folder with cifar10.npz (else $VAE_TF_DATA_DIR)"
+)
+args = parser.parse_args()
+
+config = Config()
+if args.quick:
+    config = dataclasses.replace(
+        config, epochs=1, num_train_images=4000, num_test_images=500, iwae_k=10
+    )
+if args.epochs:
+    config = dataclasses.replace(config, epochs=args.epochs)
+output_dir = Path(args.output_dir)
+output_dir.mkdir(parents=True, exist_ok=True)
+keras.utils.set_random_seed(config.seed)
+metrics = {"quick": args.quick}
+print(config)
+
+"""
+## The data
+
+CIFAR-10: 32x32 colour images of ten classes, 50,000 for training and 10,000
+for testing, as uint8. `vae_tf.data` scales them to `k / 255`; the
+discretised likelihood maps them back to their byte values exactly.
+"""
+
+preset = presets.get("cifar10-conv")
+train_images, _ = data.load_arrays("cifar10", "train", data_dir=args.data_dir)
+test_images, _ = data.load_arrays("cifar10", "test", data_dir=args.data_dir)
+train_images = train_images[: config.num_train_images]
+test_images = test_images[: config.num_test_images]
+train_ds = data.make_dataset(
+    train_images, batch_size=preset.batch_size, shuffle=True, seed=config.seed
+)
+test_ds = data.make_dataset(test_images, batch_size=250)
+test_x = test_images.astype("float32") / 255.0
+print(f"train {train_images.shape} {train_images.dtype}, test {test_images.shape}")
+
+"""
+## Why MSE is not a likelihood of these images
+
+MSE is the negative log-density of a Gaussian with a fixed standard
+deviation `sigma`, up to constants:
+
+```
+-log N(x; mu, sigma^2) = (x - mu)^2 / (2 sigma^2) + log sigma + log(2 pi) / 2
+```
+
+A density is not a probability: with a small `sigma` it exceeds 1, and its
+"code length" goes negative. Here is a *perfect* reconstruction (`mu = x`)
+scored in "bits/dim" for a few `sigma`, on pixels scaled to [0, 1]:
+"""
+
+for sigma in (0.1, 0.01, 0.001):
+    nats = math.log(sigma) + 0.5 * math.log(2 * math.pi)
+    print(f"sigma = {sigma}: {nats / math.log(2):+.2f} bits/dim")
+
+"""
+Negative bits: no code can be shorter than zero bits, so these numbers are
+not code lengths, and they change with the units the pixels are written in.
+A distribution over the 256 byte values cannot do that: its best possible
+score is 0 bits/dim, its uniform score 8.
+
+## The discretised logistic mixture
+
+For a byte `k`, centre it at `x = 2k/255 - 1` and give it the bin
+`[x - 1/255, x + 1/255]`. A logistic with mean `mu` and scale `s` puts
+probability `sigma((x + 1/255 - mu)/s) - sigma((x - 1/255 - mu)/s)` on it,
+and the edge bins take the tails, so the 256 probabilities sum to exactly 1.
+A mixture of such logistics per pixel, with the green and blue means shifted
+by the red (and green) values, models colours jointly. The decoder outputs
+`K · 10` numbers per pixel for RGB.
+"""
+
+likelihood = DiscretizedLogisticMixture(num_components=5)
+params = np.random.default_rng(0).normal(size=(256, 1, 1, likelihood.param_channels(1)))
+all_bytes = (np.arange(256) / 255.0).reshape(256, 1, 1, 1).astype("float32")
+mass = np.exp(np.asarray(likelihood.log_prob(all_bytes, params[:1].repeat(256, 0))))
+print(f"sum of the 256 probabilities of one grey pixel: {mass.sum():.6f}")
+print(f"decoder outputs per RGB pixel with K = 5: {likelihood.param_channels(3)}")
+
+"""
+## A fully convolutional VAE
+
+The `cifar10-conv` preset downsamples 32x32 → 16x16 → 8x8 with residual
+stages and keeps the latent *spatial*: `z` is an 8x8x16 map rather than a
+vector, so each latent position describes its own patch of the image. The
+same `VAE.train_step` trains it: only the likelihood's `log_prob` differs.
+"""
+
+vae = preset.build_model(seed=config.seed)
+preset.compile(vae, len(train_images), config.epochs, preset.batch_size)
+timer = vae_tf.callbacks.EpochTimer()
+start = time.perf_counter()
+history = vae.fit(
+    train_ds,
+    epochs=config.epochs,
+    validation_data=test_ds,
+    shuffle=False,
+    callbacks=[timer],
+    verbose=2,
+)
+metrics["train_seconds"] = time.perf_counter() - start
+metrics["train_images_per_second"] = timer.images_per_second(len(train_images))
+metrics["epochs"] = config.epochs
+print(f"latent shape per image: {vae.latent_shape}")
+
+"""
+## Bits per dimension
+
+The negative ELBO in bits/dim is an upper bound on the code length a
+bits-back coder would achieve with this model (tutorial 07 builds one), and
+the IWAE bound tightens it.
+"""
+
+results = vae_tf.evaluate(vae, test_ds, iwae_k=config.iwae_k, seed=0)
+metrics.update(results)
+print(json.dumps(results, indent=2))
+
+"""
+## Reconstructions and samples, side by side
+
+Two ways to turn `p(x | z)` into a picture: its **mean** (smooth, what
+MSE-trained models show) and a **sample** (each sub-pixel drawn from its
+mixture: noisy where the model is unsure). Both come from one batched call
+per figure.
+"""
+
+z_mean, _ = vae.encode(test_x[:16])
+x_params = vae.decoder(z_mean)
+reconstruction_mean = np.asarray(vae.likelihood.mean(x_params))
+reconstruction_sample = np.asarray(vae.likelihood.sample(x_params, seed=0))
+plotting.plot_reconstructions(
+    output_dir / "reconstructions.png",
+    test_x[:16],
+    reconstruction_mean,
+    title="CIFAR-10 test images (left) and reconstruction means (right)",
+)
+plotting.plot_reconstructions(
+    output_dir / "reconstructions_sampled.png",
+    test_x[:16],
+    reconstruction_sample,
+    title="Test images (left) and reconstructions sampled from p(x | z) (right)",
+)
+prior_params = vae.decoder(keras.random.normal((64, *vae.latent_shape), seed=0))
+plotting.plot_samples(
+    output_dir / "samples.png",
+    np.asarray(vae.likelihood.mean(prior_params)),
+    title="Prior samples: means of p(x | z)",
+)
+plotting.plot_samples(
+    output_dir / "samples_sampled.png",
+    np.asarray(vae.likelihood.sample(prior_params, seed=1)),
+    title="Prior samples: draws from p(x | z)",
+)
+plotting.plot_loss_curves(output_dir / "loss_curves.png", history.history)
+
+with open(output_dir / "metrics.json", "w") as f:
+    json.dump(metrics, f, indent=2, sort_keys=True)
+print(f"figures and metrics.json in {output_dir}")
+
+"""
+## What to look at
+
+The reconstruction means are smooth: the decoder hedges between plausible
+textures. The sampled reconstructions carry the texture the mean averages
+away, at the price of pixel noise. A single-level VAE leaves most of the
+detail to the per-pixel likelihood; its bits/dim improve with training time
+and with hierarchies of latents, and README's results table lists the full
+runs next to classical lossless codecs.
+"""
