@@ -12,13 +12,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vae_tf._random import normal
-from vae_tf.bounds import (
-    bits_per_dim,
-    gaussian_log_prob,
-    standard_normal_log_prob,
-    sum_per_example,
-)
+from vae_tf.bounds import bits_per_dim
 
 __all__ = ["log_importance_weights", "evaluate_elbo", "evaluate_iwae", "evaluate"]
 
@@ -28,43 +22,13 @@ def _images(batch):
 
 
 def log_importance_weights(model, x, num_samples: int, seed=None):
-    """Log importance weights of `num_samples` posterior samples per image.
+    """Log importance weights `log p(x, z_i) - log q(z_i | x)`, `(num_samples, batch)`.
 
-    ```
-    log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x),  z_i ~ q(z | x)
-    ```
-
-    Args:
-        model: a `vae_tf.VAE`.
-        x: images in [0, 1] (already binary for a binarising likelihood),
-            shape `(batch, height, width, channels)`.
-        num_samples: samples `k` per image.
-        seed: an int or a `keras.random.SeedGenerator`.
-
-    Returns:
-        Log-weights of shape `(num_samples, batch)`.
+    The model computes them (`VAE.log_importance_weights`), since they follow
+    its latent structure; `x` must already be binarised for a binarising
+    likelihood.
     """
-    batch = ops.shape(x)[0]
-    latent_shape = model.latent_shape
-    z_mean, z_log_var = model.encoder(x, training=False)  # (batch, *latent)
-    eps = normal((num_samples, batch, *latent_shape), seed=seed)
-    z = z_mean + ops.exp(0.5 * z_log_var) * eps  # (k, batch, *latent)
-    z_flat = ops.reshape(z, (-1, *latent_shape))  # (k * batch, *latent)
-    x_params = model.decoder(z_flat, training=False)  # (k * batch, *param_shape)
-    x_tiled = ops.reshape(
-        ops.tile(x[None], (num_samples, 1, 1, 1, 1)), (-1, *x.shape[1:])
-    )  # (k * batch, height, width, channels)
-    log_px = ops.reshape(
-        model.likelihood.log_prob(x_tiled, x_params), (num_samples, batch)
-    )
-    log_pz = ops.reshape(
-        sum_per_example(standard_normal_log_prob(z_flat)), (num_samples, batch)
-    )
-    log_qz = gaussian_log_prob(z, z_mean, z_log_var)  # (k, batch, *latent)
-    log_qz = ops.reshape(
-        sum_per_example(ops.reshape(log_qz, ops.shape(z_flat))), (num_samples, batch)
-    )
-    return log_px + log_pz - log_qz  # (k, batch)
+    return model.log_importance_weights(x, num_samples, seed=seed)
 
 
 def _num_dims(dataset) -> int:

@@ -20,8 +20,6 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from vae_tf._random import normal
-
 __all__ = ["export_saved_model"]
 
 
@@ -51,18 +49,18 @@ def export_saved_model(model, path, verbose: bool = False) -> str:
     latent_spec = tf.TensorSpec((None, *model.latent_shape), tf.float32, name="z")
 
     def encode(x):
-        z_mean, z_log_var = model.encoder(x, training=False)
+        z_mean, z_log_var = model.posterior(x)
         return {"z_mean": z_mean, "z_log_var": z_log_var}
 
     def decode(z):
-        return {"x_mean": model.likelihood.mean(model.decoder(z, training=False))}
+        return {"x_mean": model.likelihood.mean(model.decode_params(z))}
 
     def sample(num_samples, temperature, seed):
-        eps = normal(tf.concat([[num_samples], model.latent_shape], axis=0), seed=seed)
-        return decode(temperature * eps)
+        x_params = model.generate_params(num_samples, temperature, seed=seed)
+        return {"x_mean": model.likelihood.mean(x_params)}
 
     def reconstruct(x):
-        return decode(encode(x)["z_mean"])
+        return {"x_mean": model.likelihood.mean(model.reconstruct_params(x))}
 
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -8,7 +8,12 @@ from keras import ops
 
 from vae_tf import likelihoods as likelihoods_lib
 from vae_tf._random import normal
-from vae_tf.bounds import gaussian_kl, sum_per_example
+from vae_tf.bounds import (
+    gaussian_kl,
+    gaussian_log_prob,
+    standard_normal_log_prob,
+    sum_per_example,
+)
 
 __all__ = ["VAE", "check_images"]
 
@@ -225,8 +230,64 @@ class VAE(keras.Model):
 
     def call(self, inputs, training=False):
         """Reconstruct `inputs`: the likelihood's mean of `p(x | z)` at `z = z_mean`."""
-        z_mean, _ = self.encoder(inputs, training=training)
-        return self.likelihood.mean(self.decoder(z_mean, training=training))
+        return self.likelihood.mean(self.reconstruct_params(inputs, training=training))
+
+    # Graph-level building blocks: tensors in, tensors out, no input checks.
+    # The public methods below and the SavedModel export are written with
+    # them, and a model with another latent structure overrides them.
+
+    def posterior(self, x, training=False):
+        """`(z_mean, z_log_var)` of `q(z | x)`, each `(batch, *latent_shape)`."""
+        return self.encoder(x, training=training)
+
+    def decode_params(self, z, training=False):
+        """The likelihood's parameters `x_params` for latents `z`."""
+        return self.decoder(z, training=training)
+
+    def reconstruct_params(self, x, training=False):
+        """`x_params` at the posterior mean of each image."""
+        z_mean, _ = self.posterior(x, training=training)
+        return self.decode_params(z_mean, training=training)
+
+    def generate_params(self, num_samples, temperature=1.0, seed=None):
+        """`x_params` of `num_samples` prior draws `z ~ N(0, temperature^2 I)`.
+
+        `num_samples` may be a Python int or a scalar tensor (as in an exported
+        graph); `seed` an int, an int tensor or a `SeedGenerator`.
+        """
+        shape = tf.concat([tf.reshape(num_samples, (1,)), self.latent_shape], axis=0)
+        eps = normal(shape, seed=self.seed_generator if seed is None else seed)
+        return self.decode_params(temperature * eps)
+
+    def log_importance_weights(self, x, num_samples: int, seed=None):
+        """Log importance weights of `num_samples` posterior samples per image.
+
+        ```
+        log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x),  z_i ~ q(z | x)
+        ```
+
+        Args:
+            x: targets (already binarised for a binarising likelihood),
+                `(batch, height, width, channels)`.
+            num_samples: `k`.
+            seed: an int or a `keras.random.SeedGenerator`.
+
+        Returns:
+            `(num_samples, batch)` log-weights.
+        """
+        batch = ops.shape(x)[0]
+        z_mean, z_log_var = self.posterior(x)  # (batch, *latent)
+        eps = normal((num_samples, batch, *self.latent_shape), seed=seed)
+        z = z_mean + ops.exp(0.5 * z_log_var) * eps  # (k, batch, *latent)
+        log_qz = gaussian_log_prob(z, z_mean, z_log_var)  # (k, batch, *latent)
+        z = ops.reshape(z, (-1, *self.latent_shape))  # (k * batch, *latent)
+        log_qz = sum_per_example(ops.reshape(log_qz, ops.shape(z)))  # (k * batch,)
+        log_pz = sum_per_example(standard_normal_log_prob(z))  # (k * batch,)
+        x_tiled = ops.reshape(
+            ops.tile(x[None], (num_samples, 1, 1, 1, 1)), (-1, *x.shape[1:])
+        )  # (k * batch, height, width, channels)
+        log_px = self.likelihood.log_prob(x_tiled, self.decode_params(z))
+        return ops.reshape(log_px + log_pz - log_qz, (num_samples, batch))
 
     def reparameterize(self, z_mean, z_log_var, seed=None):
         """Draw `z = mu + sigma * eps`, `eps ~ N(0, I)`, differentiably in mu, sigma."""
@@ -250,9 +311,9 @@ class VAE(keras.Model):
         """
         seed = self.seed_generator if seed is None else seed
         x = self.likelihood.prepare_targets(x, seed=seed)
-        z_mean, z_log_var = self.encoder(x, training=training)  # (batch, *latent)
+        z_mean, z_log_var = self.posterior(x, training=training)  # (batch, *latent)
         z = self.reparameterize(z_mean, z_log_var, seed=seed)  # (batch, *latent)
-        x_params = self.decoder(z, training=training)  # (batch, *param_shape)
+        x_params = self.decode_params(z, training=training)  # (batch, *param_shape)
         reconstruction_loss = -self.likelihood.log_prob(x, x_params)  # (batch,)
         kl_loss = sum_per_example(gaussian_kl(z_mean, z_log_var))  # (batch,)
         return reconstruction_loss, kl_loss
@@ -304,7 +365,7 @@ class VAE(keras.Model):
         """
         x = check_images(x, self.image_shape)
         self._ensure_built(tuple(x.shape[1:]))
-        return self.encoder(x, training=False)
+        return self.posterior(x)
 
     def decode(self, z):
         """Mean images of `p(x | z)`, shape `(batch, height, width, channels)`.
@@ -320,7 +381,7 @@ class VAE(keras.Model):
                 f"z must have shape (batch, {', '.join(map(str, self.latent_shape))}). "
                 f"Received: z.shape={tuple(z.shape)}"
             )
-        return self.likelihood.mean(self.decoder(z, training=False))
+        return self.likelihood.mean(self.decode_params(z))
 
     def sample(
         self, num_samples: int, temperature: float = 1.0, seed: int | None = None
@@ -347,16 +408,21 @@ class VAE(keras.Model):
                 "temperature must be a positive number. Received: "
                 f"temperature={temperature!r}"
             )
-        eps = normal(
-            (int(num_samples), *self.latent_shape),
-            seed=self.seed_generator if seed is None else seed,
+        if self.latent_shape is None:
+            self._ensure_built()
+        return self.likelihood.mean(
+            self.generate_params(
+                int(num_samples),
+                temperature=float(temperature),
+                seed=self.seed_generator if seed is None else seed,
+            )
         )
-        return self.decode(temperature * eps)
 
     def reconstruct(self, x):
         """Deterministic reconstructions: the decoded mean at `z = z_mean`."""
-        z_mean, _ = self.encode(x)
-        return self.decode(z_mean)
+        x = check_images(x, self.image_shape)
+        self._ensure_built(tuple(x.shape[1:]))
+        return self.likelihood.mean(self.reconstruct_params(x))
 
     # Keras saves variables, not the seed generator's state; without it a
     # reloaded model would replay the random draws of its first steps.
