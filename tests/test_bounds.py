@@ -47,3 +47,28 @@ def test_iwae_bound_is_log_mean_exp():
 def test_bits_per_dim_of_uniform_bytes_is_eight():
     nll = 3072 * math.log(256.0)  # a uniform model of 32x32x3 bytes
     assert float(bounds.bits_per_dim(nll, 3072)) == pytest.approx(8.0)
+
+
+def test_kl_between_gaussians_matches_monte_carlo_and_reduces_to_standard_kl():
+    rng = np.random.default_rng(1)
+    q_mean, p_mean = rng.normal(size=(2, 4)).astype("float32")
+    q_log_var, p_log_var = rng.normal(scale=0.5, size=(2, 4)).astype("float32")
+    closed = np.asarray(
+        bounds.gaussian_kl_between(q_mean, q_log_var, p_mean, p_log_var)
+    )
+    z = q_mean + np.exp(0.5 * q_log_var) * rng.normal(size=(400_000, 4))
+    log_q = -0.5 * (
+        np.log(2 * np.pi) + q_log_var + (z - q_mean) ** 2 / np.exp(q_log_var)
+    )
+    log_p = -0.5 * (
+        np.log(2 * np.pi) + p_log_var + (z - p_mean) ** 2 / np.exp(p_log_var)
+    )
+    samples = log_q - log_p
+    standard_error = samples.std(0) / math.sqrt(len(samples))
+    assert np.all(np.abs(closed - samples.mean(0)) < 5 * standard_error + 1e-3)
+    zeros = np.zeros(4, "float32")
+    np.testing.assert_allclose(
+        bounds.gaussian_kl_between(q_mean, q_log_var, zeros, zeros),
+        bounds.gaussian_kl(q_mean, q_log_var),
+        rtol=1e-6,
+    )

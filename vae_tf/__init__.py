@@ -11,11 +11,21 @@ from vae_tf import (
     presets,
     runs,
 )
-from vae_tf.decoders import DenseDecoder
-from vae_tf.encoders import DenseEncoder
+from vae_tf.decoders import ConvDecoder, DenseDecoder
+from vae_tf.encoders import ConvEncoder, DenseEncoder
 from vae_tf.evaluation import evaluate, evaluate_elbo, evaluate_iwae
 from vae_tf.export import export_saved_model
-from vae_tf.likelihoods import Bernoulli, Likelihood
+from vae_tf.hierarchical import (
+    HierarchicalDecoder,
+    HierarchicalEncoder,
+    HierarchicalVAE,
+)
+from vae_tf.likelihoods import (
+    Bernoulli,
+    DiscretizedGaussian,
+    DiscretizedLogisticMixture,
+    Likelihood,
+)
 from vae_tf.vae import VAE
 
 __version__ = "0.1.0"
@@ -24,6 +34,13 @@ __all__ = [
     "VAE",
     "DenseEncoder",
     "DenseDecoder",
+    "ConvEncoder",
+    "ConvDecoder",
+    "HierarchicalEncoder",
+    "HierarchicalDecoder",
+    "HierarchicalVAE",
+    "DiscretizedLogisticMixture",
+    "DiscretizedGaussian",
     "Likelihood",
     "Bernoulli",
     "evaluate",

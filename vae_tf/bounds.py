@@ -17,6 +17,7 @@ from keras import ops
 __all__ = [
     "LOG_2PI",
     "gaussian_kl",
+    "gaussian_kl_between",
     "gaussian_log_prob",
     "standard_normal_log_prob",
     "iwae_bound",
@@ -50,6 +51,28 @@ def gaussian_kl(z_mean, z_log_var):
         the last axis for the KL of the whole latent.
     """
     return 0.5 * (ops.square(z_mean) + ops.exp(z_log_var) - 1.0 - z_log_var)
+
+
+def gaussian_kl_between(q_mean, q_log_var, p_mean, p_log_var):
+    """KL divergence between two diagonal Gaussians, per dimension.
+
+    ```
+    KL(N(mu_q, s_q^2) || N(mu_p, s_p^2))
+        = 0.5 * (log s_p^2 - log s_q^2 + (s_q^2 + (mu_q - mu_p)^2) / s_p^2 - 1)
+    ```
+
+    With `p = N(0, 1)` it is `gaussian_kl`. Used for the lower levels of a
+    hierarchical VAE, whose prior `p(z_i | z_{i+1})` is itself a Gaussian.
+
+    Returns:
+        The KL of each element in nats (not summed).
+    """
+    return 0.5 * (
+        p_log_var
+        - q_log_var
+        + (ops.exp(q_log_var) + ops.square(q_mean - p_mean)) * ops.exp(-p_log_var)
+        - 1.0
+    )
 
 
 def gaussian_log_prob(z, mean, log_var):

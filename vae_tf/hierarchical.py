@@ -1,0 +1,435 @@
+"""A hierarchical VAE: several levels of latent maps with top-down inference.
+
+A single Gaussian latent layer cannot reach the likelihoods users compare
+against: the per-pixel likelihood has to model whatever the one latent misses.
+Here `L` latent maps sit at decreasing resolutions, and both the prior and the
+posterior are factorised top-down, as in the ladder VAE (Sønderby et al. 2016,
+arXiv:1602.02282) and NVAE (Vahdat & Kautz 2020, arXiv:2007.03898):
+
+```
+p(x, z) = p(z_L) prod_{i<L} p(z_i | z_{>i}) p(x | z_{1..L})
+q(z | x) = q(z_L | x) prod_{i<L} q(z_i | x, z_{>i})
+ELBO = E_q[log p(x | z)] - KL(q(z_L | x) || N(0, I))
+       - sum_{i<L} E_q[KL(q(z_i | x, z_{>i}) || p(z_i | z_{>i}))]
+```
+
+Each KL is the closed form between two diagonal Gaussians given the sampled
+levels above it, so every term is non-negative and they sum to the total KL.
+`HierarchicalVAE` is a `vae_tf.VAE`: the same `train_step`, `fit`,
+evaluation, `.keras` saving and SavedModel export.
+"""
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from vae_tf._random import normal
+from vae_tf._validation import positive_int, positive_ints
+from vae_tf.bounds import (
+    gaussian_kl,
+    gaussian_kl_between,
+    gaussian_log_prob,
+    standard_normal_log_prob,
+    sum_per_example,
+)
+from vae_tf.encoders import ResidualBlock, bound_log_var
+from vae_tf.vae import VAE
+
+__all__ = ["HierarchicalEncoder", "HierarchicalDecoder", "HierarchicalVAE"]
+
+
+def _check_levels(filters, latent_channels, residual_blocks):
+    filters = positive_ints("filters", filters, "(32, 64)", 1)
+    latent_channels = positive_ints("latent_channels", latent_channels, "(8, 8)", 1)
+    if len(filters) != len(latent_channels):
+        raise ValueError(
+            "filters and latent_channels need one entry per latent level. "
+            f"Received: filters={filters}, latent_channels={latent_channels}"
+        )
+    if not isinstance(residual_blocks, int) or residual_blocks < 0:
+        raise ValueError(
+            "residual_blocks must be a non-negative integer. "
+            f"Received: residual_blocks={residual_blocks!r}"
+        )
+    return filters, latent_channels
+
+
+@keras.saving.register_keras_serializable(package="vae_tf")
+class HierarchicalEncoder(keras.Model):
+    """Bottom-up path of a hierarchical VAE: one feature map per latent level.
+
+    A 3x3 stem, then per level a stride-2 convolution to `filters[i]` and
+    `residual_blocks` residual blocks; level `i` is at `1 / 2**(i+1)` of the
+    image size. The top level's posterior head maps the last features to
+    `q(z_L | x)`.
+
+    Args:
+        filters: feature widths per level, bottom (finest) level first.
+        latent_channels: latent channels per level, bottom level first.
+        residual_blocks: residual blocks per level.
+        activation: hidden activation.
+        log_var_bound: log-variances are kept in `(-bound, bound)`.
+
+    Returns:
+        `(features, z_mean, z_log_var)`: the list of feature maps, bottom
+        first, and the top level's posterior parameters.
+    """
+
+    def __init__(
+        self,
+        filters: tuple = (32, 64),
+        latent_channels: tuple = (8, 8),
+        residual_blocks: int = 1,
+        activation: str = "gelu",
+        log_var_bound: float = 10.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters, self.latent_channels = _check_levels(
+            filters, latent_channels, residual_blocks
+        )
+        self.residual_blocks = residual_blocks
+        self.activation = activation
+        self.log_var_bound = float(log_var_bound)
+        self.factor = 2 ** len(self.filters)
+        self.stem = layers.Conv2D(self.filters[0], 3, padding="same", name="stem")
+        self.stages = []
+        for i, width in enumerate(self.filters):
+            stage = [
+                layers.Conv2D(
+                    width,
+                    3,
+                    strides=2,
+                    padding="same",
+                    activation=activation,
+                    name=f"down_{i}",
+                )
+            ]
+            stage += [
+                ResidualBlock(width, activation, name=f"res_{i}_{j}")
+                for j in range(residual_blocks)
+            ]
+            self.stages.append(stage)
+        self.head_activation = layers.Activation(activation)
+        self.top_posterior = layers.Conv2D(
+            2 * self.latent_channels[-1], 3, padding="same", name="top_posterior"
+        )
+
+    def latent_shapes(self, image_shape) -> list:
+        """Shapes of `z_1 .. z_L` (bottom first) for one image of `image_shape`."""
+        height, width = image_shape[0], image_shape[1]
+        if height % self.factor or width % self.factor:
+            raise ValueError(
+                f"A hierarchical VAE with {len(self.filters)} levels needs image "
+                f"sizes divisible by {self.factor}; pad or crop the images. "
+                f"Received: image_shape={tuple(image_shape)}"
+            )
+        return [
+            (height // 2 ** (i + 1), width // 2 ** (i + 1), channels)
+            for i, channels in enumerate(self.latent_channels)
+        ]
+
+    def latent_shape(self, image_shape) -> tuple:
+        """Shape of the top latent `z_L`, the one `encode` and `decode` use."""
+        return self.latent_shapes(image_shape)[-1]
+
+    def call(self, inputs, training=False):
+        h = self.stem(inputs)
+        features = []
+        for stage in self.stages:
+            for layer in stage:
+                h = layer(h)  # (batch, h / 2^(i+1), w / 2^(i+1), filters[i])
+            features.append(h)
+        top = self.top_posterior(self.head_activation(h))
+        z_mean, raw_log_var = ops.split(top, 2, axis=-1)
+        return features, z_mean, bound_log_var(raw_log_var, self.log_var_bound)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=list(self.filters),
+            latent_channels=list(self.latent_channels),
+            residual_blocks=self.residual_blocks,
+            activation=self.activation,
+            log_var_bound=self.log_var_bound,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="vae_tf")
+class HierarchicalDecoder(keras.Model):
+    """Top-down path of a hierarchical VAE: priors, posteriors and the output.
+
+    From the top latent map down, each level's features are upsampled
+    (stride-2 transposed convolution); a head gives the prior
+    `p(z_i | z_{>i})`, another, seeing the encoder's features too, the
+    posterior `q(z_i | x, z_{>i})`; the sampled `z_i` is projected and added to
+    the features, then residual blocks. A last upsampling and a 3x3
+    convolution give the likelihood's parameters.
+
+    Calling it on the top latent `z_L` decodes with every lower level at its
+    prior mean (`decode`); `infer` and `generate` are the two full passes.
+
+    Args:
+        output_channels: parameters per pixel (`Likelihood.param_channels`).
+        filters: feature widths per level, bottom level first (as the encoder).
+        latent_channels: latent channels per level, bottom level first.
+        residual_blocks: residual blocks per level.
+        activation: hidden activation.
+        log_var_bound: log-variances are kept in `(-bound, bound)`.
+    """
+
+    def __init__(
+        self,
+        output_channels: int,
+        filters: tuple = (32, 64),
+        latent_channels: tuple = (8, 8),
+        residual_blocks: int = 1,
+        activation: str = "gelu",
+        log_var_bound: float = 10.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.output_channels = positive_int("output_channels", output_channels)
+        self.filters, self.latent_channels = _check_levels(
+            filters, latent_channels, residual_blocks
+        )
+        self.residual_blocks = residual_blocks
+        self.activation = activation
+        self.log_var_bound = float(log_var_bound)
+        levels = len(self.filters)
+        self.project = [
+            layers.Conv2D(self.filters[i], 3, padding="same", name=f"project_{i}")
+            for i in range(levels)
+        ]
+        self.res = [
+            [
+                ResidualBlock(self.filters[i], activation, name=f"res_{i}_{j}")
+                for j in range(residual_blocks)
+            ]
+            for i in range(levels)
+        ]
+        # Level i < L-1 is reached from level i+1 by one upsampling.
+        self.up = [
+            layers.Conv2DTranspose(
+                self.filters[i],
+                3,
+                strides=2,
+                padding="same",
+                activation=activation,
+                name=f"up_{i}",
+            )
+            for i in range(levels - 1)
+        ]
+        self.prior = [
+            layers.Conv2D(
+                2 * self.latent_channels[i], 3, padding="same", name=f"prior_{i}"
+            )
+            for i in range(levels - 1)
+        ]
+        self.posterior = [
+            layers.Conv2D(
+                2 * self.latent_channels[i], 3, padding="same", name=f"posterior_{i}"
+            )
+            for i in range(levels - 1)
+        ]
+        self.up_out = layers.Conv2DTranspose(
+            self.filters[0],
+            3,
+            strides=2,
+            padding="same",
+            activation=activation,
+            name="up_out",
+        )
+        self.head_activation = layers.Activation(activation)
+        self.params = layers.Conv2D(output_channels, 3, padding="same", name="params")
+
+    @property
+    def param_shape(self) -> tuple:
+        return (None, None, self.output_channels)
+
+    def _gaussian(self, head, h):
+        mean, raw_log_var = ops.split(head(self.head_activation(h)), 2, axis=-1)
+        return mean, bound_log_var(raw_log_var, self.log_var_bound)
+
+    def _merge(self, i, d, z):
+        d = d + self.project[i](z)  # (batch, h_i, w_i, filters[i])
+        for block in self.res[i]:
+            d = block(d)
+        return d
+
+    def _output(self, d):
+        return self.params(self.head_activation(self.up_out(d)))
+
+    def infer(self, features, z_top, seed=None, sample=True):
+        """The inference pass: each level from `q(z_i | x, z_{>i})`.
+
+        Args:
+            features: the encoder's feature maps, bottom first.
+            z_top: the top latent (sampled, or its posterior mean).
+            seed: seed of the lower levels' samples.
+            sample: draw the lower levels; else take their posterior means.
+
+        Returns:
+            `(x_params, levels)` where `levels[i]` is `(z, q_mean, q_log_var,
+            p_mean, p_log_var)` for each level below the top, bottom first.
+        """
+        top = len(self.filters) - 1
+        d = self._merge(top, ops.zeros_like(self.project[top](z_top)), z_top)
+        levels = [None] * top
+        for i in reversed(range(top)):
+            d = self.up[i](d)  # (batch, h_i, w_i, filters[i])
+            p_mean, p_log_var = self._gaussian(self.prior[i], d)
+            q_mean, q_log_var = self._gaussian(
+                self.posterior[i], ops.concatenate([d, features[i]], axis=-1)
+            )
+            z = q_mean
+            if sample:
+                z = q_mean + ops.exp(0.5 * q_log_var) * normal(ops.shape(q_mean), seed)
+            levels[i] = (z, q_mean, q_log_var, p_mean, p_log_var)
+            d = self._merge(i, d, z)
+        return self._output(d), levels
+
+    def generate(self, z_top, temperature=1.0, seed=None, sample=True):
+        """The generative pass: each level below the top from its prior.
+
+        With `sample=False` every lower level takes its prior mean.
+        """
+        top = len(self.filters) - 1
+        d = self._merge(top, ops.zeros_like(self.project[top](z_top)), z_top)
+        for i in reversed(range(top)):
+            d = self.up[i](d)
+            p_mean, p_log_var = self._gaussian(self.prior[i], d)
+            z = p_mean
+            if sample:
+                eps = normal(ops.shape(p_mean), seed)
+                z = p_mean + temperature * ops.exp(0.5 * p_log_var) * eps
+            d = self._merge(i, d, z)
+        return self._output(d)
+
+    def call(self, inputs, training=False):
+        return self.generate(inputs, sample=False)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            output_channels=self.output_channels,
+            filters=list(self.filters),
+            latent_channels=list(self.latent_channels),
+            residual_blocks=self.residual_blocks,
+            activation=self.activation,
+            log_var_bound=self.log_var_bound,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="vae_tf")
+class HierarchicalVAE(VAE):
+    """A VAE with `L` levels of latent maps and top-down inference.
+
+    Takes a `HierarchicalEncoder` and a `HierarchicalDecoder` with the same
+    `filters` and `latent_channels`. `encode`, `decode` and the SavedModel's
+    endpoints work on the top latent `z_L` (the lower levels at their
+    posterior or prior means); `sample` draws every level from the prior;
+    `kl_terms` returns each level's KL.
+
+    Example:
+
+    >>> levels = dict(filters=(32, 64), latent_channels=(8, 8))
+    >>> vae = vae_tf.HierarchicalVAE(
+    ...     vae_tf.HierarchicalEncoder(**levels),
+    ...     vae_tf.HierarchicalDecoder(likelihood.param_channels(3), **levels),
+    ...     likelihood,
+    ... )
+    """
+
+    def __init__(
+        self, encoder, decoder, likelihood=None, beta=1.0, seed=None, **kwargs
+    ):
+        super().__init__(encoder, decoder, likelihood, beta=beta, seed=seed, **kwargs)
+        for arg, value in (("encoder", self.encoder), ("decoder", self.decoder)):
+            expected = HierarchicalEncoder if arg == "encoder" else HierarchicalDecoder
+            if not isinstance(value, expected):
+                raise TypeError(
+                    f"HierarchicalVAE needs a {expected.__name__} as {arg}. "
+                    f"Received: {arg}={value!r}"
+                )
+        if (
+            self.encoder.filters != self.decoder.filters
+            or self.encoder.latent_channels != self.decoder.latent_channels
+        ):
+            raise ValueError(
+                "The encoder and decoder must have the same filters and "
+                f"latent_channels. Received: encoder {self.encoder.filters}, "
+                f"{self.encoder.latent_channels}; decoder {self.decoder.filters}, "
+                f"{self.decoder.latent_channels}"
+            )
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        # The lower levels' heads are used only by the inference pass: run it
+        # once so that every variable exists before weights are loaded.
+        x = tf.zeros((1, *self.image_shape))
+        features, z_mean, _ = self.encoder(x)
+        self.decoder.infer(features, z_mean, sample=False)
+
+    def posterior(self, x, training=False):
+        _, z_mean, z_log_var = self.encoder(x, training=training)
+        return z_mean, z_log_var
+
+    def reconstruct_params(self, x, training=False):
+        features, z_mean, _ = self.encoder(x, training=training)
+        x_params, _ = self.decoder.infer(features, z_mean, sample=False)
+        return x_params
+
+    def generate_params(self, num_samples, temperature=1.0, seed=None):
+        seed = self.seed_generator if seed is None else seed
+        shape = tf.concat([tf.reshape(num_samples, (1,)), self.latent_shape], axis=0)
+        z_top = temperature * normal(shape, seed=seed)
+        return self.decoder.generate(z_top, temperature, seed=seed)
+
+    def _inference_pass(self, x, training, seed):
+        """Sample every level from `q`; return `x_params` and per-level terms."""
+        features, z_mean, z_log_var = self.encoder(x, training=training)
+        z_top = self.reparameterize(z_mean, z_log_var, seed=seed)
+        x_params, levels = self.decoder.infer(features, z_top, seed=seed)
+        return x_params, (z_top, z_mean, z_log_var), levels
+
+    def kl_terms(self, x, training=False, seed=None):
+        """KL of each level in nats, bottom level first: a list of `(batch,)`.
+
+        The top level's is `KL(q(z_L | x) || N(0, I))`; each lower level's is
+        `KL(q(z_i | x, z_{>i}) || p(z_i | z_{>i}))` at the sampled levels above.
+        Also returns the reconstruction term: `(reconstruction_loss, kls)`.
+        """
+        seed = self.seed_generator if seed is None else seed
+        x = self.likelihood.prepare_targets(x, seed=seed)
+        x_params, (_, z_mean, z_log_var), levels = self._inference_pass(
+            x, training, seed
+        )
+        kls = [
+            sum_per_example(gaussian_kl_between(q_mean, q_log_var, p_mean, p_log_var))
+            for _, q_mean, q_log_var, p_mean, p_log_var in levels
+        ]
+        kls.append(sum_per_example(gaussian_kl(z_mean, z_log_var)))
+        return -self.likelihood.log_prob(x, x_params), kls
+
+    def compute_terms(self, x, training=False, seed=None):
+        reconstruction_loss, kls = self.kl_terms(x, training=training, seed=seed)
+        return reconstruction_loss, ops.sum(ops.stack(kls, axis=0), axis=0)
+
+    def log_importance_weights(self, x, num_samples: int, seed=None):
+        batch = ops.shape(x)[0]
+        x_tiled = ops.reshape(
+            ops.tile(x[None], (num_samples, 1, 1, 1, 1)), (-1, *x.shape[1:])
+        )  # (k * batch, height, width, channels)
+        x_params, (z_top, z_mean, z_log_var), levels = self._inference_pass(
+            x_tiled, False, seed
+        )
+        log_w = self.likelihood.log_prob(x_tiled, x_params)
+        log_w += sum_per_example(standard_normal_log_prob(z_top))
+        log_w -= sum_per_example(gaussian_log_prob(z_top, z_mean, z_log_var))
+        for z, q_mean, q_log_var, p_mean, p_log_var in levels:
+            log_w += sum_per_example(gaussian_log_prob(z, p_mean, p_log_var))
+            log_w -= sum_per_example(gaussian_log_prob(z, q_mean, q_log_var))
+        return ops.reshape(log_w, (num_samples, batch))
