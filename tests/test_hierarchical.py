@@ -1,10 +1,10 @@
 """The hierarchical (top-down) VAE: KL terms, bounds, training, saving, export."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 import vae_tf
 from vae_tf import evaluation
 from vae_tf.likelihoods import Bernoulli, DiscretizedLogisticMixture
@@ -13,7 +13,9 @@ LEVELS = dict(filters=(8, 16), latent_channels=(4, 2))
 
 
 def byte_images(shape, seed=0):
-    return (np.random.default_rng(seed).integers(0, 256, shape) / 255.0).astype("float32")
+    return (np.random.default_rng(seed).integers(0, 256, shape) / 255.0).astype(
+        "float32"
+    )
 
 
 def hierarchical_vae(channels=3, likelihood=None, seed=0):
@@ -52,7 +54,9 @@ def test_kl_terms_are_non_negative_and_sum_to_the_total(model):
     for kl in kls:
         assert np.all(np.asarray(kl) >= 0)
     total_reconstruction, total_kl = model.compute_terms(x, seed=3)
-    np.testing.assert_allclose(total_kl, np.sum([np.asarray(k) for k in kls], 0), rtol=1e-5)
+    np.testing.assert_allclose(
+        total_kl, np.sum([np.asarray(k) for k in kls], 0), rtol=1e-5
+    )
     np.testing.assert_allclose(total_reconstruction, reconstruction, rtol=1e-6)
 
 
@@ -99,7 +103,9 @@ def test_keras_round_trip_and_export(tmp_path, model):
     np.testing.assert_array_equal(loaded.reconstruct(x), model.reconstruct(x))
     np.testing.assert_array_equal(loaded.sample(2, seed=5), model.sample(2, seed=5))
     served = tf.saved_model.load(vae_tf.export_saved_model(model, tmp_path / "sm"))
-    np.testing.assert_allclose(served.reconstruct(x)["x_mean"], model.reconstruct(x), atol=1e-5)
+    np.testing.assert_allclose(
+        served.reconstruct(x)["x_mean"], model.reconstruct(x), atol=1e-5
+    )
     np.testing.assert_allclose(
         served.sample(tf.constant(2), tf.constant(0.8), tf.constant(5))["x_mean"],
         model.sample(2, temperature=0.8, seed=5),

@@ -13,10 +13,22 @@ import keras
 
 from vae_tf.decoders import ConvDecoder, DenseDecoder
 from vae_tf.encoders import ConvEncoder, DenseEncoder
+from vae_tf.hierarchical import (
+    HierarchicalDecoder,
+    HierarchicalEncoder,
+    HierarchicalVAE,
+)
 from vae_tf.likelihoods import Bernoulli, DiscretizedLogisticMixture, Likelihood
 from vae_tf.vae import VAE
 
-__all__ = ["Preset", "PRESETS", "get", "dense_mnist_vae", "conv_vae"]
+__all__ = [
+    "Preset",
+    "PRESETS",
+    "get",
+    "dense_mnist_vae",
+    "conv_vae",
+    "hierarchical_vae",
+]
 
 
 def dense_mnist_vae(
@@ -91,6 +103,33 @@ def conv_vae(
             activation=activation,
             name="decoder",
             **latent,
+        ),
+        likelihood,
+        seed=seed,
+        name="vae",
+    )
+
+
+def hierarchical_vae(
+    image_shape: tuple,
+    likelihood: Likelihood,
+    filters: tuple = (32, 64),
+    latent_channels: tuple = (8, 8),
+    residual_blocks: int = 1,
+    activation: str = "gelu",
+    seed: int | None = None,
+) -> HierarchicalVAE:
+    """A hierarchical VAE with one latent map per entry of `filters`."""
+    levels = dict(
+        filters=filters,
+        latent_channels=latent_channels,
+        residual_blocks=residual_blocks,
+        activation=activation,
+    )
+    return HierarchicalVAE(
+        HierarchicalEncoder(name="encoder", **levels),
+        HierarchicalDecoder(
+            likelihood.param_channels(image_shape[-1]), name="decoder", **levels
         ),
         likelihood,
         seed=seed,
@@ -222,6 +261,25 @@ PRESETS = {
             DiscretizedLogisticMixture(5),
             latent_channels=16,
             filters=(32, 64),
+            residual_blocks=1,
+            seed=seed,
+        ),
+        batch_size=32,
+        epochs=20,
+        learning_rate=1e-3,
+        schedule="warmup_cosine",
+        steps_per_execution=20,
+    ),
+    "cifar10-hierarchical": Preset(
+        name="cifar10-hierarchical",
+        dataset="cifar10",
+        description="two-level hierarchical VAE (16x16x8 and 8x8x8 latent maps), "
+        "CIFAR-10, discretised logistic mixture likelihood",
+        model_fn=lambda seed: hierarchical_vae(
+            (32, 32, 3),
+            DiscretizedLogisticMixture(5),
+            filters=(32, 64),
+            latent_channels=(8, 8),
             residual_blocks=1,
             seed=seed,
         ),
