@@ -121,6 +121,10 @@ class ResidualBlock(keras.layers.Layer):
             filters, 3, padding="same", kernel_initializer="zeros"
         )
 
+    def build(self, input_shape):
+        self.conv1.build(input_shape)
+        self.conv2.build((*input_shape[:-1], self.filters))
+
     def call(self, inputs):
         h = self.conv1(self.act(inputs))  # (batch, h, w, filters)
         return inputs + self.conv2(self.act(h))

@@ -248,6 +248,23 @@ class HierarchicalDecoder(keras.Model):
     def param_shape(self) -> tuple:
         return (None, None, self.output_channels)
 
+    def build(self, input_shape):
+        """Build every head from the channel counts (the sizes do not matter)."""
+
+        def channels(n):
+            return (None, None, None, n)
+
+        for i, width in enumerate(self.filters):
+            self.project[i].build(channels(self.latent_channels[i]))
+            for block in self.res[i]:
+                block.build(channels(width))
+        for i in range(len(self.filters) - 1):
+            self.up[i].build(channels(self.filters[i + 1]))
+            self.prior[i].build(channels(self.filters[i]))
+            self.posterior[i].build(channels(2 * self.filters[i]))  # decoder + encoder
+        self.up_out.build(channels(self.filters[0]))
+        self.params.build(channels(self.filters[0]))
+
     def _gaussian(self, head, h):
         mean, raw_log_var = ops.split(head(self.head_activation(h)), 2, axis=-1)
         return mean, bound_log_var(raw_log_var, self.log_var_bound)
@@ -364,14 +381,6 @@ class HierarchicalVAE(VAE):
                 f"{self.encoder.latent_channels}; decoder {self.decoder.filters}, "
                 f"{self.decoder.latent_channels}"
             )
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        # The lower levels' heads are used only by the inference pass: run it
-        # once so that every variable exists before weights are loaded.
-        x = tf.zeros((1, *self.image_shape))
-        features, z_mean, _ = self.encoder(x)
-        self.decoder.infer(features, z_mean, sample=False)
 
     def posterior(self, x, training=False):
         _, z_mean, z_log_var = self.encoder(x, training=training)
