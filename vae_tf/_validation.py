@@ -1,6 +1,6 @@
 """Argument checks shared by the model constructors, with Keras-style messages."""
 
-__all__ = ["positive_int", "positive_ints"]
+__all__ = ["positive_int", "non_negative_int", "positive_ints"]
 
 
 def positive_int(name: str, value) -> int:
@@ -8,6 +8,15 @@ def positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(
             f"{name} must be a positive integer. Received: {name}={value!r}"
+        )
+    return value
+
+
+def non_negative_int(name: str, value) -> int:
+    """Return `value` if it is an int >= 0, else raise a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"{name} must be a non-negative integer. Received: {name}={value!r}"
         )
     return value
 

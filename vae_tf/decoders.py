@@ -5,8 +5,8 @@ import math
 import keras
 from keras import layers, ops
 
-from vae_tf._validation import positive_int, positive_ints
-from vae_tf.encoders import ResidualBlock
+from vae_tf._validation import non_negative_int, positive_int, positive_ints
+from vae_tf.encoders import resolution_stages
 
 __all__ = ["DenseDecoder", "ConvDecoder"]
 
@@ -132,11 +132,7 @@ class ConvDecoder(keras.Model):
         self.latent_dim = latent_dim
         self.latent_channels = latent_channels
         self.filters = positive_ints("filters", filters, "(64, 32)", 1)
-        if not isinstance(residual_blocks, int) or residual_blocks < 0:
-            raise ValueError(
-                "residual_blocks must be a non-negative integer. "
-                f"Received: residual_blocks={residual_blocks!r}"
-            )
+        non_negative_int("residual_blocks", residual_blocks)
         self.residual_blocks = residual_blocks
         self.activation = activation
         self.factor = 2 ** len(self.filters)
@@ -156,23 +152,9 @@ class ConvDecoder(keras.Model):
                 activation=activation,
                 name="project",
             )
-        self.stages = []
-        for i, width in enumerate(self.filters):
-            stage = [
-                layers.Conv2DTranspose(
-                    width,
-                    3,
-                    strides=2,
-                    padding="same",
-                    activation=activation,
-                    name=f"up_{i}",
-                )
-            ]
-            stage += [
-                ResidualBlock(width, activation, name=f"res_{i}_{j}")
-                for j in range(residual_blocks)
-            ]
-            self.stages.append(stage)
+        self.stages = resolution_stages(
+            self.filters, residual_blocks, activation, upsample=True
+        )
         self.head_activation = layers.Activation(activation)
         self.params = layers.Conv2D(
             self.output_channels, 3, padding="same", name="params"

@@ -3,9 +3,15 @@
 import keras
 from keras import layers, ops
 
-from vae_tf._validation import positive_int, positive_ints
+from vae_tf._validation import non_negative_int, positive_int, positive_ints
 
-__all__ = ["DenseEncoder", "ConvEncoder", "ResidualBlock", "bound_log_var"]
+__all__ = [
+    "DenseEncoder",
+    "ConvEncoder",
+    "ResidualBlock",
+    "bound_log_var",
+    "resolution_stages",
+]
 
 
 def bound_log_var(raw, bound: float):
@@ -135,6 +141,37 @@ class ResidualBlock(keras.layers.Layer):
         return config
 
 
+def resolution_stages(filters, residual_blocks: int, activation: str, upsample=False):
+    """One stage per width: a stride-2 3x3 convolution, then residual blocks.
+
+    Downsampling stages use `Conv2D` (layers `down_i`), upsampling stages
+    `Conv2DTranspose` (layers `up_i`); residual blocks are `res_i_j`.
+
+    Returns:
+        A list of stages, each a list of layers to apply in order.
+    """
+    conv, prefix = (
+        (layers.Conv2DTranspose, "up") if upsample else (layers.Conv2D, "down")
+    )
+    return [
+        [
+            conv(
+                width,
+                3,
+                strides=2,
+                padding="same",
+                activation=activation,
+                name=f"{prefix}_{i}",
+            ),
+            *[
+                ResidualBlock(width, activation, name=f"res_{i}_{j}")
+                for j in range(residual_blocks)
+            ],
+        ]
+        for i, width in enumerate(filters)
+    ]
+
+
 @keras.saving.register_keras_serializable(package="vae_tf")
 class ConvEncoder(keras.Model):
     """A convolutional encoder: stride-2 stages, then a Gaussian posterior.
@@ -196,33 +233,13 @@ class ConvEncoder(keras.Model):
         self.latent_dim = latent_dim
         self.latent_channels = latent_channels
         self.filters = positive_ints("filters", filters, "(32, 64)", 1)
-        if not isinstance(residual_blocks, int) or residual_blocks < 0:
-            raise ValueError(
-                "residual_blocks must be a non-negative integer. "
-                f"Received: residual_blocks={residual_blocks!r}"
-            )
+        non_negative_int("residual_blocks", residual_blocks)
         self.residual_blocks = residual_blocks
         self.activation = activation
         self.log_var_bound = float(log_var_bound)
         self.factor = 2 ** len(self.filters)
         self.stem = layers.Conv2D(self.filters[0], 3, padding="same", name="stem")
-        self.stages = []
-        for i, width in enumerate(self.filters):
-            stage = [
-                layers.Conv2D(
-                    width,
-                    3,
-                    strides=2,
-                    padding="same",
-                    activation=activation,
-                    name=f"down_{i}",
-                )
-            ]
-            stage += [
-                ResidualBlock(width, activation, name=f"res_{i}_{j}")
-                for j in range(residual_blocks)
-            ]
-            self.stages.append(stage)
+        self.stages = resolution_stages(self.filters, residual_blocks, activation)
         self.head_activation = layers.Activation(activation)
         if latent_dim is not None:
             self.flatten = layers.Flatten()

@@ -24,7 +24,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from vae_tf._random import normal
-from vae_tf._validation import positive_int, positive_ints
+from vae_tf._validation import non_negative_int, positive_int, positive_ints
 from vae_tf.bounds import (
     gaussian_kl,
     gaussian_kl_between,
@@ -32,7 +32,7 @@ from vae_tf.bounds import (
     standard_normal_log_prob,
     sum_per_example,
 )
-from vae_tf.encoders import ResidualBlock, bound_log_var
+from vae_tf.encoders import ResidualBlock, bound_log_var, resolution_stages
 from vae_tf.vae import VAE
 
 __all__ = ["HierarchicalEncoder", "HierarchicalDecoder", "HierarchicalVAE"]
@@ -46,11 +46,7 @@ def _check_levels(filters, latent_channels, residual_blocks):
             "filters and latent_channels need one entry per latent level. "
             f"Received: filters={filters}, latent_channels={latent_channels}"
         )
-    if not isinstance(residual_blocks, int) or residual_blocks < 0:
-        raise ValueError(
-            "residual_blocks must be a non-negative integer. "
-            f"Received: residual_blocks={residual_blocks!r}"
-        )
+    non_negative_int("residual_blocks", residual_blocks)
     return filters, latent_channels
 
 
@@ -93,23 +89,7 @@ class HierarchicalEncoder(keras.Model):
         self.log_var_bound = float(log_var_bound)
         self.factor = 2 ** len(self.filters)
         self.stem = layers.Conv2D(self.filters[0], 3, padding="same", name="stem")
-        self.stages = []
-        for i, width in enumerate(self.filters):
-            stage = [
-                layers.Conv2D(
-                    width,
-                    3,
-                    strides=2,
-                    padding="same",
-                    activation=activation,
-                    name=f"down_{i}",
-                )
-            ]
-            stage += [
-                ResidualBlock(width, activation, name=f"res_{i}_{j}")
-                for j in range(residual_blocks)
-            ]
-            self.stages.append(stage)
+        self.stages = resolution_stages(self.filters, residual_blocks, activation)
         self.head_activation = layers.Activation(activation)
         self.top_posterior = layers.Conv2D(
             2 * self.latent_channels[-1], 3, padding="same", name="top_posterior"
