@@ -169,3 +169,20 @@ def test_discretized_samples_and_means_are_valid_8_bit_images(likelihood):
     np.testing.assert_allclose(samples * 255, np.round(samples * 255), atol=1e-4)
     mean = np.asarray(likelihood.mean(params))
     assert mean.shape == (2, 4, 4, 3) and mean.min() >= 0 and mean.max() <= 1
+
+
+def test_logistic_mixture_samples_follow_the_chosen_component_and_coefficients():
+    # One component, scales near zero: a sample is the (conditioned) mean's byte.
+    likelihood = likelihoods.DiscretizedLogisticMixture(1)
+    means = np.array([-0.5, 0.2, 0.6], "float32")
+    coeffs = np.array([0.5, 0.0, -0.5], "float32")  # green += 0.5 red; blue -= 0.5 green
+    params = np.concatenate([[0.0], means, np.full(3, -7.0), np.arctanh(coeffs)])
+    params = params.astype("float32").reshape(1, 1, 1, 10)
+    sample = np.asarray(likelihood.sample(params, seed=0)).ravel() * 255
+    red = -0.5
+    green = 0.2 + 0.5 * red
+    blue = 0.6 - 0.5 * green
+    expected = np.round((np.array([red, green, blue]) + 1) * 127.5)
+    np.testing.assert_allclose(sample, expected, atol=1.0)
+    mean = np.asarray(likelihood.mean(params)).ravel()
+    np.testing.assert_allclose(mean, (np.array([red, green, blue]) + 1) / 2, atol=1e-5)

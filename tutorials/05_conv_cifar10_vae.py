@@ -237,10 +237,17 @@ print(f"figures and metrics.json in {output_dir}")
 """
 ## What to look at
 
-The reconstruction means are smooth: the decoder hedges between plausible
-textures. The sampled reconstructions carry the texture the mean averages
-away, at the price of pixel noise. A single-level VAE leaves most of the
-detail to the per-pixel likelihood; its bits/dim improve with training time
-and with hierarchies of latents, and README's results table lists the full
-runs next to classical lossless codecs.
+First `test_kl_nats` in `metrics.json`. A discretised likelihood learns the
+colour statistics of the data before anything else, and while it does, the
+latent carries almost nothing: after the `--quick` run's few hundred steps
+the KL is close to zero, the reconstruction means are one flat average
+colour and the sampled reconstructions are noise around it. That is the
+posterior collapse that `04_challenges.py` measures and fixes; with the full
+run the KL grows, and the means take the shapes and colours of the inputs.
+
+Then compare the means with the samples: the means are smooth because the
+decoder hedges between plausible textures; the samples carry the texture the
+mean averages away, at the price of pixel noise. A single-level VAE leaves
+most of the detail to the per-pixel likelihood; its bits/dim improve with
+training time and with hierarchies of latents (`vae_tf.HierarchicalVAE`).
 """
