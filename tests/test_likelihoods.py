@@ -175,7 +175,8 @@ def test_logistic_mixture_samples_follow_the_chosen_component_and_coefficients()
     # One component, scales near zero: a sample is the (conditioned) mean's byte.
     likelihood = likelihoods.DiscretizedLogisticMixture(1)
     means = np.array([-0.5, 0.2, 0.6], "float32")
-    coeffs = np.array([0.5, 0.0, -0.5], "float32")  # green += 0.5 red; blue -= 0.5 green
+    # green += 0.5 red; blue += 0 red - 0.5 green
+    coeffs = np.array([0.5, 0.0, -0.5], "float32")
     params = np.concatenate([[0.0], means, np.full(3, -7.0), np.arctanh(coeffs)])
     params = params.astype("float32").reshape(1, 1, 1, 10)
     sample = np.asarray(likelihood.sample(params, seed=0)).ravel() * 255

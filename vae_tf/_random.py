@@ -12,7 +12,7 @@ int tensor, so that an exported graph draws what `seed=int` draws in Python.
 import keras
 import tensorflow as tf
 
-__all__ = ["uniform", "normal"]
+__all__ = ["uniform", "normal", "derive"]
 
 
 def _stateless_seed(seed):
@@ -40,3 +40,18 @@ def uniform(shape, seed=None):
 def normal(shape, seed=None):
     """Standard normal float32 of `shape`."""
     return tf.random.stateless_normal(shape, seed=_stateless_seed(seed), alg="philox")
+
+
+def derive(seed, index: int):
+    """The seed of the `index`-th independent draw of one call.
+
+    A `SeedGenerator` (or `None`) advances by itself between draws and is
+    returned as it is. An int or int tensor `s` always starts the same
+    stream, so two draws of one call seeded with `s` would reuse the same
+    random numbers; `derive` gives draw `index` the stream `[s, index]`
+    (index 0 is the stream of `s` itself).
+    """
+    if seed is None or isinstance(seed, keras.random.SeedGenerator):
+        return seed
+    first = tf.reshape(tf.cast(seed, tf.int64), (-1,))[0]
+    return tf.stack([first, tf.constant(index, tf.int64)])

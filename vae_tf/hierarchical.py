@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from vae_tf._random import normal
+from vae_tf._random import derive, normal
 from vae_tf._validation import non_negative_int, positive_int, positive_ints
 from vae_tf.bounds import (
     gaussian_kl,
@@ -258,6 +258,39 @@ class HierarchicalDecoder(keras.Model):
     def _output(self, d):
         return self.params(self.head_activation(self.up_out(d)))
 
+    def _top_down(self, z_top, features=None, temperature=1.0, seed=None, sample=True):
+        """One top-down pass. Each level below the top is drawn from the
+        posterior `q(z_i | x, z_{>i})` when the encoder's `features` are given
+        (inference), else from the prior `p(z_i | z_{>i})` with its scale
+        times `temperature` (generation); `sample=False` takes the means.
+        Level `i`'s noise is draw `i + 1` of `seed` (see `_random.derive`).
+
+        Returns:
+            `(x_params, levels)` where `levels[i]` is `(z, q_mean, q_log_var,
+            p_mean, p_log_var)`, bottom first (`q_*` is `None` when
+            generating).
+        """
+        top = len(self.filters) - 1
+        d = self._merge(top, ops.zeros_like(self.project[top](z_top)), z_top)
+        levels = [None] * top
+        for i in reversed(range(top)):
+            d = self.up[i](d)  # (batch, h_i, w_i, filters[i])
+            p_mean, p_log_var = self._gaussian(self.prior[i], d)
+            if features is None:
+                q_mean = q_log_var = None
+                mean, scale = p_mean, temperature * ops.exp(0.5 * p_log_var)
+            else:
+                q_mean, q_log_var = self._gaussian(
+                    self.posterior[i], ops.concatenate([d, features[i]], axis=-1)
+                )
+                mean, scale = q_mean, ops.exp(0.5 * q_log_var)
+            z = mean
+            if sample:
+                z = mean + scale * normal(ops.shape(mean), derive(seed, i + 1))
+            levels[i] = (z, q_mean, q_log_var, p_mean, p_log_var)
+            d = self._merge(i, d, z)
+        return self._output(d), levels
+
     def infer(self, features, z_top, seed=None, sample=True):
         """The inference pass: each level from `q(z_i | x, z_{>i})`.
 
@@ -271,38 +304,14 @@ class HierarchicalDecoder(keras.Model):
             `(x_params, levels)` where `levels[i]` is `(z, q_mean, q_log_var,
             p_mean, p_log_var)` for each level below the top, bottom first.
         """
-        top = len(self.filters) - 1
-        d = self._merge(top, ops.zeros_like(self.project[top](z_top)), z_top)
-        levels = [None] * top
-        for i in reversed(range(top)):
-            d = self.up[i](d)  # (batch, h_i, w_i, filters[i])
-            p_mean, p_log_var = self._gaussian(self.prior[i], d)
-            q_mean, q_log_var = self._gaussian(
-                self.posterior[i], ops.concatenate([d, features[i]], axis=-1)
-            )
-            z = q_mean
-            if sample:
-                z = q_mean + ops.exp(0.5 * q_log_var) * normal(ops.shape(q_mean), seed)
-            levels[i] = (z, q_mean, q_log_var, p_mean, p_log_var)
-            d = self._merge(i, d, z)
-        return self._output(d), levels
+        return self._top_down(z_top, features, seed=seed, sample=sample)
 
     def generate(self, z_top, temperature=1.0, seed=None, sample=True):
         """The generative pass: each level below the top from its prior.
 
         With `sample=False` every lower level takes its prior mean.
         """
-        top = len(self.filters) - 1
-        d = self._merge(top, ops.zeros_like(self.project[top](z_top)), z_top)
-        for i in reversed(range(top)):
-            d = self.up[i](d)
-            p_mean, p_log_var = self._gaussian(self.prior[i], d)
-            z = p_mean
-            if sample:
-                eps = normal(ops.shape(p_mean), seed)
-                z = p_mean + temperature * ops.exp(0.5 * p_log_var) * eps
-            d = self._merge(i, d, z)
-        return self._output(d)
+        return self._top_down(z_top, None, temperature, seed, sample)[0]
 
     def call(self, inputs, training=False):
         return self.generate(inputs, sample=False)
@@ -374,13 +383,13 @@ class HierarchicalVAE(VAE):
     def generate_params(self, num_samples, temperature=1.0, seed=None):
         seed = self.seed_generator if seed is None else seed
         shape = tf.concat([tf.reshape(num_samples, (1,)), self.latent_shape], axis=0)
-        z_top = temperature * normal(shape, seed=seed)
+        z_top = temperature * normal(shape, seed=derive(seed, 0))
         return self.decoder.generate(z_top, temperature, seed=seed)
 
     def _inference_pass(self, x, training, seed):
         """Sample every level from `q`; return `x_params` and per-level terms."""
         features, z_mean, z_log_var = self.encoder(x, training=training)
-        z_top = self.reparameterize(z_mean, z_log_var, seed=seed)
+        z_top = self.reparameterize(z_mean, z_log_var, seed=derive(seed, 0))
         x_params, levels = self.decoder.infer(features, z_top, seed=seed)
         return x_params, (z_top, z_mean, z_log_var), levels
 
@@ -392,7 +401,9 @@ class HierarchicalVAE(VAE):
         Also returns the reconstruction term: `(reconstruction_loss, kls)`.
         """
         seed = self.seed_generator if seed is None else seed
-        x = self.likelihood.prepare_targets(x, seed=seed)
+        x = self.likelihood.prepare_targets(
+            x, seed=derive(seed, len(self.decoder.filters) + 1)
+        )
         x_params, (_, z_mean, z_log_var), levels = self._inference_pass(
             x, training, seed
         )

@@ -7,7 +7,7 @@ import tensorflow as tf
 from keras import ops
 
 from vae_tf import likelihoods as likelihoods_lib
-from vae_tf._random import normal
+from vae_tf._random import derive, normal
 from vae_tf.bounds import (
     gaussian_kl,
     gaussian_log_prob,
@@ -310,9 +310,9 @@ class VAE(keras.Model):
             `-log p(x | z)` with `z ~ q(z | x)` and `KL(q(z | x) || p(z))`.
         """
         seed = self.seed_generator if seed is None else seed
-        x = self.likelihood.prepare_targets(x, seed=seed)
+        x = self.likelihood.prepare_targets(x, seed=derive(seed, 0))
         z_mean, z_log_var = self.posterior(x, training=training)  # (batch, *latent)
-        z = self.reparameterize(z_mean, z_log_var, seed=seed)  # (batch, *latent)
+        z = self.reparameterize(z_mean, z_log_var, seed=derive(seed, 1))
         x_params = self.decode_params(z, training=training)  # (batch, *param_shape)
         reconstruction_loss = -self.likelihood.log_prob(x, x_params)  # (batch,)
         kl_loss = sum_per_example(gaussian_kl(z_mean, z_log_var))  # (batch,)
