@@ -7,13 +7,20 @@ from vae_tf import (
     data,
     evaluation,
     export,
+    generation,
     likelihoods,
     presets,
     runs,
 )
+from vae_tf.conditional import ConditionalVAE
 from vae_tf.decoders import ConvDecoder, DenseDecoder
 from vae_tf.encoders import ConvEncoder, DenseEncoder
-from vae_tf.evaluation import evaluate, evaluate_elbo, evaluate_iwae
+from vae_tf.evaluation import (
+    evaluate,
+    evaluate_elbo,
+    evaluate_iwae,
+    latent_diagnostics,
+)
 from vae_tf.export import export_saved_model
 from vae_tf.hierarchical import (
     HierarchicalDecoder,
@@ -32,6 +39,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "VAE",
+    "ConditionalVAE",
     "DenseEncoder",
     "DenseDecoder",
     "ConvEncoder",
@@ -46,12 +54,14 @@ __all__ = [
     "evaluate",
     "evaluate_elbo",
     "evaluate_iwae",
+    "latent_diagnostics",
     "export_saved_model",
     "bounds",
     "callbacks",
     "data",
     "evaluation",
     "export",
+    "generation",
     "likelihoods",
     "presets",
     "runs",

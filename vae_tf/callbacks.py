@@ -1,10 +1,12 @@
 """Keras callbacks for VAE training."""
 
+import math
 import time
+from collections.abc import Callable
 
 import keras
 
-__all__ = ["EpochTimer"]
+__all__ = ["EpochTimer", "BetaSchedule"]
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
@@ -55,3 +57,110 @@ class EpochTimer(keras.callbacks.Callback):
         if not seconds:
             raise ValueError("No epoch was timed: call fit with this callback first.")
         return images_per_epoch * len(seconds) / sum(seconds)
+
+
+@keras.saving.register_keras_serializable(package="vae_tf")
+class BetaSchedule(keras.callbacks.Callback):
+    """Schedule the KL weight `beta` of a `vae_tf.VAE`, epoch by epoch.
+
+    A KL warm-up (Bowman et al. 2016, arXiv:1511.06349; Sønderby et al.
+    2016, arXiv:1602.02282) starts training with little weight on the KL, so
+    the decoder learns to use the latents before the KL can switch them off;
+    the cyclical schedule (Fu et al. 2019, arXiv:1903.10145) repeats the
+    ramp. At the start of epoch `e` (counting from 0):
+
+    ```
+    linear:     beta = max_beta * min(1, e / warmup_epochs)
+    cyclical:   t = (e mod cycle_epochs) / cycle_epochs
+                beta = max_beta * min(1, t / ramp_fraction)
+    ```
+
+    or `schedule(e)` for a callable. The value is logged as `beta` in each
+    epoch's logs (and so in `History`). The ELBO that `fit` reports is the
+    true one whatever `beta`.
+
+    Args:
+        schedule: `"linear"`, `"cyclical"`, or a callable `epoch -> beta`.
+        warmup_epochs: epochs of the linear ramp from 0 to `max_beta`.
+        max_beta: the final (or each cycle's top) value.
+        cycle_epochs: length of a cycle for `"cyclical"`.
+        ramp_fraction: fraction of each cycle spent ramping up.
+
+    Example:
+
+    >>> vae.fit(train, epochs=30, callbacks=[vae_tf.callbacks.BetaSchedule(
+    ...     "linear", warmup_epochs=10)])
+    """
+
+    def __init__(
+        self,
+        schedule: str | Callable[[int], float] = "linear",
+        warmup_epochs: int = 10,
+        max_beta: float = 1.0,
+        cycle_epochs: int = 10,
+        ramp_fraction: float = 0.5,
+    ):
+        super().__init__()
+        if not (callable(schedule) or schedule in ("linear", "cyclical")):
+            raise ValueError(
+                "schedule must be 'linear', 'cyclical' or a callable epoch -> beta. "
+                f"Received: schedule={schedule!r}"
+            )
+        for name, value in (
+            ("warmup_epochs", warmup_epochs),
+            ("cycle_epochs", cycle_epochs),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"{name} must be a positive integer. Received: {name}={value!r}"
+                )
+        if not (isinstance(max_beta, (int, float)) and math.isfinite(max_beta)):
+            raise ValueError(
+                f"max_beta must be a finite number. Received: {max_beta!r}"
+            )
+        if max_beta < 0:
+            raise ValueError(f"max_beta must be >= 0. Received: max_beta={max_beta!r}")
+        if not 0 < ramp_fraction <= 1:
+            raise ValueError(
+                "ramp_fraction must be in (0, 1]. Received: "
+                f"ramp_fraction={ramp_fraction!r}"
+            )
+        self.schedule = schedule
+        self.warmup_epochs = warmup_epochs
+        self.max_beta = float(max_beta)
+        self.cycle_epochs = cycle_epochs
+        self.ramp_fraction = float(ramp_fraction)
+
+    def beta_at(self, epoch: int) -> float:
+        """The scheduled `beta` of epoch `epoch` (from 0)."""
+        if callable(self.schedule):
+            return float(self.schedule(epoch))
+        if self.schedule == "linear":
+            return self.max_beta * min(1.0, epoch / self.warmup_epochs)
+        position = (epoch % self.cycle_epochs) / self.cycle_epochs
+        return self.max_beta * min(1.0, position / self.ramp_fraction)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not hasattr(self.model, "beta_variable"):
+            raise TypeError(
+                "BetaSchedule schedules a vae_tf.VAE's beta. Received a model of "
+                f"type {type(self.model).__name__}."
+            )
+        self.model.beta = self.beta_at(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["beta"] = self.model.beta
+
+    def get_config(self):
+        if callable(self.schedule):
+            raise NotImplementedError(
+                "A BetaSchedule with a callable schedule cannot be serialised."
+            )
+        return {
+            "schedule": self.schedule,
+            "warmup_epochs": self.warmup_epochs,
+            "max_beta": self.max_beta,
+            "cycle_epochs": self.cycle_epochs,
+            "ramp_fraction": self.ramp_fraction,
+        }

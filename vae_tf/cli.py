@@ -67,6 +67,12 @@ def _add_data_args(parser):
     )
 
 
+def _dumps(payload: dict) -> str:
+    """JSON with one key per line; lists (e.g. KL per dimension) stay on theirs."""
+    lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(payload.items())]
+    return "{\n" + ",\n".join(lines) + "\n}"
+
+
 def _train(args):
     metrics = runs.train(
         args.preset,
@@ -79,7 +85,7 @@ def _train(args):
         verbose=args.verbose,
         overwrite=args.overwrite,
     )
-    print(json.dumps(metrics, indent=2, sort_keys=True))
+    print(_dumps(metrics))
     print(
         f"Wrote the model, SavedModel, figures and metrics.json to {args.output_dir}",
         file=sys.stderr,
@@ -94,7 +100,7 @@ def _evaluate(args):
         source=args.source,
         seed=args.seed,
     )
-    print(json.dumps(results, indent=2, sort_keys=True))
+    print(_dumps(results))
 
 
 def _sample(args):

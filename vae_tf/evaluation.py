@@ -12,23 +12,32 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vae_tf.bounds import bits_per_dim
+from vae_tf.bounds import bits_per_dim, gaussian_kl
 
-__all__ = ["log_importance_weights", "evaluate_elbo", "evaluate_iwae", "evaluate"]
+__all__ = [
+    "log_importance_weights",
+    "evaluate_elbo",
+    "evaluate_iwae",
+    "latent_diagnostics",
+    "evaluate",
+]
 
 
-def _images(batch):
-    return batch[0] if isinstance(batch, (tuple, list)) else batch
+def _split(model, batch):
+    """`(images, labels)` of a batch; labels as the model takes them (or None)."""
+    if isinstance(batch, (tuple, list)):
+        return batch[0], model.prepare_labels(batch[1] if len(batch) > 1 else None)
+    return batch, model.prepare_labels(None)
 
 
-def log_importance_weights(model, x, num_samples: int, seed=None):
+def log_importance_weights(model, x, num_samples: int, seed=None, labels=None):
     """Log importance weights `log p(x, z_i) - log q(z_i | x)`, `(num_samples, batch)`.
 
     The model computes them (`VAE.log_importance_weights`), since they follow
     its latent structure; `x` must already be binarised for a binarising
     likelihood.
     """
-    return model.log_importance_weights(x, num_samples, seed=seed)
+    return model.log_importance_weights(x, num_samples, seed=seed, labels=labels)
 
 
 def _num_dims(dataset) -> int:
@@ -58,16 +67,18 @@ def evaluate_elbo(model, dataset, seed: int = 0) -> dict:
     generator = keras.random.SeedGenerator(seed)
 
     @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
-    def batch_sums(x):
-        reconstruction, kl = model.compute_terms(x, training=False, seed=generator)
+    def batch_sums(x, labels):
+        reconstruction, kl = model.compute_terms(
+            x, training=False, seed=generator, labels=labels
+        )
         return ops.sum(reconstruction), ops.sum(kl), ops.shape(x)[0]
 
     totals = np.zeros(2)
     count = 0
     for batch in dataset:
-        x = _images(batch)
+        x, labels = _split(model, batch)
         model._ensure_built(tuple(x.shape[1:]))
-        reconstruction, kl, n = batch_sums(x)
+        reconstruction, kl, n = batch_sums(x, labels)
         totals += [float(reconstruction), float(kl)]
         count += int(n)
     if count == 0:
@@ -116,15 +127,15 @@ def evaluate_iwae(
     generator = keras.random.SeedGenerator(seed)
 
     @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
-    def chunk_logsumexp(x, chunk):
+    def chunk_logsumexp(x, labels, chunk):
         log_w = log_importance_weights(
-            model, x, chunk, seed=generator
+            model, x, chunk, seed=generator, labels=labels
         )  # (chunk, batch)
         return ops.logsumexp(log_w, axis=0)  # (batch,)
 
     bounds = []
     for batch in dataset:
-        x = _images(batch)
+        x, labels = _split(model, batch)
         model._ensure_built(tuple(x.shape[1:]))
         x = model.likelihood.prepare_targets(x, seed=generator)
         chunk = max(1, min(num_samples, max_decodes // int(x.shape[0])))
@@ -132,7 +143,9 @@ def evaluate_iwae(
         done = 0
         while done < num_samples:
             size = min(chunk, num_samples - done)
-            total = tf.experimental.numpy.logaddexp(total, chunk_logsumexp(x, size))
+            total = tf.experimental.numpy.logaddexp(
+                total, chunk_logsumexp(x, labels, size)
+            )
             done += size
         bounds.append((total - math.log(num_samples)).numpy())  # L_k per image
     if not bounds:
@@ -149,6 +162,73 @@ def evaluate_iwae(
     }
 
 
+def latent_diagnostics(model, dataset, threshold: float = 0.01, seed: int = 0) -> dict:
+    """Which latent dimensions the model uses: KL per dimension and active units.
+
+    A dimension `u` is *active* when its posterior mean varies with the input
+    (Burda et al. 2016, arXiv:1509.00519, section 5.2):
+
+    ```
+    A_u = Cov_x(E_{q(z | x)}[z_u]) > threshold      (threshold = 0.01)
+    ```
+
+    An inactive dimension's posterior is the same for every image, so the
+    decoder ignores it and its KL is ~0: posterior collapse, when (almost)
+    all dimensions are inactive. For a `HierarchicalVAE` these are the top
+    level's dimensions; a latent map is flattened, position by position.
+
+    Args:
+        model: a trained `vae_tf.VAE`.
+        dataset: a `tf.data.Dataset` of image batches (or `(images, labels)`).
+        threshold: the activity threshold on the variance of the posterior mean.
+        seed: seed of any binarisation of the images.
+
+    Returns:
+        A dict with `active_units` (int), `num_latent_dims`,
+        `kl_per_dim_nats` (the closed-form KL of each dimension averaged over
+        images, a list) and `posterior_mean_variance` (`A_u`, a list).
+
+    Raises:
+        ValueError: for an empty dataset.
+    """
+    generator = keras.random.SeedGenerator(seed)
+
+    @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
+    def batch_sums(x, labels):
+        x = model.likelihood.prepare_targets(x, seed=generator)
+        z_mean, z_log_var = model.posterior(x, training=False, labels=labels)
+        batch = ops.shape(x)[0]
+        z_mean = ops.reshape(z_mean, (batch, -1))
+        kl = ops.reshape(
+            gaussian_kl(z_mean, ops.reshape(z_log_var, (batch, -1))), (batch, -1)
+        )
+        return (
+            ops.sum(z_mean, axis=0),
+            ops.sum(ops.square(z_mean), axis=0),
+            ops.sum(kl, axis=0),
+        )
+
+    totals = None
+    count = 0
+    for batch in dataset:
+        x, labels = _split(model, batch)
+        model._ensure_built(tuple(x.shape[1:]))
+        sums = [np.asarray(t, np.float64) for t in batch_sums(x, labels)]
+        totals = sums if totals is None else [a + b for a, b in zip(totals, sums)]
+        count += int(x.shape[0])
+    if count == 0:
+        raise ValueError("The dataset is empty: there is nothing to evaluate.")
+    mean_sum, square_sum, kl_sum = totals
+    # The variance over images of each posterior mean, from float64 sums.
+    variance = np.maximum(square_sum / count - np.square(mean_sum / count), 0.0)
+    return {
+        "active_units": int(np.sum(variance > threshold)),
+        "num_latent_dims": int(variance.size),
+        "kl_per_dim_nats": (kl_sum / count).tolist(),
+        "posterior_mean_variance": variance.tolist(),
+    }
+
+
 def evaluate(model, dataset, iwae_k: int | None = 1000, seed: int = 0) -> dict:
     """Test-set figures of a VAE, named as in `metrics.json`.
 
@@ -161,7 +241,8 @@ def evaluate(model, dataset, iwae_k: int | None = 1000, seed: int = 0) -> dict:
     Returns:
         A dict with `test_elbo_nats` (the negative ELBO per image, nats; lower
         is better), `test_reconstruction_nats`, `test_kl_nats`,
-        `test_bits_per_dim` and, with `iwae_k`, `test_nll_iwae_nats`,
+        `test_bits_per_dim`, `test_active_units` and `test_kl_per_dim_nats`
+        (`latent_diagnostics`) and, with `iwae_k`, `test_nll_iwae_nats`,
         `test_nll_iwae_bits_per_dim` and `iwae_k`.
     """
     elbo = evaluate_elbo(model, dataset, seed=seed)
@@ -172,6 +253,12 @@ def evaluate(model, dataset, iwae_k: int | None = 1000, seed: int = 0) -> dict:
         "test_bits_per_dim": elbo["bits_per_dim"],
         "num_test_images": elbo["num_images"],
     }
+    latents = latent_diagnostics(model, dataset, seed=seed)
+    results.update(
+        test_active_units=latents["active_units"],
+        test_num_latent_dims=latents["num_latent_dims"],
+        test_kl_per_dim_nats=latents["kl_per_dim_nats"],
+    )
     if iwae_k:
         iwae = evaluate_iwae(model, dataset, num_samples=iwae_k, seed=seed)
         results.update(

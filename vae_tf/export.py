@@ -11,6 +11,10 @@ The SavedModel holds four endpoints, each a plain TensorFlow graph:
 
 `sample` with `seed=s` draws exactly what `VAE.sample(n, temperature, seed=s)`
 draws in Python. Load it anywhere with `tf.saved_model.load(path)`.
+
+A `ConditionalVAE`'s endpoints also take `labels`, int32 `(batch,)`: `encode(x,
+labels)`, `decode(z, labels)`, `reconstruct(x, labels)` and `sample(labels,
+temperature, seed)`, which draws one image per label.
 """
 
 import os
@@ -45,8 +49,38 @@ def export_saved_model(model, path, verbose: bool = False) -> str:
             "The VAE is not built, so its image shape is unknown: train it or call "
             "`build((None, height, width, channels))` before exporting."
         )
-    image_spec = tf.TensorSpec((None, *model.image_shape), tf.float32, name="x")
-    latent_spec = tf.TensorSpec((None, *model.latent_shape), tf.float32, name="z")
+    archive = keras.export.ExportArchive()
+    if getattr(model, "num_classes", None):
+        _add_conditional_endpoints(archive, model)
+    else:
+        _add_endpoints(archive, model)
+
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".saved_model-", dir=parent)
+    try:
+        archive.write_out(staging, verbose=verbose)
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging)
+    return path
+
+
+def _specs(model):
+    return (
+        tf.TensorSpec((None, *model.image_shape), tf.float32, name="x"),
+        tf.TensorSpec((None, *model.latent_shape), tf.float32, name="z"),
+        tf.TensorSpec((), tf.float32, name="temperature"),
+        tf.TensorSpec((), tf.int32, name="seed"),
+    )
+
+
+def _add_endpoints(archive, model):
+    image_spec, latent_spec, temperature_spec, seed_spec = _specs(model)
 
     def encode(x):
         z_mean, z_log_var = model.posterior(x)
@@ -62,7 +96,6 @@ def export_saved_model(model, path, verbose: bool = False) -> str:
     def reconstruct(x):
         return {"x_mean": model.likelihood.mean(model.reconstruct_params(x))}
 
-    archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("encode", encode, input_signature=[image_spec])
     archive.add_endpoint("decode", decode, input_signature=[latent_spec])
@@ -71,22 +104,44 @@ def export_saved_model(model, path, verbose: bool = False) -> str:
         sample,
         input_signature=[
             tf.TensorSpec((), tf.int32, name="num_samples"),
-            tf.TensorSpec((), tf.float32, name="temperature"),
-            tf.TensorSpec((), tf.int32, name="seed"),
+            temperature_spec,
+            seed_spec,
         ],
     )
     archive.add_endpoint("reconstruct", reconstruct, input_signature=[image_spec])
 
-    path = os.path.abspath(os.fspath(path))
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".saved_model-", dir=parent)
-    try:
-        archive.write_out(staging, verbose=verbose)
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            shutil.rmtree(staging)
-    return path
+
+def _add_conditional_endpoints(archive, model):
+    image_spec, latent_spec, temperature_spec, seed_spec = _specs(model)
+    label_spec = tf.TensorSpec((None,), tf.int32, name="labels")
+
+    def encode(x, labels):
+        z_mean, z_log_var = model.posterior(x, labels=model.prepare_labels(labels))
+        return {"z_mean": z_mean, "z_log_var": z_log_var}
+
+    def decode(z, labels):
+        x_params = model.decode_params(z, labels=model.prepare_labels(labels))
+        return {"x_mean": model.likelihood.mean(x_params)}
+
+    def sample(labels, temperature, seed):
+        x_params = model.generate_params(
+            tf.shape(labels)[0],
+            temperature,
+            seed=seed,
+            labels=model.prepare_labels(labels),
+        )
+        return {"x_mean": model.likelihood.mean(x_params)}
+
+    def reconstruct(x, labels):
+        x_params = model.reconstruct_params(x, labels=model.prepare_labels(labels))
+        return {"x_mean": model.likelihood.mean(x_params)}
+
+    archive.track(model)
+    archive.add_endpoint("encode", encode, input_signature=[image_spec, label_spec])
+    archive.add_endpoint("decode", decode, input_signature=[latent_spec, label_spec])
+    archive.add_endpoint(
+        "sample", sample, input_signature=[label_spec, temperature_spec, seed_spec]
+    )
+    archive.add_endpoint(
+        "reconstruct", reconstruct, input_signature=[image_spec, label_spec]
+    )

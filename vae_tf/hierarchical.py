@@ -371,16 +371,16 @@ class HierarchicalVAE(VAE):
                 f"{self.decoder.latent_channels}"
             )
 
-    def posterior(self, x, training=False):
+    def posterior(self, x, training=False, labels=None):
         _, z_mean, z_log_var = self.encoder(x, training=training)
         return z_mean, z_log_var
 
-    def reconstruct_params(self, x, training=False):
+    def reconstruct_params(self, x, training=False, labels=None):
         features, z_mean, _ = self.encoder(x, training=training)
         x_params, _ = self.decoder.infer(features, z_mean, sample=False)
         return x_params
 
-    def generate_params(self, num_samples, temperature=1.0, seed=None):
+    def generate_params(self, num_samples, temperature=1.0, seed=None, labels=None):
         seed = self.seed_generator if seed is None else seed
         shape = tf.concat([tf.reshape(num_samples, (1,)), self.latent_shape], axis=0)
         z_top = temperature * normal(shape, seed=derive(seed, 0))
@@ -393,13 +393,8 @@ class HierarchicalVAE(VAE):
         x_params, levels = self.decoder.infer(features, z_top, seed=seed)
         return x_params, (z_top, z_mean, z_log_var), levels
 
-    def kl_terms(self, x, training=False, seed=None):
-        """KL of each level in nats, bottom level first: a list of `(batch,)`.
-
-        The top level's is `KL(q(z_L | x) || N(0, I))`; each lower level's is
-        `KL(q(z_i | x, z_{>i}) || p(z_i | z_{>i}))` at the sampled levels above.
-        Also returns the reconstruction term: `(reconstruction_loss, kls)`.
-        """
+    def _level_kls(self, x, training, seed):
+        """The reconstruction term and each level's KL per element, bottom first."""
         seed = self.seed_generator if seed is None else seed
         x = self.likelihood.prepare_targets(
             x, seed=derive(seed, len(self.decoder.filters) + 1)
@@ -408,17 +403,31 @@ class HierarchicalVAE(VAE):
             x, training, seed
         )
         kls = [
-            sum_per_example(gaussian_kl_between(q_mean, q_log_var, p_mean, p_log_var))
+            gaussian_kl_between(q_mean, q_log_var, p_mean, p_log_var)
             for _, q_mean, q_log_var, p_mean, p_log_var in levels
         ]
-        kls.append(sum_per_example(gaussian_kl(z_mean, z_log_var)))
+        kls.append(gaussian_kl(z_mean, z_log_var))
         return -self.likelihood.log_prob(x, x_params), kls
 
-    def compute_terms(self, x, training=False, seed=None):
-        reconstruction_loss, kls = self.kl_terms(x, training=training, seed=seed)
-        return reconstruction_loss, ops.sum(ops.stack(kls, axis=0), axis=0)
+    def kl_terms(self, x, training=False, seed=None):
+        """KL of each level in nats, bottom level first: a list of `(batch,)`.
 
-    def log_importance_weights(self, x, num_samples: int, seed=None):
+        The top level's is `KL(q(z_L | x) || N(0, I))`; each lower level's is
+        `KL(q(z_i | x, z_{>i}) || p(z_i | z_{>i}))` at the sampled levels above.
+        Also returns the reconstruction term: `(reconstruction_loss, kls)`.
+        """
+        reconstruction_loss, kls = self._level_kls(x, training, seed)
+        return reconstruction_loss, [sum_per_example(kl) for kl in kls]
+
+    def kl_per_dim(self, x, training=False, seed=None, labels=None):
+        """As `VAE.kl_per_dim`; every level's latent map flattened, bottom first."""
+        reconstruction_loss, kls = self._level_kls(x, training, seed)
+        batch = ops.shape(x)[0]
+        return reconstruction_loss, ops.concatenate(
+            [ops.reshape(kl, (batch, -1)) for kl in kls], axis=-1
+        )
+
+    def log_importance_weights(self, x, num_samples: int, seed=None, labels=None):
         batch = ops.shape(x)[0]
         x_tiled = ops.reshape(
             ops.tile(x[None], (num_samples, 1, 1, 1, 1)), (-1, *x.shape[1:])

@@ -103,6 +103,12 @@ class VAE(keras.Model):
             (e.g. `vae_tf.DenseDecoder`).
         likelihood: a `vae_tf.likelihoods.Likelihood` or its name.
         beta: weight of the KL term (1 is the ELBO; beta-VAE otherwise).
+        free_bits: a floor, in nats, on each latent dimension's KL in the
+            training loss ("free bits", Kingma et al. 2016, arXiv:1606.04934):
+            the loss uses `sum_d max(free_bits, mean_batch KL_d)`, so the
+            optimiser gains nothing by pushing a dimension's KL below the floor
+            and stops switching dimensions off. 0 (the default) is the ELBO.
+            The reported `kl_loss` and `elbo` are always the true ones.
         seed: seed of the model's random draws (binarisation, `eps`,
             sampling), for reproducible training.
         **kwargs: passed to `keras.Model` (e.g. `name`).
@@ -126,6 +132,7 @@ class VAE(keras.Model):
         likelihood=None,
         beta: float = 1.0,
         seed: int | None = None,
+        free_bits: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -150,6 +157,15 @@ class VAE(keras.Model):
             raise ValueError(
                 f"beta must be a finite number >= 0. Received: beta={beta!r}"
             )
+        if not (
+            isinstance(free_bits, (int, float))
+            and np.isfinite(free_bits)
+            and free_bits >= 0
+        ):
+            raise ValueError(
+                "free_bits must be a finite number of nats >= 0. Received: "
+                f"free_bits={free_bits!r}"
+            )
         if seed is not None and not isinstance(seed, int):
             raise TypeError(f"seed must be an int or None. Received: seed={seed!r}")
         self.encoder = encoder
@@ -160,6 +176,7 @@ class VAE(keras.Model):
         self.latent_dim = getattr(encoder, "latent_dim", None)
         self.latent_shape = (self.latent_dim,) if self.latent_dim else None
         self.seed = seed
+        self.free_bits = float(free_bits)
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         self.beta_variable = self.add_weight(
             shape=(),
@@ -236,20 +253,24 @@ class VAE(keras.Model):
     # The public methods below and the SavedModel export are written with
     # them, and a model with another latent structure overrides them.
 
-    def posterior(self, x, training=False):
+    #
+    # `labels` is `None` for an unconditional model and one-hot float labels
+    # `(batch, num_classes)` for a conditional one (`ConditionalVAE`).
+
+    def posterior(self, x, training=False, labels=None):
         """`(z_mean, z_log_var)` of `q(z | x)`, each `(batch, *latent_shape)`."""
         return self.encoder(x, training=training)
 
-    def decode_params(self, z, training=False):
+    def decode_params(self, z, training=False, labels=None):
         """The likelihood's parameters `x_params` for latents `z`."""
         return self.decoder(z, training=training)
 
-    def reconstruct_params(self, x, training=False):
+    def reconstruct_params(self, x, training=False, labels=None):
         """`x_params` at the posterior mean of each image."""
-        z_mean, _ = self.posterior(x, training=training)
-        return self.decode_params(z_mean, training=training)
+        z_mean, _ = self.posterior(x, training=training, labels=labels)
+        return self.decode_params(z_mean, training=training, labels=labels)
 
-    def generate_params(self, num_samples, temperature=1.0, seed=None):
+    def generate_params(self, num_samples, temperature=1.0, seed=None, labels=None):
         """`x_params` of `num_samples` prior draws `z ~ N(0, temperature^2 I)`.
 
         `num_samples` may be a Python int or a scalar tensor (as in an exported
@@ -257,9 +278,17 @@ class VAE(keras.Model):
         """
         shape = tf.concat([tf.reshape(num_samples, (1,)), self.latent_shape], axis=0)
         eps = normal(shape, seed=self.seed_generator if seed is None else seed)
-        return self.decode_params(temperature * eps)
+        return self.decode_params(temperature * eps, labels=labels)
 
-    def log_importance_weights(self, x, num_samples: int, seed=None):
+    def prepare_labels(self, labels):
+        """Labels as the graph-level methods take them: `None` for this model.
+
+        A conditional model returns one-hot float labels; this one ignores the
+        labels a dataset may carry.
+        """
+        return None
+
+    def log_importance_weights(self, x, num_samples: int, seed=None, labels=None):
         """Log importance weights of `num_samples` posterior samples per image.
 
         ```
@@ -271,12 +300,13 @@ class VAE(keras.Model):
                 `(batch, height, width, channels)`.
             num_samples: `k`.
             seed: an int or a `keras.random.SeedGenerator`.
+            labels: one-hot labels of a conditional model, else `None`.
 
         Returns:
             `(num_samples, batch)` log-weights.
         """
         batch = ops.shape(x)[0]
-        z_mean, z_log_var = self.posterior(x)  # (batch, *latent)
+        z_mean, z_log_var = self.posterior(x, labels=labels)  # (batch, *latent)
         eps = normal((num_samples, batch, *self.latent_shape), seed=seed)
         z = z_mean + ops.exp(0.5 * z_log_var) * eps  # (k, batch, *latent)
         log_qz = gaussian_log_prob(z, z_mean, z_log_var)  # (k, batch, *latent)
@@ -286,7 +316,11 @@ class VAE(keras.Model):
         x_tiled = ops.reshape(
             ops.tile(x[None], (num_samples, 1, 1, 1, 1)), (-1, *x.shape[1:])
         )  # (k * batch, height, width, channels)
-        log_px = self.likelihood.log_prob(x_tiled, self.decode_params(z))
+        if labels is not None:
+            labels = ops.reshape(
+                ops.tile(labels[None], (num_samples, 1, 1)), (-1, labels.shape[-1])
+            )  # (k * batch, num_classes)
+        log_px = self.likelihood.log_prob(x_tiled, self.decode_params(z, labels=labels))
         return ops.reshape(log_px + log_pz - log_qz, (num_samples, batch))
 
     def reparameterize(self, z_mean, z_log_var, seed=None):
@@ -296,7 +330,32 @@ class VAE(keras.Model):
         )
         return z_mean + ops.exp(0.5 * z_log_var) * eps  # (batch, *latent_shape)
 
-    def compute_terms(self, x, training=False, seed=None):
+    def kl_per_dim(self, x, training=False, seed=None, labels=None):
+        """One-sample terms of the negative ELBO with the KL kept per dimension.
+
+        Args:
+            x: images in [0, 1], shape `(batch, height, width, channels)`.
+            training: passed to the encoder and decoder.
+            seed: an int or `keras.random.SeedGenerator` for the binarisation
+                and `eps`; defaults to the model's own generator.
+            labels: one-hot labels of a conditional model, else `None`.
+
+        Returns:
+            `(reconstruction_loss, kl)`: `-log p(x | z)` with `z ~ q(z | x)`,
+            shape `(batch,)`, and the closed-form `KL(q(z | x) || p(z))` of each
+            latent dimension, shape `(batch, num_latent_dims)` (a latent map is
+            flattened), both in nats.
+        """
+        seed = self.seed_generator if seed is None else seed
+        x = self.likelihood.prepare_targets(x, seed=derive(seed, 0))
+        z_mean, z_log_var = self.posterior(x, training=training, labels=labels)
+        z = self.reparameterize(z_mean, z_log_var, seed=derive(seed, 1))
+        x_params = self.decode_params(z, training=training, labels=labels)
+        reconstruction_loss = -self.likelihood.log_prob(x, x_params)  # (batch,)
+        kl = gaussian_kl(z_mean, z_log_var)  # (batch, *latent)
+        return reconstruction_loss, ops.reshape(kl, (ops.shape(kl)[0], -1))
+
+    def compute_terms(self, x, training=False, seed=None, labels=None):
         """One-sample estimates of the two terms of the negative ELBO.
 
         Args:
@@ -304,19 +363,33 @@ class VAE(keras.Model):
             training: passed to the encoder and decoder.
             seed: an int or `keras.random.SeedGenerator` for the binarisation
                 and `eps`; defaults to the model's own generator.
+            labels: one-hot labels of a conditional model, else `None`.
 
         Returns:
             `(reconstruction_loss, kl_loss)`, each of shape `(batch,)`, in nats:
             `-log p(x | z)` with `z ~ q(z | x)` and `KL(q(z | x) || p(z))`.
         """
-        seed = self.seed_generator if seed is None else seed
-        x = self.likelihood.prepare_targets(x, seed=derive(seed, 0))
-        z_mean, z_log_var = self.posterior(x, training=training)  # (batch, *latent)
-        z = self.reparameterize(z_mean, z_log_var, seed=derive(seed, 1))
-        x_params = self.decode_params(z, training=training)  # (batch, *param_shape)
-        reconstruction_loss = -self.likelihood.log_prob(x, x_params)  # (batch,)
-        kl_loss = sum_per_example(gaussian_kl(z_mean, z_log_var))  # (batch,)
-        return reconstruction_loss, kl_loss
+        reconstruction_loss, kl = self.kl_per_dim(
+            x, training=training, seed=seed, labels=labels
+        )
+        return reconstruction_loss, ops.sum(kl, axis=-1)
+
+    def training_loss(self, reconstruction_loss, kl):
+        """The minimised loss: mean reconstruction + beta * (floored) KL.
+
+        Args:
+            reconstruction_loss: `(batch,)` nats.
+            kl: `(batch, num_latent_dims)` nats, as from `kl_per_dim`.
+
+        Returns:
+            A scalar: `mean(reconstruction_loss) + beta * sum_d max(free_bits,
+            mean_batch kl_d)`; with `free_bits=0` the batch mean of the
+            beta-weighted negative ELBO.
+        """
+        kl_dims = ops.mean(kl, axis=0)  # (num_latent_dims,)
+        if self.free_bits > 0:
+            kl_dims = ops.maximum(kl_dims, self.free_bits)
+        return ops.mean(reconstruction_loss) + self.beta_variable * ops.sum(kl_dims)
 
     def _update_metrics(self, loss, reconstruction_loss, kl_loss):
         self.loss_tracker.update_state(loss)
@@ -326,24 +399,27 @@ class VAE(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         self._ensure_built(tuple(x.shape[1:]))
+        labels = self.prepare_labels(y)
         with tf.GradientTape() as tape:
-            reconstruction_loss, kl_loss = self.compute_terms(x, training=True)
-            loss = ops.mean(reconstruction_loss + self.beta_variable * kl_loss)
+            reconstruction_loss, kl = self.kl_per_dim(x, training=True, labels=labels)
+            loss = self.training_loss(reconstruction_loss, kl)
             total_loss = loss + ops.sum(self.losses) if self.losses else loss
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled_loss = total_loss / replicas  # replicas' gradients are summed
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-        return self._update_metrics(loss, reconstruction_loss, kl_loss)
+        return self._update_metrics(loss, reconstruction_loss, ops.sum(kl, axis=-1))
 
     def test_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         self._ensure_built(tuple(x.shape[1:]))
-        reconstruction_loss, kl_loss = self.compute_terms(x, training=False)
-        loss = ops.mean(reconstruction_loss + self.beta_variable * kl_loss)
-        return self._update_metrics(loss, reconstruction_loss, kl_loss)
+        reconstruction_loss, kl = self.kl_per_dim(
+            x, training=False, labels=self.prepare_labels(y)
+        )
+        loss = self.training_loss(reconstruction_loss, kl)
+        return self._update_metrics(loss, reconstruction_loss, ops.sum(kl, axis=-1))
 
     def _ensure_built(self, image_shape=None):
         if not self.built:
@@ -354,37 +430,67 @@ class VAE(keras.Model):
                 )
             self.build((None, *image_shape))
 
-    def encode(self, x):
+    def check_labels(self, labels, batch: int, name: str = "labels"):
+        """Check user labels against this model and return them for the graph.
+
+        An unconditional model takes no labels; a `ConditionalVAE` needs one
+        int label in `[0, num_classes)` per image.
+
+        Raises:
+            ValueError: labels given to an unconditional model.
+        """
+        if labels is not None:
+            raise ValueError(
+                f"This VAE is unconditional: it takes no {name}. Train a "
+                f"vae_tf.ConditionalVAE to choose classes. Received: {name}="
+                f"{np.asarray(labels).tolist()!r}"
+            )
+        return None
+
+    def encode(self, x, labels=None):
         """Posterior parameters of images.
 
         Args:
             x: images in [0, 1], shape `(batch, height, width, channels)`.
+            labels: int class labels `(batch,)` for a conditional model.
 
         Returns:
             `(z_mean, z_log_var)`, each of shape `(batch, *latent_shape)`.
         """
         x = check_images(x, self.image_shape)
         self._ensure_built(tuple(x.shape[1:]))
-        return self.posterior(x)
+        return self.posterior(x, labels=self.check_labels(labels, x.shape[0]))
 
-    def decode(self, z):
-        """Mean images of `p(x | z)`, shape `(batch, height, width, channels)`.
-
-        Args:
-            z: latents, shape `(batch, *latent_shape)`.
-        """
+    def _check_latents(self, z, name: str = "z"):
         z = tf.convert_to_tensor(z, tf.float32)
         if self.latent_shape is None:
             self._ensure_built()  # a spatial latent's size follows the image size
         if tuple(z.shape[1:]) != self.latent_shape:
             raise ValueError(
-                f"z must have shape (batch, {', '.join(map(str, self.latent_shape))}). "
-                f"Received: z.shape={tuple(z.shape)}"
+                f"{name} must have shape (batch, "
+                f"{', '.join(map(str, self.latent_shape))}). Received: "
+                f"{name}.shape={tuple(z.shape)}"
             )
-        return self.likelihood.mean(self.decode_params(z))
+        return z
+
+    def decode(self, z, labels=None):
+        """Mean images of `p(x | z)`, shape `(batch, height, width, channels)`.
+
+        Args:
+            z: latents, shape `(batch, *latent_shape)`.
+            labels: int class labels `(batch,)` for a conditional model.
+        """
+        z = self._check_latents(z)
+        return self.likelihood.mean(
+            self.decode_params(z, labels=self.check_labels(labels, z.shape[0]))
+        )
 
     def sample(
-        self, num_samples: int, temperature: float = 1.0, seed: int | None = None
+        self,
+        num_samples: int,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        labels=None,
     ):
         """Generate images from the prior: `z ~ N(0, temperature^2 I)`, then decode.
 
@@ -394,6 +500,8 @@ class VAE(keras.Model):
                 more typical, less varied images.
             seed: an int for reproducible samples; `None` draws from the
                 model's seed generator.
+            labels: for a conditional model, the class of each image: `num_samples`
+                int labels, or one label for all.
 
         Returns:
             Mean images, shape `(num_samples, height, width, channels)`.
@@ -408,6 +516,7 @@ class VAE(keras.Model):
                 "temperature must be a positive number. Received: "
                 f"temperature={temperature!r}"
             )
+        labels = self.check_labels(labels, int(num_samples))
         if self.latent_shape is None:
             self._ensure_built()
         return self.likelihood.mean(
@@ -415,14 +524,96 @@ class VAE(keras.Model):
                 int(num_samples),
                 temperature=float(temperature),
                 seed=self.seed_generator if seed is None else seed,
+                labels=labels,
             )
         )
 
-    def reconstruct(self, x):
+    def reconstruct(self, x, labels=None):
         """Deterministic reconstructions: the decoded mean at `z = z_mean`."""
         x = check_images(x, self.image_shape)
         self._ensure_built(tuple(x.shape[1:]))
-        return self.likelihood.mean(self.reconstruct_params(x))
+        labels = self.check_labels(labels, x.shape[0])
+        return self.likelihood.mean(self.reconstruct_params(x, labels=labels))
+
+    def interpolate(
+        self, x_start, x_end, num_steps: int = 8, method: str = "linear", labels=None
+    ):
+        """Decode a path between the posterior means of two batches of images.
+
+        The path starts at `z_a = E[q(z | x_start)]` and ends at `z_b`; its
+        `num_steps` points are decoded in one batch, so the endpoints are
+        exactly the two images' reconstructions. `"spherical"` follows the
+        great circle (slerp, `vae_tf.generation.interpolate_latents`), which
+        keeps the norm typical of Gaussian latents.
+
+        Args:
+            x_start: images `(batch, height, width, channels)` in [0, 1].
+            x_end: images of the same shape.
+            num_steps: points on each path, endpoints included (>= 2).
+            method: `"linear"` or `"spherical"`.
+            labels: int labels `(batch,)` of a conditional model (one class per
+                path).
+
+        Returns:
+            Mean images, shape `(batch, num_steps, height, width, channels)`.
+        """
+        from vae_tf.generation import interpolate_latents
+
+        x_start = check_images(x_start, self.image_shape, "x_start")
+        x_end = check_images(x_end, tuple(x_start.shape[1:]), "x_end")
+        if x_start.shape[0] != x_end.shape[0]:
+            raise ValueError(
+                "x_start and x_end must hold the same number of images. Received: "
+                f"{x_start.shape[0]} and {x_end.shape[0]}"
+            )
+        self._ensure_built(tuple(x_start.shape[1:]))
+        batch = x_start.shape[0]
+        labels = self.check_labels(labels, batch)
+        z_start, _ = self.posterior(x_start, labels=labels)
+        z_end, _ = self.posterior(x_end, labels=labels)
+        path = interpolate_latents(z_start, z_end, num_steps, method)
+        z = ops.reshape(path, (-1, *self.latent_shape))  # (batch * steps, *latent)
+        if labels is not None:
+            labels = ops.repeat(labels, num_steps, axis=0)
+        images = self.likelihood.mean(self.decode_params(z, labels=labels))
+        return ops.reshape(images, (batch, num_steps, *images.shape[1:]))
+
+    def latent_manifold(
+        self, grid_size: int = 15, quantile_range=(0.05, 0.95), labels=None
+    ):
+        """Decode a grid over a 2-D latent space, in one batch.
+
+        Grid points are the Gaussian quantiles `Phi^-1(p)` of `grid_size`
+        evenly spaced probabilities `p` in `quantile_range`, so each cell holds
+        the same prior mass (Kingma & Welling 2014, figure 4).
+
+        Args:
+            grid_size: points per axis.
+            quantile_range: the first and last probability.
+            labels: one int label for every cell of a conditional model.
+
+        Returns:
+            Mean images, shape `(grid_size, grid_size, height, width, channels)`;
+            row `i` has the second latent coordinate decreasing down the grid.
+
+        Raises:
+            ValueError: if the latent is not a 2-D vector.
+        """
+        from vae_tf.generation import gaussian_grid
+
+        if self.latent_shape is None:
+            self._ensure_built()
+        if tuple(self.latent_shape) != (2,):
+            raise ValueError(
+                "latent_manifold needs a 2-D latent vector. Received: latent_shape="
+                f"{tuple(self.latent_shape)} (plot a PCA of the latents instead)."
+            )
+        z = gaussian_grid(grid_size, quantile_range)  # (grid * grid, 2)
+        if labels is not None and np.ndim(labels) == 0:
+            labels = np.full((len(z),), labels)
+        labels = self.check_labels(labels, len(z))
+        images = self.likelihood.mean(self.decode_params(z, labels=labels))
+        return ops.reshape(images, (grid_size, grid_size, *images.shape[1:]))
 
     # Keras saves variables, not the seed generator's state; without it a
     # reloaded model would replay the random draws of its first steps.
@@ -453,6 +644,7 @@ class VAE(keras.Model):
             likelihood=keras.saving.serialize_keras_object(self.likelihood),
             beta=self.beta,
             seed=self.seed,
+            free_bits=self.free_bits,
         )
         return config
 
