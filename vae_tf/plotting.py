@@ -17,6 +17,10 @@ __all__ = [
     "plot_reconstructions",
     "plot_samples",
     "plot_loss_curves",
+    "plot_interpolations",
+    "plot_latent_manifold",
+    "plot_latent_scatter",
+    "plot_curve",
 ]
 
 
@@ -142,5 +146,116 @@ def plot_loss_curves(
         ax.set_ylabel(f"{key} (nats)")
         ax.set_title(key)
         ax.grid(alpha=0.3)
+        ax.legend()
+    fig.savefig(path, dpi=120)
+
+
+def plot_interpolations(path, paths, title: str = "Interpolations in latent space"):
+    """One row per path: `(rows, steps, height, width, channels)` images."""
+    paths = np.asarray(paths)
+    if paths.ndim != 5:
+        raise ValueError(
+            "paths must have shape (rows, steps, height, width, channels). "
+            f"Received: shape={paths.shape}"
+        )
+    rows, steps = paths.shape[:2]
+    fig = _figure(1.0 * steps, 0.5 + 1.0 * rows)
+    _show(fig.subplots(), image_grid(paths.reshape(-1, *paths.shape[2:]), cols=steps))
+    fig.suptitle(title)
+    fig.savefig(path, dpi=120)
+
+
+def plot_latent_manifold(
+    path,
+    grid,
+    quantile_range=(0.05, 0.95),
+    title: str = "The decoder across a 2-D latent space",
+):
+    """A `(rows, cols, h, w, c)` grid of decoded images with its latent axes."""
+    grid = np.asarray(grid)
+    if grid.ndim != 5:
+        raise ValueError(
+            "grid must have shape (rows, cols, height, width, channels). "
+            f"Received: shape={grid.shape}"
+        )
+    rows, cols = grid.shape[:2]
+    fig = _figure(6, 6.3)
+    ax = fig.subplots()
+    _show(ax, image_grid(grid.reshape(-1, *grid.shape[2:]), cols=cols, pad=0))
+    ax.set_axis_on()
+    ax.set_xticks([])
+    ax.set_yticks([])
+    low, high = quantile_range
+    ax.set_xlabel(f"z[0]: normal quantiles {low:g} to {high:g}")
+    ax.set_ylabel(f"z[1]: normal quantiles {high:g} to {low:g}")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=120)
+
+
+def plot_latent_scatter(
+    path,
+    z,
+    labels,
+    title: str = "Posterior means of test images",
+    class_names=None,
+):
+    """Posterior means coloured by class; a PCA projection when `z` has > 2 dims."""
+    from vae_tf.generation import pca_project
+
+    z = np.asarray(z).reshape(len(z), -1)
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != len(z):
+        raise ValueError(
+            f"labels must hold one label per latent. Received: {len(labels)} labels "
+            f"for {len(z)} latents"
+        )
+    projected, explained = pca_project(z, 2)
+    fig = _figure(6, 5.2)
+    ax = fig.subplots()
+    classes = np.unique(labels)
+    cmap = "tab10" if len(classes) <= 10 else "tab20"
+    points = ax.scatter(
+        projected[:, 0], projected[:, 1], c=labels, cmap=cmap, s=4, alpha=0.7
+    )
+    legend = fig.colorbar(points, ax=ax, ticks=classes)
+    if class_names is not None:
+        legend.ax.set_yticklabels([class_names[c] for c in classes])
+    if z.shape[1] > 2:
+        ax.set_xlabel(f"principal component 1 ({explained[0]:.0%} of the variance)")
+        ax.set_ylabel(f"principal component 2 ({explained[1]:.0%} of the variance)")
+    else:
+        ax.set_xlabel("z[0]")
+        ax.set_ylabel("z[1]")
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    fig.savefig(path, dpi=120)
+
+
+def plot_curve(
+    path,
+    x,
+    ys: dict,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    logx: bool = False,
+    annotate=None,
+):
+    """Line plot of one or more named series against `x`; optional point labels."""
+    fig = _figure(6, 4.2)
+    ax = fig.subplots()
+    for name, y in ys.items():
+        ax.plot(x, y, marker="o", label=name)
+    if annotate is not None:
+        first = next(iter(ys.values()))
+        for xi, yi, text in zip(x, first, annotate):
+            ax.annotate(str(text), (xi, yi), textcoords="offset points", xytext=(4, 4))
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(ys) > 1:
         ax.legend()
     fig.savefig(path, dpi=120)
