@@ -87,6 +87,79 @@ def test_sample_writes_a_grid_and_the_same_seed_writes_the_same_grid(run_dir, tm
     np.testing.assert_array_equal(a, b)
 
 
+def test_sample_out_dir_writes_one_png_per_image_reproducibly(run_dir, tmp_path):
+    def sample(out, seed, *extra):
+        argv = ["sample", str(run_dir), "-n", "5", "--out-dir", str(out)]
+        return cli.main([*argv, "--seed", str(seed), *extra])
+
+    assert sample(tmp_path / "a", 3) == 0
+    assert sample(tmp_path / "b", 3, "--temperature", "1.0") == 0
+    assert sample(tmp_path / "c", 4) == 0
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == [f"sample_{i:05d}.png" for i in range(5)]
+    for name in names:
+        a = np.asarray(Image.open(tmp_path / "a" / name))
+        assert a.shape == (28, 28) and a.dtype == np.uint8
+        np.testing.assert_array_equal(a, np.asarray(Image.open(tmp_path / "b" / name)))
+    assert not all(
+        np.array_equal(
+            np.asarray(Image.open(tmp_path / "a" / n)),
+            np.asarray(Image.open(tmp_path / "c" / n)),
+        )
+        for n in names
+    )
+    # Writing again into the same folder would replace files: refused by default.
+    assert sample(tmp_path / "a", 5) == 2
+    assert sample(tmp_path / "a", 5, "--overwrite") == 0
+
+
+def test_sample_files_match_the_grid_of_the_same_seed(run_dir, tmp_path):
+    assert (
+        cli.main(["sample", str(run_dir), "-n", "4", "--out-dir", str(tmp_path)]) == 0
+    )
+    assert (
+        cli.main(["sample", str(run_dir), "-n", "4", "-o", str(tmp_path / "g.png")])
+        == 0
+    )
+    grid = np.asarray(Image.open(tmp_path / "g.png"))
+    first = np.asarray(Image.open(tmp_path / "sample_00000.png"))
+    np.testing.assert_array_equal(grid[:28, :28], first)
+
+
+def test_conditional_preset_trains_and_samples_the_chosen_classes(tmp_path):
+    run = tmp_path / "cvae"
+    argv = ["train", "--preset", "mnist-cvae", "--epochs", "1", "--batch-size", "256"]
+    argv += ["--output-dir", str(run), "--source", "bundled", "--verbose", "0"]
+    assert cli.main(argv) == 0
+    out = tmp_path / "digits"
+    labels = ["3", "3", "7"]
+    assert (
+        cli.main(["sample", str(run), "--out-dir", str(out), "--labels", *labels]) == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "sample_00000_class3.png",
+        "sample_00001_class3.png",
+        "sample_00002_class7.png",
+    ]
+    assert (
+        cli.main(
+            [
+                "sample",
+                str(run),
+                "-n",
+                "2",
+                "--labels",
+                "10",
+                "--out-dir",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
+    assert not (tmp_path / "bad").exists()
+    assert cli.main(["sample", str(run), "-n", "2", "-o", str(tmp_path / "x.png")]) == 2
+
+
 def test_export_command_rewrites_the_saved_model(run_dir, tmp_path):
     assert cli.main(["export", str(run_dir), "-o", str(tmp_path / "exported")]) == 0
     assert (tmp_path / "exported" / "saved_model.pb").exists()
@@ -102,6 +175,10 @@ def test_export_command_rewrites_the_saved_model(run_dir, tmp_path):
         (["evaluate", "{tmp}/missing"], "No run directory"),
         (["sample", "{tmp}", "-o", "{tmp}/g.png"], "no model.keras"),
         (["sample", "{run}", "-o", "{tmp}/grid.jpg"], ".png"),
+        (
+            ["sample", "{run}", "--labels", "3", "--out-dir", "{tmp}/s"],
+            "unconditional",
+        ),
         (
             ["train", "--output-dir", "{run}", "--epochs", "1"],
             "already holds a trained model",

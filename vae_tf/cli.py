@@ -105,15 +105,33 @@ def _evaluate(args):
 
 def _sample(args):
     model, _ = runs.load_run(args.run_dir)
-    images = np.asarray(
-        model.sample(args.num_samples, temperature=args.temperature, seed=args.seed)
-    )
+    labels = args.labels
+    num_samples = args.num_samples or (len(labels) if labels else 64)
+    if labels is not None and len(labels) == 1:
+        labels = labels[0]
+    if args.out_dir:
+        paths = runs.write_samples(
+            model,
+            args.out_dir,
+            num_samples,
+            seed=args.seed,
+            temperature=args.temperature,
+            labels=labels,
+            overwrite=args.overwrite,
+        )
+        print(f"Wrote {len(paths)} PNG files to {args.out_dir}", file=sys.stderr)
+        return
     output = Path(args.output)
     if output.suffix.lower() != ".png":
         raise ValueError(f"-o must name a .png file. Received: {output}")
+    images = np.asarray(
+        model.sample(
+            num_samples, temperature=args.temperature, seed=args.seed, labels=labels
+        )
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     save_image_grid(output, images)
-    print(f"Wrote {args.num_samples} samples to {output}", file=sys.stderr)
+    print(f"Wrote {num_samples} samples to {output}", file=sys.stderr)
 
 
 def _export(args):
@@ -192,17 +210,21 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser(
         "sample",
         help="draw images from a trained model",
-        description="Write a grid of prior samples as PNG.",
+        description="Write prior samples as PNG: one file per image (--out-dir) or "
+        "a grid (-o). The same seed writes the same images.",
     )
     sample.add_argument("run_dir", help="a run directory written by `vae-tf train`")
     sample.add_argument(
         "-n",
         "--num-samples",
         type=_positive_int,
-        default=64,
-        help="images (default: 64)",
+        help="images (default: 64, or one per --labels entry)",
     )
-    sample.add_argument("-o", "--output", required=True, help="PNG file of the grid")
+    where = sample.add_mutually_exclusive_group(required=True)
+    where.add_argument("-o", "--output", help="PNG file of a grid of the samples")
+    where.add_argument(
+        "--out-dir", help="folder for one PNG file per sample (sample_00000.png, ...)"
+    )
     sample.add_argument(
         "--seed", type=int, default=0, help="seed: the same seed draws the same images"
     )
@@ -211,6 +233,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         default=1.0,
         help="prior scale; <1 gives more typical images",
+    )
+    sample.add_argument(
+        "--labels",
+        type=int,
+        nargs="+",
+        metavar="LABEL",
+        help="classes to draw, for a class-conditional model: one for all, or one "
+        "per image",
+    )
+    sample.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace sample files already in --out-dir",
     )
     sample.set_defaults(func=_sample)
 

@@ -27,7 +27,14 @@ from vae_tf import data, evaluation, plotting, presets
 from vae_tf.callbacks import EpochTimer
 from vae_tf.export import export_saved_model
 
-__all__ = ["train", "load_run", "evaluate_run", "test_dataset", "write_json"]
+__all__ = [
+    "train",
+    "load_run",
+    "evaluate_run",
+    "test_dataset",
+    "write_json",
+    "write_samples",
+]
 
 MODEL_FILE = "model.keras"
 RUN_FILE = "run.json"
@@ -53,6 +60,7 @@ def test_dataset(preset, data_dir=None, source="auto", batch_size: int = 500):
         shuffle=False,
         binarized=preset.binarized_test,
         seed=0,
+        with_labels=preset.conditional,
     )
 
 
@@ -112,9 +120,15 @@ def train(
     _check_output_dir(output_dir, overwrite)
 
     chosen_source = data.resolve_source(preset.dataset, source, data_dir)
-    train_images, _ = data.load_arrays(preset.dataset, "train", data_dir, chosen_source)
+    train_images, train_labels = data.load_arrays(
+        preset.dataset, "train", data_dir, chosen_source
+    )
     train_ds = data.make_dataset(
-        train_images, batch_size=batch_size, shuffle=True, seed=seed
+        train_images,
+        train_labels if preset.conditional else None,
+        batch_size=batch_size,
+        shuffle=True,
+        seed=seed,
     )
     test_ds = test_dataset(preset, data_dir, chosen_source)
 
@@ -178,18 +192,27 @@ def write_figures(
     output_dir = Path(output_dir)
     plotting.plot_loss_curves(output_dir / "loss_curves.png", history)
     originals = next(iter(test_ds.unbatch().batch(count)))
-    originals = originals[0] if isinstance(originals, tuple) else originals
+    labels = None
+    if isinstance(originals, tuple):
+        originals, labels = originals
+    conditional = getattr(model, "num_classes", None)
     plotting.plot_reconstructions(
         output_dir / "reconstructions.png",
         originals.numpy(),
-        np.asarray(model.reconstruct(originals)),
+        np.asarray(
+            model.reconstruct(originals, labels=labels if conditional else None)
+        ),
         title="Test images and their reconstructions (decoded mean at z = z_mean)",
     )
-    plotting.plot_samples(
-        output_dir / "samples.png",
-        np.asarray(model.sample(64, seed=seed)),
-        title="Samples: decoded means of z ~ N(0, I)",
-    )
+    if conditional:
+        # One row per class: 8 draws of each of (up to) 8 classes.
+        classes = np.repeat(np.arange(min(conditional, 8)), 8)
+        samples = model.sample(len(classes), seed=seed, labels=classes)
+        title = "Samples: one class per row, z ~ N(0, I)"
+    else:
+        samples = model.sample(64, seed=seed)
+        title = "Samples: decoded means of z ~ N(0, I)"
+    plotting.plot_samples(output_dir / "samples.png", np.asarray(samples), title)
 
 
 def load_run(run_dir):
@@ -233,3 +256,77 @@ def evaluate_run(
         source = run_config.get("data_source", "auto")
     test_ds = test_dataset(preset, data_dir, source)
     return evaluation.evaluate(model, test_ds, iwae_k=iwae_k, seed=seed)
+
+
+def write_samples(
+    model,
+    out_dir,
+    num_samples: int,
+    seed: int = 0,
+    temperature: float = 1.0,
+    labels=None,
+    batch_size: int = 256,
+    overwrite: bool = False,
+) -> list:
+    """Draw `num_samples` images and write each as its own PNG file.
+
+    Files are named `sample_00000.png`, ... (`sample_00000_class3.png` with
+    labels), drawn in batches of `batch_size` whose seeds derive from `seed`,
+    so the same seed writes the same files. Each file is written to a
+    temporary name and renamed, so none is ever half-written.
+
+    Args:
+        model: a trained `vae_tf.VAE` (or `ConditionalVAE`).
+        out_dir: the folder to write (created if needed).
+        num_samples: number of images.
+        seed: seed of the draws.
+        temperature: the prior's scale.
+        labels: a conditional model's classes: one int for all, or one per image.
+        batch_size: images decoded at once.
+        overwrite: replace sample files already in `out_dir`.
+
+    Returns:
+        The written paths.
+
+    Raises:
+        FileExistsError: `out_dir` already holds files of these names.
+        ValueError: bad labels (see `ConditionalVAE.check_labels`).
+    """
+    from vae_tf._random import derive
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"--out-dir must be a directory. Received: {out_dir}")
+    if labels is not None:
+        labels = np.asarray(labels)
+        labels = np.full((num_samples,), labels) if labels.ndim == 0 else labels
+        model.check_labels(labels, num_samples)  # every label, before any drawing
+    width = max(5, len(str(num_samples - 1)))
+    names = [
+        f"sample_{i:0{width}d}"
+        + ("" if labels is None else f"_class{int(labels[i])}")
+        + ".png"
+        for i in range(num_samples)
+    ]
+    existing = [n for n in names if (out_dir / n).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{out_dir} already holds {len(existing)} of these sample files (e.g. "
+            f"{existing[0]}). Choose another --out-dir or pass --overwrite."
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for batch, start in enumerate(range(0, num_samples, batch_size)):
+        stop = min(start + batch_size, num_samples)
+        images = np.asarray(
+            model.sample(
+                stop - start,
+                temperature=temperature,
+                seed=derive(seed, batch),
+                labels=None if labels is None else labels[start:stop],
+            )
+        )
+        for name, image in zip(names[start:stop], images):
+            plotting.save_image(out_dir / name, image)
+            paths.append(out_dir / name)
+    return paths
