@@ -4,6 +4,7 @@
 from vae_tf import (
     bounds,
     callbacks,
+    corruption,
     data,
     evaluation,
     export,
@@ -58,6 +59,7 @@ __all__ = [
     "export_saved_model",
     "bounds",
     "callbacks",
+    "corruption",
     "data",
     "evaluation",
     "export",

@@ -19,6 +19,8 @@ __all__ = [
     "evaluate_elbo",
     "evaluate_iwae",
     "latent_diagnostics",
+    "psnr",
+    "denoising_psnr",
     "evaluate",
 ]
 
@@ -226,6 +228,61 @@ def latent_diagnostics(model, dataset, threshold: float = 0.01, seed: int = 0) -
         "num_latent_dims": int(variance.size),
         "kl_per_dim_nats": (kl_sum / count).tolist(),
         "posterior_mean_variance": variance.tolist(),
+    }
+
+
+def psnr(images, references) -> float:
+    """Mean PSNR in dB of images against references, both floats in [0, 1].
+
+    `10 log10(1 / MSE)` per image (`tf.image.psnr` with `max_val=1`),
+    averaged over images; an exact copy counts as 100 dB rather than infinity.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    references = tf.convert_to_tensor(references, tf.float32)
+    if images.shape != references.shape:
+        raise ValueError(
+            "images and references must have the same shape. Received: "
+            f"{tuple(images.shape)} and {tuple(references.shape)}"
+        )
+    values = tf.image.psnr(images, references, max_val=1.0)  # (batch,)
+    return float(tf.reduce_mean(tf.minimum(values, 100.0)))
+
+
+def denoising_psnr(
+    model, images, corruption, seed: int = 0, batch_size: int = 500
+) -> dict:
+    """How well a model restores corrupted images, in PSNR against the clean ones.
+
+    Each image is corrupted once (with `seed`) and reconstructed by `model`
+    (the decoded mean at the posterior mean of the corrupted image).
+
+    Args:
+        model: a trained `vae_tf.VAE` (a denoising one or not).
+        images: clean images `(N, height, width, channels)` in [0, 1].
+        corruption: a `vae_tf.corruption.Corruption`.
+        seed: seed of the corruption.
+        batch_size: images per step.
+
+    Returns:
+        A dict with `psnr_corrupted_db` (the corrupted input against the clean
+        image), `psnr_reconstructed_db` (the model's output against the clean
+        image) and `num_images`.
+    """
+    images = np.asarray(images, np.float32)
+    if len(images) == 0:
+        raise ValueError("images is empty: there is nothing to evaluate.")
+    generator = keras.random.SeedGenerator(seed)
+    sums = np.zeros(2)
+    for start in range(0, len(images), batch_size):
+        clean = tf.constant(images[start : start + batch_size])
+        corrupted = corruption(clean, seed=generator)
+        restored = model.reconstruct(corrupted)
+        n = int(clean.shape[0])
+        sums += [psnr(corrupted, clean) * n, psnr(restored, clean) * n]
+    return {
+        "psnr_corrupted_db": sums[0] / len(images),
+        "psnr_reconstructed_db": sums[1] / len(images),
+        "num_images": int(len(images)),
     }
 
 

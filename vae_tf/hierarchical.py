@@ -353,6 +353,11 @@ class HierarchicalVAE(VAE):
         self, encoder, decoder, likelihood=None, beta=1.0, seed=None, **kwargs
     ):
         super().__init__(encoder, decoder, likelihood, beta=beta, seed=seed, **kwargs)
+        if self.corruption is not None:
+            raise ValueError(
+                "HierarchicalVAE does not support corruption (a denoising VAE); use "
+                f"vae_tf.VAE. Received: corruption={self.corruption!r}"
+            )
         for arg, value in (("encoder", self.encoder), ("decoder", self.decoder)):
             expected = HierarchicalEncoder if arg == "encoder" else HierarchicalDecoder
             if not isinstance(value, expected):

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from vae_tf import corruption as corruption_lib
 from vae_tf import likelihoods as likelihoods_lib
 from vae_tf._random import derive, normal
 from vae_tf.bounds import (
@@ -109,6 +110,11 @@ class VAE(keras.Model):
             optimiser gains nothing by pushing a dimension's KL below the floor
             and stops switching dimensions off. 0 (the default) is the ELBO.
             The reported `kl_loss` and `elbo` are always the true ones.
+        corruption: a `vae_tf.corruption.Corruption` (e.g.
+            `GaussianNoise(0.3)`, `Masking(0.5)`) makes a denoising VAE: in
+            training steps the encoder sees the corrupted image and the
+            decoder is scored on the clean one, so `reconstruct(noisy)`
+            estimates the clean image. Evaluation uses clean inputs.
         seed: seed of the model's random draws (binarisation, `eps`,
             sampling), for reproducible training.
         **kwargs: passed to `keras.Model` (e.g. `name`).
@@ -133,6 +139,7 @@ class VAE(keras.Model):
         beta: float = 1.0,
         seed: int | None = None,
         free_bits: float = 0.0,
+        corruption=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -177,6 +184,7 @@ class VAE(keras.Model):
         self.latent_shape = (self.latent_dim,) if self.latent_dim else None
         self.seed = seed
         self.free_bits = float(free_bits)
+        self.corruption = corruption_lib.get(corruption)
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         self.beta_variable = self.add_weight(
             shape=(),
@@ -348,7 +356,10 @@ class VAE(keras.Model):
         """
         seed = self.seed_generator if seed is None else seed
         x = self.likelihood.prepare_targets(x, seed=derive(seed, 0))
-        z_mean, z_log_var = self.posterior(x, training=training, labels=labels)
+        inputs = x
+        if training and self.corruption is not None:
+            inputs = self.corruption(x, seed=derive(seed, 2))
+        z_mean, z_log_var = self.posterior(inputs, training=training, labels=labels)
         z = self.reparameterize(z_mean, z_log_var, seed=derive(seed, 1))
         x_params = self.decode_params(z, training=training, labels=labels)
         reconstruction_loss = -self.likelihood.log_prob(x, x_params)  # (batch,)
@@ -645,6 +656,9 @@ class VAE(keras.Model):
             beta=self.beta,
             seed=self.seed,
             free_bits=self.free_bits,
+            corruption=None
+            if self.corruption is None
+            else keras.saving.serialize_keras_object(self.corruption),
         )
         return config
 
