@@ -117,6 +117,32 @@ def test_discretized_probabilities_sum_to_one_over_the_256_values(likelihood, sc
         assert np.exp(log_p.astype(np.float64)).sum() == pytest.approx(1.0, abs=2e-5)
 
 
+@pytest.mark.parametrize("scale", [0.002, 0.05, 0.3, 2.0])
+def test_fixed_scale_gaussian_sums_to_one_and_needs_only_means(scale):
+    likelihood = likelihoods.DiscretizedGaussian(scale=scale)
+    assert likelihood.param_channels(3) == 3
+    for mean in (-1.2, -0.3, 0.0, 0.77):
+        params = np.full((256, 1, 1, 1), mean, np.float32)
+        log_p = np.asarray(likelihood.log_prob(ALL_BYTES, params), np.float64)
+        assert np.isfinite(log_p).all()
+        assert np.exp(log_p).sum() == pytest.approx(1.0, abs=2e-5)
+    # Same as the learned-scale model whose log-scale is log(scale).
+    learned = likelihoods.DiscretizedGaussian()
+    params = np.concatenate(
+        [np.full((256, 1, 1, 1), 0.1), np.full((256, 1, 1, 1), np.log(scale))], -1
+    ).astype(np.float32)
+    np.testing.assert_allclose(
+        likelihood.log_prob(ALL_BYTES, params[..., :1]),
+        learned.log_prob(ALL_BYTES, params),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    restored = likelihoods.get(keras.saving.serialize_keras_object(likelihood))
+    assert restored.scale == pytest.approx(scale)
+    with pytest.raises(ValueError, match="scale must be a positive number"):
+        likelihoods.DiscretizedGaussian(scale=0.0)
+
+
 def test_logistic_mixture_with_channel_coefficients_sums_to_one_over_colour_pairs():
     # Two channels, the second's mean moved by the first's value: the joint
     # over all 256 x 256 pairs must still sum to 1.

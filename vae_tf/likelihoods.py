@@ -5,6 +5,8 @@ log-probability of the data, a mean image to show, and samples. The VAE never
 hard-codes a loss: it asks its likelihood.
 """
 
+import math
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -354,7 +356,7 @@ class DiscretizedLogisticMixture(Likelihood):
 
 @keras.saving.register_keras_serializable(package="vae_tf")
 class DiscretizedGaussian(Likelihood):
-    """A Gaussian per channel with a learned (per-pixel) scale, discretised to 8 bits.
+    """A Gaussian per channel, discretised to 8 bits; learned or fixed scale.
 
     With pixel value `k` at `x = 2k/255 - 1` and `Phi` the standard normal CDF:
 
@@ -363,20 +365,33 @@ class DiscretizedGaussian(Likelihood):
     ```
 
     with the edge bins taking the tails, so the 256 probabilities sum to 1.
-    Decoder outputs per pixel: `C` means then `C` log-scales.
+    By default the decoder outputs, per pixel, `C` means then `C` log-scales
+    (a learned, per-pixel scale). With `scale` set, `sigma` is that constant
+    and the decoder outputs only the `C` means: the "fixed-variance Gaussian",
+    whose log-likelihood is, up to the discretisation, a constant minus
+    `MSE / (2 sigma^2)` (an MSE autoencoder with a KL term). Scales are in the
+    units of `x`, which spans [-1, 1] (255 levels over a width of 2).
 
     Args:
-        min_log_scale: log-scales are clipped below at this value.
+        min_log_scale: learned log-scales are clipped below at this value.
+        scale: a fixed `sigma` (> 0), or `None` to learn it.
     """
 
-    def __init__(self, min_log_scale: float = -7.0):
+    def __init__(self, min_log_scale: float = -7.0, scale: float | None = None):
+        if scale is not None and not (isinstance(scale, (int, float)) and scale > 0):
+            raise ValueError(
+                f"scale must be a positive number or None. Received: scale={scale!r}"
+            )
         self.min_log_scale = float(min_log_scale)
+        self.scale = None if scale is None else float(scale)
 
     def param_channels(self, channels: int) -> int:
-        return 2 * channels
+        return channels if self.scale is not None else 2 * channels
 
     def _split(self, x_params):
         x_params = ops.cast(x_params, "float32")
+        if self.scale is not None:
+            return x_params, ops.full_like(x_params, math.log(self.scale))
         mean, log_scale = ops.split(x_params, 2, axis=-1)
         return mean, ops.maximum(log_scale, self.min_log_scale)
 
@@ -405,9 +420,11 @@ class DiscretizedGaussian(Likelihood):
         return ops.round((value + 1.0) * 127.5) / 255.0
 
     def get_config(self) -> dict:
-        return {"min_log_scale": self.min_log_scale}
+        return {"min_log_scale": self.min_log_scale, "scale": self.scale}
 
     def __repr__(self) -> str:
+        if self.scale is not None:
+            return f"DiscretizedGaussian(scale={self.scale:g})"
         return "DiscretizedGaussian()"
 
 
