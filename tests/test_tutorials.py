@@ -58,9 +58,10 @@ def test_latent_space_and_generation_tutorial_quick_run(tmp_path):
         assert (tmp_path / figure).stat().st_size > 1000, figure
     assert metrics["judge_test_accuracy"] > 0.85
     # Slerp keeps the endpoints' norm; the straight line's midpoint is shorter.
-    assert metrics["spherical_midpoint_latent_norm"] > metrics[
-        "linear_midpoint_latent_norm"
-    ]
+    assert (
+        metrics["spherical_midpoint_latent_norm"]
+        > metrics["linear_midpoint_latent_norm"]
+    )
     # Asked-for digits are recognised far above chance (10%) even after 2 epochs.
     assert metrics["conditional_samples_judged_as_asked"] > 0.3
     assert metrics["latent_2d_test_elbo_nats"] > metrics["test_elbo_nats"]

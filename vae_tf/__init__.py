@@ -13,6 +13,7 @@ from vae_tf import (
     presets,
     runs,
 )
+from vae_tf.autoregressive import PixelCNNDecoder
 from vae_tf.conditional import ConditionalVAE
 from vae_tf.decoders import ConvDecoder, DenseDecoder
 from vae_tf.encoders import ConvEncoder, DenseEncoder
@@ -45,6 +46,7 @@ __all__ = [
     "DenseDecoder",
     "ConvEncoder",
     "ConvDecoder",
+    "PixelCNNDecoder",
     "HierarchicalEncoder",
     "HierarchicalDecoder",
     "HierarchicalVAE",

@@ -55,6 +55,11 @@ class ConditionalVAE(VAE):
                 f"num_classes={num_classes!r}"
             )
         self.num_classes = int(num_classes)
+        if self.autoregressive:
+            raise ValueError(
+                "ConditionalVAE does not support an autoregressive decoder. "
+                f"Received: decoder={self.decoder!r}"
+            )
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)

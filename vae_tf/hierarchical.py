@@ -353,6 +353,10 @@ class HierarchicalVAE(VAE):
         self, encoder, decoder, likelihood=None, beta=1.0, seed=None, **kwargs
     ):
         super().__init__(encoder, decoder, likelihood, beta=beta, seed=seed, **kwargs)
+        if self.autoregressive:
+            raise ValueError(
+                "HierarchicalVAE does not support an autoregressive decoder."
+            )
         if self.corruption is not None:
             raise ValueError(
                 "HierarchicalVAE does not support corruption (a denoising VAE); use "

@@ -250,8 +250,17 @@ class VAE(keras.Model):
             self.latent_shape = tuple(self.encoder.latent_shape(image_shape))
         self.image_shape = image_shape
         self.encoder(keras.KerasTensor((None, *image_shape)))
-        self.decoder(keras.KerasTensor((None, *self.latent_shape)))
+        z = keras.KerasTensor((None, *self.latent_shape))
+        if self.autoregressive:
+            self.decoder((z, keras.KerasTensor((None, *image_shape))))
+        else:
+            self.decoder(z)
         self.built = True
+
+    @property
+    def autoregressive(self) -> bool:
+        """Whether the decoder sees earlier pixels (`vae_tf.PixelCNNDecoder`)."""
+        return bool(getattr(self.decoder, "autoregressive", False))
 
     def call(self, inputs, training=False):
         """Reconstruct `inputs`: the likelihood's mean of `p(x | z)` at `z = z_mean`."""
@@ -269,9 +278,33 @@ class VAE(keras.Model):
         """`(z_mean, z_log_var)` of `q(z | x)`, each `(batch, *latent_shape)`."""
         return self.encoder(x, training=training)
 
-    def decode_params(self, z, training=False, labels=None):
-        """The likelihood's parameters `x_params` for latents `z`."""
+    def decode_params(self, z, training=False, labels=None, seed=None):
+        """The likelihood's parameters `x_params` for latents `z`.
+
+        An autoregressive decoder draws an image pixel by pixel (with `seed`,
+        else the model's generator) and returns each pixel's parameters given
+        the pixels drawn before it.
+        """
+        if self.autoregressive:
+            _, x_params = self.decoder.generate(
+                z,
+                self.likelihood.sample,
+                self.image_shape,
+                seed=self.seed_generator if seed is None else seed,
+            )
+            return x_params
         return self.decoder(z, training=training)
+
+    def score_params(self, z, x, training=False, labels=None):
+        """The parameters that score the images `x` given latents `z`.
+
+        The same as `decode_params(z)` for a factorised decoder; an
+        autoregressive one computes each pixel's parameters from the pixels
+        of `x` before it (teacher forcing), in one pass.
+        """
+        if self.autoregressive:
+            return self.decoder((z, x), training=training)
+        return self.decode_params(z, training=training, labels=labels)
 
     def reconstruct_params(self, x, training=False, labels=None):
         """`x_params` at the posterior mean of each image."""
@@ -285,8 +318,11 @@ class VAE(keras.Model):
         graph); `seed` an int, an int tensor or a `SeedGenerator`.
         """
         shape = tf.concat([tf.reshape(num_samples, (1,)), self.latent_shape], axis=0)
-        eps = normal(shape, seed=self.seed_generator if seed is None else seed)
-        return self.decode_params(temperature * eps, labels=labels)
+        seed = self.seed_generator if seed is None else seed
+        eps = normal(shape, seed=seed)
+        return self.decode_params(
+            temperature * eps, labels=labels, seed=derive(seed, 1)
+        )
 
     def prepare_labels(self, labels):
         """Labels as the graph-level methods take them: `None` for this model.
@@ -328,7 +364,9 @@ class VAE(keras.Model):
             labels = ops.reshape(
                 ops.tile(labels[None], (num_samples, 1, 1)), (-1, labels.shape[-1])
             )  # (k * batch, num_classes)
-        log_px = self.likelihood.log_prob(x_tiled, self.decode_params(z, labels=labels))
+        log_px = self.likelihood.log_prob(
+            x_tiled, self.score_params(z, x_tiled, labels=labels)
+        )
         return ops.reshape(log_px + log_pz - log_qz, (num_samples, batch))
 
     def reparameterize(self, z_mean, z_log_var, seed=None):
@@ -361,7 +399,7 @@ class VAE(keras.Model):
             inputs = self.corruption(x, seed=derive(seed, 2))
         z_mean, z_log_var = self.posterior(inputs, training=training, labels=labels)
         z = self.reparameterize(z_mean, z_log_var, seed=derive(seed, 1))
-        x_params = self.decode_params(z, training=training, labels=labels)
+        x_params = self.score_params(z, x, training=training, labels=labels)
         reconstruction_loss = -self.likelihood.log_prob(x, x_params)  # (batch,)
         kl = gaussian_kl(z_mean, z_log_var)  # (batch, *latent)
         return reconstruction_loss, ops.reshape(kl, (ops.shape(kl)[0], -1))
