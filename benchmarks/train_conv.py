@@ -40,6 +40,9 @@ def main():
         "all 10,000 take over an hour on 2 cores); the ELBO uses all of them",
     )
     parser.add_argument("--data-dir")
+    parser.add_argument(
+        "--save", help="also save the trained model (.keras) to this path"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -58,6 +61,8 @@ def main():
     start = time.perf_counter()
     model.fit(train_ds, epochs=epochs, shuffle=False, callbacks=[timer], verbose=0)
     train_seconds = time.perf_counter() - start
+    if args.save:
+        model.save(args.save)
     start = time.perf_counter()
     results = vae_tf.evaluate(model, test_ds, iwae_k=None, seed=0)
     if args.iwae_k:

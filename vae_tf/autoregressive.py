@@ -20,7 +20,7 @@ from keras import layers, ops
 
 from vae_tf._random import _stateless_seed
 from vae_tf._validation import non_negative_int, positive_int
-from vae_tf.decoders import ConvDecoder
+from vae_tf.decoders import ConvDecoder, DenseDecoder
 
 __all__ = ["MaskedConv2D", "PixelCNNDecoder"]
 
@@ -96,7 +96,8 @@ class MaskedConv2D(layers.Layer):
 class PixelCNNDecoder(keras.Model):
     """A PixelCNN conditioned on `z`: the VAE's autoregressive decoder.
 
-    `z` goes through a `ConvDecoder` to a feature map `c(z)` of the image's
+    `z` goes through a `ConvDecoder` (or, with `conditioning_filters=()` and a
+    latent vector, one dense layer) to a feature map `c(z)` of the image's
     size with `filters` channels. The image goes through a 7x7 mask-A
     convolution, then `num_layers` residual blocks of a 3x3 mask-B
     convolution, each adding `c(z)` (projected per block) before its
@@ -117,7 +118,8 @@ class PixelCNNDecoder(keras.Model):
         output_channels: parameters per pixel (`Likelihood.param_channels`).
         image_size: `(height, width)` for a vector latent, else `None`.
         latent_dim, latent_channels: the latent's form, as for `ConvDecoder`.
-        conditioning_filters: widths of the conditioning `ConvDecoder`.
+        conditioning_filters: widths of the conditioning `ConvDecoder`; `()`
+            for a single dense layer from a latent vector (cheaper).
         filters: channels of the masked layers.
         num_layers: masked residual blocks after the first layer.
         activation: hidden activation.
@@ -142,19 +144,32 @@ class PixelCNNDecoder(keras.Model):
         self.filters = positive_int("filters", filters)
         self.num_layers = non_negative_int("num_layers", num_layers)
         self.activation = activation
-        self.conditioning = ConvDecoder(
-            filters,
-            image_size=image_size,
-            latent_dim=latent_dim,
-            latent_channels=latent_channels,
-            filters=conditioning_filters,
-            activation=activation,
-            name="conditioning",
-        )
-        self.image_size = self.conditioning.image_size
+        conditioning_filters = tuple(conditioning_filters)
+        if conditioning_filters:
+            self.conditioning = ConvDecoder(
+                filters,
+                image_size=image_size,
+                latent_dim=latent_dim,
+                latent_channels=latent_channels,
+                filters=conditioning_filters,
+                activation=activation,
+                name="conditioning",
+            )
+            self.image_size = self.conditioning.image_size
+        else:
+            if latent_dim is None or image_size is None:
+                raise ValueError(
+                    "conditioning_filters=() (a dense conditioning layer) needs a "
+                    "latent vector: give latent_dim and image_size. Received: "
+                    f"latent_dim={latent_dim!r}, image_size={image_size!r}"
+                )
+            self.image_size = tuple(image_size)
+            self.conditioning = DenseDecoder(
+                (*self.image_size, filters), hidden_units=(), name="conditioning"
+            )
         self.latent_dim = latent_dim
         self.latent_channels = latent_channels
-        self.conditioning_filters = self.conditioning.filters
+        self.conditioning_filters = conditioning_filters
         self.first = MaskedConv2D(filters, 7, "A", name="masked_a")
         self.first_condition = layers.Conv2D(filters, 1, name="condition_0")
         self.blocks = [

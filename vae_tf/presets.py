@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import keras
 
+from vae_tf.autoregressive import PixelCNNDecoder
 from vae_tf.conditional import ConditionalVAE
 from vae_tf.decoders import ConvDecoder, DenseDecoder
 from vae_tf.encoders import ConvEncoder, DenseEncoder
@@ -29,6 +30,7 @@ __all__ = [
     "dense_mnist_vae",
     "conditional_mnist_vae",
     "conv_vae",
+    "pixelcnn_vae",
     "hierarchical_vae",
 ]
 
@@ -129,6 +131,42 @@ def conv_vae(
             **latent,
         ),
         likelihood,
+        seed=seed,
+        name="vae",
+    )
+
+
+def pixelcnn_vae(
+    image_shape: tuple,
+    likelihood: Likelihood,
+    latent_dim: int = 32,
+    encoder_units: tuple = (512, 256),
+    filters: int = 32,
+    num_layers: int = 4,
+    free_bits: float = 0.0,
+    activation: str = "gelu",
+    seed: int | None = None,
+) -> VAE:
+    """A dense encoder and a PixelCNN decoder conditioned on a latent vector.
+
+    The decoder's conditioning is one dense layer from `z` to an image-sized
+    feature map (`PixelCNNDecoder(conditioning_filters=())`).
+    """
+    height, width, channels = image_shape
+    return VAE(
+        DenseEncoder(latent_dim, encoder_units, activation=activation, name="encoder"),
+        PixelCNNDecoder(
+            likelihood.param_channels(channels),
+            image_size=(height, width),
+            latent_dim=latent_dim,
+            conditioning_filters=(),
+            filters=filters,
+            num_layers=num_layers,
+            activation=activation,
+            name="decoder",
+        ),
+        likelihood,
+        free_bits=free_bits,
         seed=seed,
         name="vae",
     )
@@ -289,6 +327,24 @@ PRESETS = {
         learning_rate=1e-3,
         schedule="warmup_cosine",
         steps_per_execution=20,
+        binarized_test=True,
+    ),
+    "mnist-pixelcnn": Preset(
+        name="mnist-pixelcnn",
+        dataset="mnist",
+        description="dense encoder (32-d latent) and a 4-layer PixelCNN decoder, "
+        "dynamically binarised MNIST, Bernoulli likelihood",
+        model_fn=lambda seed: pixelcnn_vae(
+            (28, 28, 1), Bernoulli("dynamic"), latent_dim=32, seed=seed
+        ),
+        batch_size=64,
+        epochs=40,
+        learning_rate=1e-3,
+        schedule="warmup_cosine",
+        steps_per_execution=20,
+        # Measured: 569 images/s without XLA, 511 with it (its convolutions
+        # are faster in TensorFlow's oneDNN kernels on CPU).
+        jit_compile=False,
         binarized_test=True,
     ),
     "cifar10-conv": Preset(
