@@ -75,6 +75,19 @@ def test_conv_mnist_tutorial_quick_run(tmp_path):
     assert 90 < metrics["test_nll_iwae_nats"] <= metrics["test_elbo_nats"] < 250
 
 
+def test_denoising_and_test_images_tutorial_quick_run(tmp_path):
+    metrics = run_tutorial("06_denoising_and_test_images.py", tmp_path)
+    for figure in ("denoising_noise.png", "denoising_masking.png"):
+        assert (tmp_path / figure).stat().st_size > 1000, figure
+    for corruption in ("noise", "masking"):
+        denoised = metrics[f"{corruption}_psnr_denoising_vae_db"]
+        assert denoised > metrics[f"{corruption}_psnr_corrupted_db"]
+        assert denoised > metrics[f"{corruption}_psnr_plain_vae_db"]
+    assert metrics["generated_files"] == 100
+    assert len(list((tmp_path / "test_images").glob("sample_*_class*.png"))) == 100
+    assert metrics["same_seed_same_files"] is True
+
+
 needs_cifar = pytest.mark.skipif(
     not LOCAL_DATA and not os.environ.get("CI"),
     reason="needs cifar10.npz in $VAE_TF_DATA_DIR (CI prepares it, and fails without)",

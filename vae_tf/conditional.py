@@ -103,7 +103,7 @@ class ConditionalVAE(VAE):
     def posterior(self, x, training=False, labels=None):
         return self.encoder(self._append(x, self._need(labels)), training=training)
 
-    def decode_params(self, z, training=False, labels=None):
+    def decode_params(self, z, training=False, labels=None, seed=None):
         return self.decoder(self._append(z, self._need(labels)), training=training)
 
     def generate_params(self, num_samples, temperature=1.0, seed=None, labels=None):
