@@ -11,22 +11,25 @@ import vae_tf
 import vae_tf.autoregressive
 
 
-def make_pixelcnn_vae(image_shape=(2, 2, 1), likelihood=None, seed=0):
+KINDS = ["pixelcnn", "made"]
+
+
+def make_ar_vae(kind, image_shape=(2, 2, 1), likelihood=None, seed=0):
     likelihood = likelihood or vae_tf.Bernoulli(None)
     height, width, channels = image_shape
-    model = vae_tf.VAE(
-        vae_tf.DenseEncoder(3, (8,)),
-        vae_tf.PixelCNNDecoder(
-            likelihood.param_channels(channels),
+    params = likelihood.param_channels(channels)
+    if kind == "pixelcnn":
+        decoder = vae_tf.PixelCNNDecoder(
+            params,
             image_size=(height, width),
             latent_dim=3,
             conditioning_filters=(8,),
             filters=8,
             num_layers=2,
-        ),
-        likelihood,
-        seed=seed,
-    )
+        )
+    else:
+        decoder = vae_tf.MADEDecoder((height, width, params), hidden_units=(16, 16))
+    model = vae_tf.VAE(vae_tf.DenseEncoder(3, (8,)), decoder, likelihood, seed=seed)
     model.build((None, *image_shape))
     # Larger random weights than the initialisers give, so every pixel's
     # probability depends visibly on its predecessors.
@@ -36,8 +39,9 @@ def make_pixelcnn_vae(image_shape=(2, 2, 1), likelihood=None, seed=0):
     return model
 
 
-def test_probabilities_of_all_binary_images_sum_to_one():
-    model = make_pixelcnn_vae()
+@pytest.mark.parametrize("kind", KINDS)
+def test_probabilities_of_all_binary_images_sum_to_one(kind):
+    model = make_ar_vae(kind)
     images = np.array(list(itertools.product([0, 1], repeat=4)), np.float32)
     images = images.reshape(16, 2, 2, 1)
     z = np.tile(np.random.default_rng(1).normal(size=(1, 3)), (16, 1)).astype("f4")
@@ -45,8 +49,9 @@ def test_probabilities_of_all_binary_images_sum_to_one():
     assert np.exp(np.asarray(log_p, np.float64)).sum() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_each_pixel_depends_only_on_the_pixels_before_it():
-    model = make_pixelcnn_vae((5, 4, 1))
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_pixel_depends_only_on_the_pixels_before_it(kind):
+    model = make_ar_vae(kind, (5, 4, 1))
     x = tf.Variable(np.random.default_rng(0).random((1, 5, 4, 1)).astype("float32"))
     z = tf.constant(np.random.default_rng(1).normal(size=(1, 3)).astype("float32"))
     for i in range(20):
@@ -60,16 +65,18 @@ def test_each_pixel_depends_only_on_the_pixels_before_it():
             assert np.any(gradient[:i] != 0.0)  # earlier pixels do matter
 
 
-def test_sampling_is_sequential_consistent_and_seeded():
-    model = make_pixelcnn_vae((3, 3, 1))
+@pytest.mark.parametrize("kind", KINDS)
+def test_sampling_is_sequential_consistent_and_seeded(kind):
+    model = make_ar_vae(kind, (3, 3, 1))
     first = np.asarray(model.sample(64, seed=5))
     np.testing.assert_array_equal(first, np.asarray(model.sample(64, seed=5)))
     assert not np.array_equal(first, np.asarray(model.sample(64, seed=6)))
 
 
-def test_sampled_images_follow_the_model_probabilities():
+@pytest.mark.parametrize("kind", KINDS)
+def test_sampled_images_follow_the_model_probabilities(kind):
     """Monte Carlo check on 2x2 images: draw frequencies match p(x | z)."""
-    model = make_pixelcnn_vae()
+    model = make_ar_vae(kind)
     z = np.tile(np.random.default_rng(2).normal(size=(1, 3)), (16, 1)).astype("f4")
     images = np.array(list(itertools.product([0, 1], repeat=4)), np.float32)
     images = images.reshape(16, 2, 2, 1)
@@ -96,10 +103,11 @@ def test_sampled_images_follow_the_model_probabilities():
     )
 
 
-def test_pixelcnn_vae_trains_saves_exports_and_evaluates(tmp_path):
+@pytest.mark.parametrize("kind", KINDS)
+def test_autoregressive_vae_trains_saves_exports_and_evaluates(kind, tmp_path):
     keras.utils.set_random_seed(0)
     x = (np.random.default_rng(0).random((64, 6, 6, 1)) > 0.5).astype("float32")
-    model = make_pixelcnn_vae((6, 6, 1))
+    model = make_ar_vae(kind, (6, 6, 1))
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     history = model.fit(x, batch_size=16, epochs=4, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]

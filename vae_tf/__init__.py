@@ -13,7 +13,7 @@ from vae_tf import (
     presets,
     runs,
 )
-from vae_tf.autoregressive import PixelCNNDecoder
+from vae_tf.autoregressive import MADEDecoder, PixelCNNDecoder
 from vae_tf.conditional import ConditionalVAE
 from vae_tf.decoders import ConvDecoder, DenseDecoder
 from vae_tf.encoders import ConvEncoder, DenseEncoder
@@ -47,6 +47,7 @@ __all__ = [
     "ConvEncoder",
     "ConvDecoder",
     "PixelCNNDecoder",
+    "MADEDecoder",
     "HierarchicalEncoder",
     "HierarchicalDecoder",
     "HierarchicalVAE",

@@ -19,10 +19,48 @@ import tensorflow as tf
 from keras import layers, ops
 
 from vae_tf._random import _stateless_seed
-from vae_tf._validation import non_negative_int, positive_int
+from vae_tf._validation import non_negative_int, positive_int, positive_ints
 from vae_tf.decoders import ConvDecoder, DenseDecoder
 
-__all__ = ["MaskedConv2D", "PixelCNNDecoder"]
+__all__ = ["MaskedConv2D", "PixelCNNDecoder", "MADEDecoder"]
+
+
+def generate_pixels(params_fn, batch, image_shape, sample_pixel, seed, dtype):
+    """Draw images pixel by pixel in raster order with an autoregressive model.
+
+    Args:
+        params_fn: `x -> x_params`, every pixel's parameters from the pixels
+            before it (one network pass).
+        batch: number of images.
+        image_shape: `(height, width, channels)`.
+        sample_pixel: `(params (batch, 1, 1, P), seed) -> (batch, 1, 1, C)`.
+        seed: an int, int tensor or `SeedGenerator`; pixel `i` draws with the
+            stateless seed `base + [0, i + 1]`.
+        dtype: the images' dtype.
+
+    Returns:
+        `(x, params_fn(x))` of the drawn images.
+    """
+    height, width, channels = image_shape
+    base = _stateless_seed(seed)  # (2,) int32
+    positions = tf.reshape(tf.eye(height * width, dtype=dtype), (-1, height, width, 1))
+
+    def step(index, x):
+        params = params_fn(x)
+        row, col = index // width, index % width
+        pixel = tf.slice(params, [0, row, col, 0], [-1, 1, 1, -1])
+        value = sample_pixel(pixel, base + tf.stack([0, index + 1]))
+        where = tf.gather(positions, index)[None]  # (1, height, width, 1)
+        return index + 1, x + where * ops.cast(value, dtype)  # the pixel was 0
+
+    x0 = tf.zeros(tf.stack([batch, height, width, channels]), dtype)
+    _, x = tf.while_loop(
+        lambda index, _: index < height * width,
+        step,
+        (tf.constant(0), x0),
+        maximum_iterations=height * width,
+    )
+    return x, params_fn(x)
 
 
 def _raster_mask(kernel_size: int, include_centre: bool) -> np.ndarray:
@@ -231,28 +269,16 @@ class PixelCNNDecoder(keras.Model):
             their parameters `(batch, height, width, P)`: each pixel's, given
             the pixels drawn before it.
         """
-        height, width, channels = image_shape
+        height, width, _ = image_shape
         conditioning = self.condition(z)[:, :height, :width]
-        batch = ops.shape(z)[0]
-        base = _stateless_seed(seed)  # (2,) int32
-        positions = tf.reshape(tf.eye(height * width), (-1, height, width, 1))
-
-        def step(index, x):
-            params = self.autoregress(x, conditioning)
-            row, col = index // width, index % width
-            pixel = tf.slice(params, [0, row, col, 0], [-1, 1, 1, -1])
-            value = sample_pixel(pixel, base + tf.stack([0, index + 1]))
-            where = tf.gather(positions, index)[None]  # (1, height, width, 1)
-            return index + 1, x + where * value  # the pixel was 0 until now
-
-        x0 = tf.zeros(tf.stack([batch, height, width, channels]), conditioning.dtype)
-        _, x = tf.while_loop(
-            lambda index, _: index < height * width,
-            step,
-            (tf.constant(0), x0),
-            maximum_iterations=height * width,
+        return generate_pixels(
+            lambda x: self.autoregress(x, conditioning),
+            ops.shape(z)[0],
+            image_shape,
+            sample_pixel,
+            seed,
+            conditioning.dtype,
         )
-        return x, self.autoregress(x, conditioning)
 
     def get_config(self):
         config = super().get_config()
@@ -265,5 +291,155 @@ class PixelCNNDecoder(keras.Model):
             filters=self.filters,
             num_layers=self.num_layers,
             activation=self.activation,
+        )
+        return config
+
+
+def _made_masks(num_pixels: int, hidden_units: tuple, seed: int = 0):
+    """MADE connectivity masks (Germain et al. 2015) for raster-ordered pixels.
+
+    Pixel `d` (0-based) has degree `d + 1`; hidden unit `k` gets a degree
+    `m(k)` in `[1, num_pixels - 1]`, spread evenly and shuffled with `seed`.
+    A unit sees the pixels with degree <= its own; pixel `d`'s output sees
+    the units with degree < `d + 1`, so it depends on pixels `< d` only.
+
+    Returns:
+        The masks of each hidden layer (`(inputs, units)`, pixel-level rows)
+        and of the output (`(units, num_pixels)`).
+    """
+    rng = np.random.default_rng(seed)
+    degrees = [np.arange(1, num_pixels + 1)]
+    for units in hidden_units:
+        spread = np.arange(units) % max(1, num_pixels - 1) + 1
+        degrees.append(rng.permutation(spread))
+    masks = [
+        (later[None, :] >= earlier[:, None]).astype(np.float32)
+        for earlier, later in zip(degrees[:-1], degrees[1:])
+    ]
+    output = (degrees[0][None, :] > degrees[-1][:, None]).astype(np.float32)
+    return masks, output
+
+
+@keras.saving.register_keras_serializable(package="vae_tf")
+class MADEDecoder(keras.Model):
+    """A masked dense autoregressive decoder (MADE) conditioned on `z`.
+
+    Every pixel's parameters come from *all* the pixels before it in raster
+    order — a much longer reach than a few masked convolutions — through
+    masked dense layers, with `z` added to each hidden layer by an unmasked
+    dense projection:
+
+    ```
+    h_1 = act((M_1 * W_1) x + U_1 z),  ...,  params = (M_out * W_out) h_L + V z
+    ```
+
+    It is cheap (two dense layers over the flattened image) and strong enough
+    to model binarised MNIST well on its own, which makes it the textbook
+    setting for posterior collapse (see `04_challenges.py`). Same protocol
+    as `PixelCNNDecoder`: called on `(z, x)` it scores, `generate` samples
+    pixel by pixel.
+
+    Args:
+        param_shape: `(height, width, params_per_pixel)`.
+        hidden_units: widths of the masked hidden layers.
+        activation: hidden activation.
+        mask_seed: seed of the hidden units' degrees (part of the model).
+    """
+
+    autoregressive = True
+
+    def __init__(
+        self,
+        param_shape: tuple,
+        hidden_units: tuple = (1024,),
+        activation: str = "gelu",
+        mask_seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.param_shape = positive_ints("param_shape", param_shape, "(28, 28, 1)", 3)
+        self.hidden_units = positive_ints(
+            "hidden_units", hidden_units, "(1024,)", min_length=1
+        )
+        self.activation = activation
+        self.mask_seed = int(mask_seed)
+        height, width, self.params_per_pixel = self.param_shape
+        self.num_pixels = height * width
+        self.act = layers.Activation(activation)
+
+    def build(self, input_shape):
+        z_shape, x_shape = input_shape
+        channels = x_shape[-1]
+        masks, output_mask = _made_masks(
+            self.num_pixels, self.hidden_units, self.mask_seed
+        )
+        # Pixel-level masks to channel/parameter-level ones: every channel of
+        # a pixel shares its degree.
+        masks[0] = np.repeat(masks[0], channels, axis=0)
+        output_mask = np.repeat(output_mask, self.params_per_pixel, axis=1)
+        self.masks = masks
+        self.output_mask = output_mask
+        sizes = [self.num_pixels * channels, *self.hidden_units]
+        self.kernels, self.biases, self.z_projections = [], [], []
+        for i, (fan_in, units) in enumerate(zip(sizes[:-1], sizes[1:])):
+            self.kernels.append(
+                self.add_weight(
+                    shape=(fan_in, units), initializer="glorot_uniform", name=f"w_{i}"
+                )
+            )
+            self.biases.append(
+                self.add_weight(shape=(units,), initializer="zeros", name=f"b_{i}")
+            )
+            projection = layers.Dense(units, use_bias=False, name=f"z_to_{i}")
+            projection.build(z_shape)
+            self.z_projections.append(projection)
+        outputs = self.num_pixels * self.params_per_pixel
+        self.output_kernel = self.add_weight(
+            shape=(self.hidden_units[-1], outputs),
+            initializer="glorot_uniform",
+            name="w_out",
+        )
+        self.output_bias = self.add_weight(
+            shape=(outputs,), initializer="zeros", name="b_out"
+        )
+        self.z_output = layers.Dense(outputs, name="z_to_out")
+        self.z_output.build(z_shape)
+        self.built = True
+
+    def _params(self, z, x):
+        batch = ops.shape(x)[0]
+        h = ops.reshape(x * 2.0 - 1.0, (batch, -1))  # pixel-major, channels inside
+        for kernel, bias, mask, projection in zip(
+            self.kernels, self.biases, self.masks, self.z_projections
+        ):
+            h = self.act(ops.matmul(h, kernel * mask) + bias + projection(z))
+        out = ops.matmul(h, self.output_kernel * self.output_mask) + self.output_bias
+        out = out + self.z_output(z)
+        return ops.reshape(out, (batch, *self.param_shape))
+
+    def call(self, inputs, training=False):
+        z, x = inputs
+        z = ops.reshape(z, (ops.shape(z)[0], -1))
+        return self._params(z, ops.cast(x, z.dtype))
+
+    def generate(self, z, sample_pixel, image_shape, seed=None):
+        """Draw images pixel by pixel; as `PixelCNNDecoder.generate`."""
+        z = ops.reshape(z, (ops.shape(z)[0], -1))
+        return generate_pixels(
+            lambda x: self._params(z, x),
+            ops.shape(z)[0],
+            image_shape,
+            sample_pixel,
+            seed,
+            z.dtype,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            param_shape=list(self.param_shape),
+            hidden_units=list(self.hidden_units),
+            activation=self.activation,
+            mask_seed=self.mask_seed,
         )
         return config
