@@ -333,11 +333,10 @@ class MADEDecoder(keras.Model):
     h_1 = act((M_1 * W_1) x + U_1 z),  ...,  params = (M_out * W_out) h_L + V z
     ```
 
-    It is cheap (two dense layers over the flattened image) and strong enough
-    to model binarised MNIST well on its own, which makes it the textbook
-    setting for posterior collapse (see `04_challenges.py`). Same protocol
-    as `PixelCNNDecoder`: called on `(z, x)` it scores, `generate` samples
-    pixel by pixel.
+    It is cheap (dense layers over the flattened image) and sees the whole
+    past of each pixel, where a few masked convolutions see a neighbourhood.
+    Same protocol as `PixelCNNDecoder`: called on `(z, x)` it scores,
+    `generate` samples pixel by pixel.
 
     Args:
         param_shape: `(height, width, params_per_pixel)`.

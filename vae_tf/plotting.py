@@ -240,6 +240,7 @@ def plot_curve(
     title: str,
     logx: bool = False,
     annotate=None,
+    logy: bool = False,
 ):
     """Line plot of one or more named series against `x`; optional point labels."""
     fig = _figure(6, 4.2)
@@ -252,6 +253,8 @@ def plot_curve(
             ax.annotate(str(text), (xi, yi), textcoords="offset points", xytext=(4, 4))
     if logx:
         ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
