@@ -75,6 +75,38 @@ def test_conv_mnist_tutorial_quick_run(tmp_path):
     assert 90 < metrics["test_nll_iwae_nats"] <= metrics["test_elbo_nats"] < 250
 
 
+def test_challenges_tutorial_quick_run(tmp_path):
+    metrics = run_tutorial("04_challenges.py", tmp_path)
+    for figure in (
+        "kl_per_dimension.png",
+        "beta_tradeoff.png",
+        "beta_active_units.png",
+        "samples_logistic_mixture.png",
+    ):
+        assert (tmp_path / figure).stat().st_size > 1000, figure
+    collapse = metrics["collapse"]
+    assert collapse["pixel_mean_loss"]["active_units"] <= 2
+    assert (
+        collapse["free_bits"]["active_units"]
+        > collapse["pixel_mean_loss"]["active_units"]
+    )
+    assert (
+        collapse["elbo"]["test_elbo_nats"]
+        < collapse["pixel_mean_loss"]["test_elbo_nats"]
+    )
+    kls = [row["test_kl_nats"] for row in metrics["beta_sweep"]]
+    assert kls == sorted(kls, reverse=True)  # more beta, less information in z
+    assert metrics["blur"]["bernoulli_cross_entropy"]["test_bits_per_dim"] is None
+    assert metrics["nan_safety"] == {
+        "naive_kl_finite": False,
+        "vae_tf_kl_finite": True,
+        "naive_log_p_finite": False,
+        "vae_tf_log_p_finite": True,
+        "extreme_weights_loss_finite": True,
+        "extreme_weights_gradients_finite": True,
+    }
+
+
 def test_denoising_and_test_images_tutorial_quick_run(tmp_path):
     metrics = run_tutorial("06_denoising_and_test_images.py", tmp_path)
     for figure in ("denoising_noise.png", "denoising_masking.png"):
