@@ -1,4 +1,4 @@
-"""The PixelCNN decoder: exact autoregressive likelihoods and sequential sampling."""
+"""Autoregressive decoders: exact likelihoods and sequential, seeded sampling."""
 
 import itertools
 
@@ -9,7 +9,6 @@ import tensorflow as tf
 
 import vae_tf
 import vae_tf.autoregressive
-
 
 KINDS = ["pixelcnn", "made"]
 
