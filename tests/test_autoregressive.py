@@ -49,16 +49,25 @@ def test_probabilities_of_all_binary_images_sum_to_one(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_each_pixel_depends_only_on_the_pixels_before_it(kind):
-    model = make_ar_vae(kind, (5, 4, 1))
-    x = tf.Variable(np.random.default_rng(0).random((1, 5, 4, 1)).astype("float32"))
+@pytest.mark.parametrize(
+    "image_shape, likelihood",
+    [
+        ((5, 4, 1), vae_tf.Bernoulli(None)),
+        ((3, 3, 3), vae_tf.DiscretizedLogisticMixture(2)),
+    ],
+)
+def test_each_pixel_depends_only_on_the_pixels_before_it(kind, image_shape, likelihood):
+    model = make_ar_vae(kind, image_shape, likelihood)
+    height, width, channels = image_shape
+    pixels = height * width
+    x = tf.Variable(np.random.default_rng(0).random((1, *image_shape)).astype("f4"))
     z = tf.constant(np.random.default_rng(1).normal(size=(1, 3)).astype("float32"))
-    for i in range(20):
-        row, col = divmod(i, 4)
+    for i in range(pixels):
+        row, col = divmod(i, width)
         with tf.GradientTape() as tape:
             params = model.score_params(z, x)
-            target = params[0, row, col, 0]
-        gradient = tape.gradient(target, x).numpy().reshape(20)
+            target = tf.reduce_sum(params[0, row, col])  # all of the pixel's params
+        gradient = tape.gradient(target, x).numpy().reshape(pixels, channels)
         np.testing.assert_array_equal(gradient[i:], 0.0)  # itself and later pixels
         if i > 0:
             assert np.any(gradient[:i] != 0.0)  # earlier pixels do matter
@@ -134,3 +143,20 @@ def test_masked_convolution_arguments_are_checked():
     decoder = vae_tf.PixelCNNDecoder(1, image_size=(4, 4), latent_dim=2)
     with pytest.raises(ValueError, match="autoregressive decoder"):
         vae_tf.ConditionalVAE(vae_tf.DenseEncoder(2), decoder, num_classes=3)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_colour_images_are_drawn_as_valid_8_bit_pixels(kind):
+    model = make_ar_vae(kind, (3, 3, 3), vae_tf.DiscretizedLogisticMixture(2))
+    drawn, params = model.decoder.generate(
+        tf.random.normal((5, 3), seed=0),
+        model.likelihood.sample,
+        (3, 3, 3),
+        seed=tf.constant([1, 0]),
+    )
+    values = np.asarray(drawn) * 255.0
+    assert drawn.shape == (5, 3, 3, 3)
+    np.testing.assert_allclose(values, np.round(values), atol=1e-3)
+    assert values.min() >= 0 and values.max() <= 255
+    log_p = model.likelihood.log_prob(drawn, params)
+    assert np.all(np.isfinite(log_p))
