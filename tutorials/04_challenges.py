@@ -70,8 +70,6 @@ class Config:
     blur_epochs: int = 5
     num_train_images: int | None = None
     num_test_images: int | None = None
-    iwae_k: int = 200
-    iwae_images: int = 1000
     seed: int = 0
 
 
@@ -92,8 +90,6 @@ if args.quick:
         blur_epochs=1,
         num_train_images=5000,
         num_test_images=1000,
-        iwae_k=20,
-        iwae_images=200,
     )
 output_dir = Path(args.output_dir)
 output_dir.mkdir(parents=True, exist_ok=True)
@@ -272,21 +268,23 @@ plotting.plot_curve(
 )
 
 """
-## 3. Blur comes from the likelihood
+## 3. Blur and the likelihood
 
-We train the same dense VAE on grey-level (8-bit) MNIST with four
-observation models and compare their mean images:
+A decoder's mean image is the average of what it thinks the image could be
+given `z`; it is blurry when `z` leaves much open. How much `z` is worth
+carrying is set by the likelihood: it prices every pixel error. We train the
+same dense VAE on grey-level (8-bit) MNIST with four observation models:
 
 - **Bernoulli cross-entropy** on grey levels (the keras.io example's loss):
   not a likelihood of 8-bit data at all, so it has no bits/dim.
-- **Fixed-variance Gaussian** (`DiscretizedGaussian(scale=0.2)`, i.e. 0.1 of
-  the [0, 1] range): an MSE loss. Any error costs little, so the model keeps
-  little in `z` and draws the average of what `z` allows.
+- **Fixed-variance Gaussian** (`DiscretizedGaussian(scale=0.2)`, a standard
+  deviation of 0.1 of the [0, 1] range): an MSE loss with a fixed price per
+  squared error. A large sigma makes errors cheap and the decoder averages;
+  a small one makes them dear and `z` must carry more.
 - **Learned-variance Gaussian** (`DiscretizedGaussian()`): the decoder also
-  states how sure it is, per pixel.
+  states how sure it is, per pixel, and pays for errors accordingly.
 - **Discretised logistic mixture** (`DiscretizedLogisticMixture(5)`): a
-  pixel can be "black or white, not grey" — the mean then sits at the more
-  likely mode instead of between them.
+  pixel can be "black or white, not grey" — several modes per pixel.
 
 Sharpness is the mean absolute Laplacian of the images, relative to that of
 real test digits (1.0 = as sharp as the data).
@@ -402,12 +400,14 @@ print(f"figures and metrics.json in {output_dir}")
 """
 ## What to look at
 
-- `collapse`: the run without a fix against the same run with free bits and
-  with a KL warm-up: active units, total KL, test -ELBO and IWAE NLL.
-  `kl_per_dimension.png` shows where the information went.
+- `collapse`: the pixel-averaged loss against the same run with free bits,
+  with a KL warm-up, and with the ELBO: active units, total KL and test
+  -ELBO. A warm-up cannot help here: once beta reaches 784 the price of
+  information is back. `kl_per_dimension.png` shows where it went.
 - `beta_sweep` and `beta_tradeoff.png`: as beta grows, KL falls and the
   reconstruction term rises; the ELBO is best near beta = 1.
-- `blur`: sharpness of samples and reconstructions, and bits/dim, for each
-  likelihood; compare the four sample grids.
+- `blur`: sharpness of samples and reconstructions, the KL (what `z`
+  carries) and bits/dim for each likelihood; compare the four sample grids.
+  Sharpness follows the KL more than the name of the loss.
 - `nan_safety`: the naive formulas overflow, the package's do not.
 """
