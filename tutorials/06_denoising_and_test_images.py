@@ -188,8 +188,9 @@ for name, corruption in corruptions.items():
 The plain VAE does improve on the corrupted input a little: its decoder can
 only draw digit-like images, so part of the corruption is projected away.
 The denoising VAE was trained for exactly this and does much better. Its
-clean-image ELBO is the price: the encoder learned to read corrupted inputs,
-and it now explains clean ones slightly worse.
+clean-image ELBO is the price: its encoder learned to read corrupted inputs,
+and it explains clean ones clearly worse than the plain VAE (in our full
+run, 120 and 128 nats against 93; `metrics.json` has yours).
 """
 
 test_binary = data.binarize(test_images[: len(test_clean)], seed=0)
