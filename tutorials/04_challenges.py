@@ -83,12 +83,12 @@ config = Config()
 if args.quick:
     config = dataclasses.replace(
         config,
-        collapse_epochs=2,
+        collapse_epochs=1,
         warmup_epochs=1,
         sweep_epochs=1,
-        betas=(0.5, 1.0, 4.0),
+        betas=(1.0, 4.0),
         blur_epochs=1,
-        num_train_images=5000,
+        num_train_images=3000,
         num_test_images=1000,
     )
 output_dir = Path(args.output_dir)
