@@ -61,17 +61,8 @@ class ConditionalVAE(VAE):
                 f"Received: decoder={self.decoder!r}"
             )
 
-    def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 4:
-            raise ValueError(
-                "The VAE expects batches of images of shape (batch, height, width, "
-                f"channels). Received: input_shape={input_shape}"
-            )
-        image_shape = tuple(int(d) for d in input_shape[1:])
-        if hasattr(self.encoder, "latent_shape"):
-            self.latent_shape = tuple(self.encoder.latent_shape(image_shape))
-        self.image_shape = image_shape
+    def _build_networks(self, image_shape):
+        # The label enters as num_classes extra channels of x and of z.
         height, width, channels = image_shape
         self.encoder(
             keras.KerasTensor((None, height, width, channels + self.num_classes))
@@ -80,7 +71,6 @@ class ConditionalVAE(VAE):
         self.decoder(
             keras.KerasTensor((None, *spatial, latent_channels + self.num_classes))
         )
-        self.built = True
 
     @staticmethod
     def _append(tensor, labels):

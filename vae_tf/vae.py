@@ -15,6 +15,7 @@ from vae_tf.bounds import (
     standard_normal_log_prob,
     sum_per_example,
 )
+from vae_tf.generation import gaussian_grid, interpolate_latents
 
 __all__ = ["VAE", "check_images"]
 
@@ -249,13 +250,17 @@ class VAE(keras.Model):
         if hasattr(self.encoder, "latent_shape"):
             self.latent_shape = tuple(self.encoder.latent_shape(image_shape))
         self.image_shape = image_shape
+        self._build_networks(image_shape)
+        self.built = True
+
+    def _build_networks(self, image_shape):
+        """Build the encoder and decoder on symbolic inputs of their shapes."""
         self.encoder(keras.KerasTensor((None, *image_shape)))
         z = keras.KerasTensor((None, *self.latent_shape))
         if self.autoregressive:
             self.decoder((z, keras.KerasTensor((None, *image_shape))))
         else:
             self.decoder(z)
-        self.built = True
 
     @property
     def autoregressive(self) -> bool:
@@ -606,8 +611,6 @@ class VAE(keras.Model):
         Returns:
             Mean images, shape `(batch, num_steps, height, width, channels)`.
         """
-        from vae_tf.generation import interpolate_latents
-
         x_start = check_images(x_start, self.image_shape, "x_start")
         x_end = check_images(x_end, tuple(x_start.shape[1:]), "x_end")
         if x_start.shape[0] != x_end.shape[0]:
@@ -648,8 +651,6 @@ class VAE(keras.Model):
         Raises:
             ValueError: if the latent is not a 2-D vector.
         """
-        from vae_tf.generation import gaussian_grid
-
         if self.latent_shape is None:
             self._ensure_built()
         if tuple(self.latent_shape) != (2,):
@@ -658,8 +659,6 @@ class VAE(keras.Model):
                 f"{tuple(self.latent_shape)} (plot a PCA of the latents instead)."
             )
         z = gaussian_grid(grid_size, quantile_range)  # (grid * grid, 2)
-        if labels is not None and np.ndim(labels) == 0:
-            labels = np.full((len(z),), labels)
         labels = self.check_labels(labels, len(z))
         images = self.likelihood.mean(self.decode_params(z, labels=labels))
         return ops.reshape(images, (grid_size, grid_size, *images.shape[1:]))
