@@ -35,6 +35,20 @@ __all__ = [
 ]
 
 
+def _dense_mnist_networks(latent_dim, hidden_units, activation):
+    """A dense encoder and the decoder that mirrors it, for 28x28x1 images."""
+    encoder = DenseEncoder(
+        latent_dim, hidden_units, activation=activation, name="encoder"
+    )
+    decoder = DenseDecoder(
+        (28, 28, 1),
+        tuple(reversed(hidden_units)),
+        activation=activation,
+        name="decoder",
+    )
+    return encoder, decoder
+
+
 def dense_mnist_vae(
     latent_dim: int = 32,
     hidden_units: tuple = (512, 256),
@@ -54,13 +68,7 @@ def dense_mnist_vae(
         seed: the VAE's seed.
     """
     return VAE(
-        DenseEncoder(latent_dim, hidden_units, activation=activation, name="encoder"),
-        DenseDecoder(
-            (28, 28, 1),
-            tuple(reversed(hidden_units)),
-            activation=activation,
-            name="decoder",
-        ),
+        *_dense_mnist_networks(latent_dim, hidden_units, activation),
         Bernoulli(binarization),
         seed=seed,
         name="vae",
@@ -75,13 +83,7 @@ def conditional_mnist_vae(
 ) -> ConditionalVAE:
     """A dense class-conditional VAE for MNIST digits 0-9 (Bernoulli likelihood)."""
     return ConditionalVAE(
-        DenseEncoder(latent_dim, hidden_units, activation=activation, name="encoder"),
-        DenseDecoder(
-            (28, 28, 1),
-            tuple(reversed(hidden_units)),
-            activation=activation,
-            name="decoder",
-        ),
+        *_dense_mnist_networks(latent_dim, hidden_units, activation),
         num_classes=10,
         likelihood=Bernoulli("dynamic"),
         seed=seed,
@@ -343,7 +345,9 @@ PRESETS = {
         schedule="warmup_cosine",
         steps_per_execution=20,
         # Measured: 569 images/s without XLA, 511 with it (its convolutions
-        # are faster in TensorFlow's oneDNN kernels on CPU).
+        # are faster in TensorFlow's oneDNN kernels on CPU). Measured quality
+        # so far: test -ELBO 85.1 nats after 3 epochs; the 40 epochs (about
+        # 70 minutes) are the planned budget, not yet a measured result.
         jit_compile=False,
         binarized_test=True,
     ),
