@@ -111,7 +111,7 @@ def test_free_bits_loss_never_charges_less_than_the_floor():
     )
 
 
-def test_free_bits_round_trips_through_the_config(tiny_vae):
+def test_free_bits_round_trips_through_the_config():
     model = make_tiny_vae()
     model.free_bits = 0.125
     assert vae_tf.VAE.from_config(model.get_config()).free_bits == 0.125

@@ -103,23 +103,13 @@ test_images = test_images[: config.num_test_images]
 test_binary = data.make_dataset(data.binarize(test_images, seed=0), batch_size=500)
 
 
-def fit(model, epochs, callbacks=(), batch_size=64, learning_rate=1e-3):
-    """Adam with a warm-up + cosine schedule, as the presets train."""
+def fit(model, epochs, callbacks=()):
+    """Train with the `mnist-dense` recipe (Adam 2e-3, warm-up + cosine decay)."""
     keras.utils.set_random_seed(config.seed)
-    steps = epochs * -(-len(train_images) // batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0,
-        max(1, steps - steps // 20),
-        warmup_target=learning_rate,
-        warmup_steps=max(1, steps // 20),
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        jit_compile=True,
-        steps_per_execution=20,
-    )
+    preset = presets.get("mnist-dense")
+    preset.compile(model, len(train_images), epochs, preset.batch_size)
     dataset = data.make_dataset(
-        train_images, batch_size=batch_size, shuffle=True, seed=config.seed
+        train_images, batch_size=preset.batch_size, shuffle=True, seed=config.seed
     )
     model.fit(dataset, epochs=epochs, callbacks=list(callbacks), verbose=2)
     return model
@@ -171,7 +161,7 @@ def collapse_run(name, beta, free_bits=0.0, callbacks=()):
     model = presets.dense_mnist_vae(64, (1024, 512), "gelu", seed=config.seed)
     model.beta = beta
     model.free_bits = free_bits
-    fit(model, config.collapse_epochs, callbacks, learning_rate=2e-3)
+    fit(model, config.collapse_epochs, callbacks)
     results = vae_tf.evaluate(model, test_binary, iwae_k=None)
     row = {
         "beta": beta,
@@ -233,7 +223,7 @@ sweep = []
 for beta in config.betas:
     model = presets.dense_mnist_vae(64, (1024, 512), "gelu", seed=config.seed)
     model.beta = beta
-    fit(model, config.sweep_epochs, learning_rate=2e-3)
+    fit(model, config.sweep_epochs)
     results = vae_tf.evaluate(model, test_binary, iwae_k=None)
     sweep.append(
         {
@@ -318,7 +308,7 @@ for name, likelihood in likelihoods.items():
         likelihood,
         seed=config.seed,
     )
-    fit(model, config.blur_epochs, learning_rate=2e-3)
+    fit(model, config.blur_epochs)
     results = vae_tf.evaluate(model, test_grey, iwae_k=None)
     samples = np.asarray(model.sample(500, seed=1))
     reconstructions = np.asarray(model.reconstruct(test_float[:500]))
