@@ -129,9 +129,19 @@ needs_cifar = pytest.mark.skipif(
 @needs_cifar
 def test_conv_cifar10_tutorial_quick_run(tmp_path):
     metrics = run_tutorial("05_conv_cifar10_vae.py", tmp_path)
-    for figure in ("reconstructions.png", "reconstructions_sampled.png", "samples.png"):
+    for figure in (
+        "reconstructions.png",
+        "reconstructions_sampled.png",
+        "samples.png",
+        "reconstructions_mse.png",
+        "samples_hierarchical.png",
+    ):
         assert (tmp_path / figure).stat().st_size > 1000, figure
     # One short epoch: below a uniform model's 8 bits/dim, far from converged.
     assert (
         3.0 < metrics["test_nll_iwae_bits_per_dim"] <= metrics["test_bits_per_dim"] < 8
     )
+    assert 3.0 < metrics["mse_baseline"]["test_bits_per_dim"] < 8
+    assert 3.0 < metrics["hierarchical"]["test_bits_per_dim"] < 8
+    level_kls = metrics["hierarchical"]["test_kl_per_level_nats"]
+    assert len(level_kls) == 2 and min(level_kls) >= 0.0
