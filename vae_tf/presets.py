@@ -405,6 +405,29 @@ PRESETS = {
         schedule="warmup_cosine",
         steps_per_execution=20,
     ),
+    "cifar10-pixelcnn": Preset(
+        name="cifar10-pixelcnn",
+        dataset="cifar10",
+        description="conv encoder (8x8x8 latent map) and a 4-layer, 64-filter "
+        "PixelCNN decoder, CIFAR-10, discretised logistic mixture likelihood",
+        model_fn=lambda seed: pixelcnn_vae(
+            (32, 32, 3),
+            DiscretizedLogisticMixture(5),
+            latent_dim=None,
+            latent_channels=8,
+            filters=64,
+            num_layers=4,
+            seed=seed,
+        ),
+        batch_size=32,
+        # Measured: about 95 images/s (XLA is no faster here), so 5 epochs
+        # take about 45 minutes; 4.02 bits/dim after 900 steps.
+        epochs=5,
+        learning_rate=1e-3,
+        schedule="warmup_cosine",
+        steps_per_execution=20,
+        jit_compile=False,
+    ),
     "cifar10-conv-mse": Preset(
         name="cifar10-conv-mse",
         dataset="cifar10",
