@@ -30,7 +30,8 @@ PixelCNN++ (Salimans et al. 2017) and a fully convolutional VAE whose latent
 is an 8x8 map.
 
 Run it with `python tutorials/05_conv_cifar10_vae.py --quick --data-dir DIR`
-(about a minute), where `DIR` holds a keras-layout `cifar10.npz`.
+(a few minutes: three small models), where `DIR` holds a keras-layout
+`cifar10.npz`.
 """
 
 """
