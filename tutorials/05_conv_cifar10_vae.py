@@ -72,7 +72,7 @@ class Config:
 
 parser = argparse.ArgumentParser(description="A convolutional VAE on CIFAR-10.")
 parser.add_argument("--epochs", type=int, help="training epochs")
-parser.add_argument("--quick", action="store_true", help="a one-minute run")
+parser.add_argument("--quick", action="store_true", help="a short run (a few minutes)")
 parser.add_argument("--output-dir", default="outputs/05_conv_cifar10_vae")
 parser.add_argument(
     "--data-dir", help="folder with cifar10.npz (else $VAE_TF_DATA_DIR)"
