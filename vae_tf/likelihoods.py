@@ -19,6 +19,7 @@ __all__ = [
     "Bernoulli",
     "DiscretizedLogisticMixture",
     "DiscretizedGaussian",
+    "LocalAutoregressiveGaussian",
     "get",
 ]
 
@@ -158,6 +159,21 @@ def _log1mexp(d):
     )
 
 
+def _log_interval_mass(lower, upper, log_cdf, log_sf):
+    """`log(F(upper) - F(lower))` for standardised `lower < upper`, stably.
+
+    The difference is taken in log space on whichever side of the median the
+    interval lies (`1 - F` above it), so it neither cancels nor underflows.
+    """
+    log_below = log_cdf(upper) + _log1mexp(
+        ops.minimum(log_cdf(lower) - log_cdf(upper), -1e-12)
+    )
+    log_above = log_sf(lower) + _log1mexp(
+        ops.minimum(log_sf(upper) - log_sf(lower), -1e-12)
+    )
+    return tf.where(lower > 0.0, log_above, log_below)
+
+
 def _discretized_log_prob(k, upper, lower, log_cdf, log_sf):
     """Log-mass of bin `k` of a continuous distribution, cut at the edges.
 
@@ -169,17 +185,8 @@ def _discretized_log_prob(k, upper, lower, log_cdf, log_sf):
     P(k) = F(upper) - F(lower)   for 0 < k < 255
     P(0) = F(upper),  P(255) = 1 - F(lower)
     ```
-
-    The difference is taken in log space, on whichever side of the median
-    the bin lies (`1 - F` above it), so it neither cancels nor underflows.
     """
-    log_below = log_cdf(upper) + _log1mexp(
-        ops.minimum(log_cdf(lower) - log_cdf(upper), -1e-12)
-    )
-    log_above = log_sf(lower) + _log1mexp(
-        ops.minimum(log_sf(upper) - log_sf(lower), -1e-12)
-    )
-    interior = tf.where(lower > 0.0, log_above, log_below)
+    interior = _log_interval_mass(lower, upper, log_cdf, log_sf)
     return tf.where(
         k <= 0.0, log_cdf(upper), tf.where(k >= 255.0, log_sf(lower), interior)
     )
@@ -428,6 +435,208 @@ class DiscretizedGaussian(Likelihood):
         return "DiscretizedGaussian()"
 
 
+# The causal neighbourhood of `LocalAutoregressiveGaussian`: (row, column)
+# offsets of pixels that come before a pixel in raster order. The rows above
+# come first and the same row last, so a decoder can sum the rows above for
+# a whole row at once and add the pixels to the left one by one.
+CAUSAL_NEIGHBOURS = (
+    (-1, 0),
+    (-1, -1),
+    (-1, 1),
+    (-2, 0),
+    (-1, -2),
+    (-1, 2),
+    (-2, -1),
+    (-2, 1),
+    (0, -1),
+    (0, -2),
+)
+
+
+def shifted_neighbours(centred, offsets=CAUSAL_NEIGHBOURS, fill=-1.0):
+    """Each pixel's value at each of `offsets`, `fill` outside the image.
+
+    Returns a list of `len(offsets)` tensors shaped like `centred`.
+    """
+    pad = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+    height, width = centred.shape[1], centred.shape[2]
+    padded = tf.pad(
+        centred, [[0, 0], [pad, pad], [pad, pad], [0, 0]], constant_values=fill
+    )
+    return [
+        padded[:, pad + dy : pad + dy + height, pad + dx : pad + dx + width, :]
+        for dy, dx in offsets
+    ]
+
+
+@keras.saving.register_keras_serializable(package="vae_tf")
+class LocalAutoregressiveGaussian(Likelihood):
+    """An 8-bit Gaussian per pixel whose mean and scale see its causal neighbours.
+
+    A factorised likelihood cannot say "this pixel is bright because its left
+    neighbour is": every pixel is guessed from `z` alone, and the stroke edges
+    of a digit cost many bits. Here the decoder outputs, per pixel and
+    channel, a base mean `m`, a base log-scale `s` and two coefficients per
+    causal neighbour (the `N` pixels before it in raster order, see
+    `CAUSAL_NEIGHBOURS`); with `x_n` the neighbours' values on the centred
+    scale `x = 2k/255 - 1` (pixels outside the image count as black):
+
+    ```
+    mu        = m + sum_n a_n * x_n
+    log sigma = s + sum_n b_n * x_n
+    P(k)      = Phi((x + 1/255 - mu)/sigma) - Phi((x - 1/255 - mu)/sigma)
+    ```
+
+    the Gaussian integrated over each value's bin, with the edge bins taking
+    the tails (as in `DiscretizedGaussian`). The coefficients come from the
+    decoder, so `z` decides how each pixel leans on its neighbours: a
+    locally linear autoregressive model (in the spirit of PixelVAE, Gulrajani
+    et al. 2017, with a one-layer autoregression). Scoring is one pass (the
+    neighbours are known); sampling goes pixel by pixel, but each step is a
+    few multiply-adds, not a network, so the bits-back codec
+    (`vae_tf.compression`) decodes hundreds of images a second. `P(k)` is
+    exactly the `QuantizedGaussian` of the entropy coder `constriction`
+    (edge bins included), in pixel units `(mu + 1) * 127.5` and
+    `sigma * 127.5`.
+
+    Decoder outputs per pixel: `C * (2 + 2N)` channels, per channel `m`, `s`,
+    the `a_n` and the `b_n`.
+
+    Args:
+        min_log_scale: log-scales are clipped to `[min_log_scale, 1]`. The
+            default, -6, is a fifth of a pixel level.
+    """
+
+    MAX_LOG_SCALE = 1.0
+
+    def __init__(self, min_log_scale: float = -6.0):
+        if not -10.0 <= min_log_scale < self.MAX_LOG_SCALE:
+            raise ValueError(
+                "min_log_scale must be in [-10, 1). "
+                f"Received: min_log_scale={min_log_scale!r}"
+            )
+        self.min_log_scale = float(min_log_scale)
+
+    @property
+    def num_neighbours(self) -> int:
+        return len(CAUSAL_NEIGHBOURS)
+
+    def param_channels(self, channels: int) -> int:
+        return channels * (2 + 2 * self.num_neighbours)
+
+    def split(self, x_params):
+        """`(m, s, a, b)`: `m` and `s` `(batch, h, w, C)`, `a` and `b` lists of N.
+
+        The decoder's outputs are grouped by role: `C` means, `C` log-scales,
+        then `C` values of `a_n` for each neighbour `n`, then the same of `b_n`.
+        """
+        x_params = ops.cast(x_params, "float32")
+        per_channel = 2 + 2 * self.num_neighbours
+        if x_params.shape[-1] % per_channel:
+            raise ValueError(
+                f"{x_params.shape[-1]} decoder outputs per pixel fit no channel "
+                f"count of {self!r}: expected a multiple of {per_channel}."
+            )
+        c = x_params.shape[-1] // per_channel
+        groups = [x_params[..., i * c : (i + 1) * c] for i in range(per_channel)]
+        n = self.num_neighbours
+        return groups[0], groups[1], groups[2 : 2 + n], groups[2 + n :]
+
+    def _mean_and_log_scale(self, m, s, a, b, neighbours):
+        mu, log_scale = m, s
+        for a_n, b_n, x_n in zip(a, b, neighbours):
+            mu = mu + a_n * x_n
+            log_scale = log_scale + b_n * x_n
+        log_scale = ops.clip(log_scale, self.min_log_scale, self.MAX_LOG_SCALE)
+        return mu, log_scale
+
+    def log_prob(self, x, x_params):
+        m, s, a, b = self.split(x_params)
+        _, centred = _centred_pixels(x)
+        mu, log_scale = self._mean_and_log_scale(
+            m, s, a, b, shifted_neighbours(centred)
+        )
+        k, _ = _centred_pixels(x)
+        inv_scale = ops.exp(-log_scale)
+        log_p = _discretized_log_prob(
+            k,
+            (centred - mu + _HALF_BIN) * inv_scale,
+            (centred - mu - _HALF_BIN) * inv_scale,
+            _normal_log_cdf,
+            _normal_log_sf,
+        )
+        return sum_per_example(log_p)
+
+    def _raster_scan(self, x_params, draw):
+        """Fill an image pixel by pixel; `draw(mu, sigma, row, col)` gives each value.
+
+        The canvas is kept as `(h + 4, w + 4, batch, C)`, padded with black, so
+        a pixel's neighbours are one `gather_nd`.
+        """
+        m, s, a, b = self.split(x_params)
+        height, width = m.shape[1], m.shape[2]
+        offsets = tf.constant(CAUSAL_NEIGHBOURS, dtype="int32")
+        pad = 2
+        canvas = tf.pad(
+            tf.fill(tf.shape(tf.transpose(m, (1, 2, 0, 3))), -1.0),
+            [[pad, pad], [pad, pad], [0, 0], [0, 0]],
+            constant_values=-1.0,
+        )
+
+        def body(position, canvas):
+            row, col = position // width, position % width
+            where = tf.stack([pad + row + offsets[:, 0], pad + col + offsets[:, 1]], 1)
+            neighbours = tf.unstack(tf.gather_nd(canvas, where))  # N x (batch, C)
+            mu, log_scale = self._mean_and_log_scale(
+                m[:, row, col],
+                s[:, row, col],
+                [a_n[:, row, col] for a_n in a],
+                [b_n[:, row, col] for b_n in b],
+                neighbours,
+            )  # (batch, C) each
+            value = draw(mu, ops.exp(log_scale), row, col)
+            canvas = tf.tensor_scatter_nd_update(
+                canvas, [[pad + row, pad + col]], value[None]
+            )
+            return position + 1, canvas
+
+        _, canvas = tf.while_loop(
+            lambda position, _: position < height * width,
+            body,
+            (tf.constant(0), canvas),
+        )
+        image = canvas[pad : pad + height, pad : pad + width]
+        return (tf.transpose(image, (2, 0, 1, 3)) + 1.0) / 2.0
+
+    @staticmethod
+    def _to_level(value):
+        """A centred value to the nearest of the 256 levels, still centred."""
+        return (
+            tf.round((tf.clip_by_value(value, -1.0, 1.0) + 1.0) * 127.5) / 127.5 - 1.0
+        )
+
+    def mean(self, x_params):
+        """Each pixel's mean, rounded to a level, given the pixels before it."""
+        return self._raster_scan(
+            x_params, lambda mu, sigma, row, col: self._to_level(mu)
+        )
+
+    def sample(self, x_params, seed=None):
+        """A draw, pixel by pixel: a Gaussian draw, clipped and rounded to a level."""
+        noise = normal(ops.shape(self.split(x_params)[0]), seed)
+
+        def draw(mu, sigma, row, col):
+            return self._to_level(mu + sigma * noise[:, row, col])
+
+        return self._raster_scan(x_params, draw)
+
+    def get_config(self) -> dict:
+        return {"min_log_scale": self.min_log_scale}
+
+    def __repr__(self) -> str:
+        return "LocalAutoregressiveGaussian()"
+
+
 def get(identifier) -> Likelihood:
     """Return a likelihood from an instance, a name or a serialised config.
 
@@ -445,6 +654,7 @@ def get(identifier) -> Likelihood:
             "bernoulli": Bernoulli,
             "discretized_logistic_mixture": DiscretizedLogisticMixture,
             "discretized_gaussian": DiscretizedGaussian,
+            "local_autoregressive_gaussian": LocalAutoregressiveGaussian,
         }
         if identifier.lower() not in names:
             raise ValueError(

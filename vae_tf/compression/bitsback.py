@@ -1,0 +1,465 @@
+"""Lossless compression with a VAE: bits-back coding with ANS (BB-ANS).
+
+A VAE gives every image a code length of about its negative ELBO, but only
+if the bits spent on the latent are partly got back. Bits-back coding
+(Townsend, Bird and Barber 2019, arXiv:1901.04866) does it with a stack
+coder: to add a batch of images `x` to the stack,
+
+1. pop `z` from the stack under the (discretised) posterior `q(z | x)`:
+   decoding with a distribution *takes* `-log2 q(z | x)` bits off the stack,
+2. push `x` under the likelihood `p(x | z)`: `-log2 p(x | z)` bits,
+3. push `z` under the prior `p(z)`: `-log2 p(z)` bits.
+
+Net, each image adds `-log2 p(x | z) - log2 p(z) + log2 q(z | x)` bits: a
+one-sample estimate of the negative ELBO. The receiver runs the steps
+backwards: pop `z` under the prior, pop `x` under the likelihood, push `z`
+back under the posterior it can now compute from `x`, which returns the
+stack to what it was. The first batch needs bits to pop from, so the stack
+starts from `seed_words` fixed pseudo-random words: that is the initial-bits
+overhead, paid once per file (batches grow 1, 2, 4, ... images so that one
+image's worth suffices). At the end the receiver finds exactly those words
+again, a check that the file decoded as it was written.
+
+The entropy coder is `constriction`'s `AnsCoder`, with
+`QuantizedGaussian` models for the latents (bins of width
+`2**-latent_bits` over `[-latent_range, latent_range]`) and, per likelihood:
+
+- `Bernoulli`: binary images (PNG pixels 0 or 255), one `Bernoulli` symbol
+  per pixel, the whole batch at once;
+- `LocalAutoregressiveGaussian`: any 8-bit image, one `QuantizedGaussian`
+  symbol per pixel; decoding goes position by position (each step a few
+  multiply-adds over the batch), since a pixel's distribution depends on
+  the pixels before it.
+
+Sender and receiver must compute bit-identical distributions. Both run the
+same networks on the same batches, and the per-pixel arithmetic is done in
+float64 in the same order in both directions (log-scales are rounded to
+1/64 and looked up in a table, so no transcendental function is evaluated
+on differently shaped arrays). Decode on the kind of machine that encoded:
+a learned codec is only as portable as its networks' floating point.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from vae_tf.compression import container
+from vae_tf.likelihoods import (
+    CAUSAL_NEIGHBOURS,
+    Bernoulli,
+    LocalAutoregressiveGaussian,
+)
+
+__all__ = ["BitsBackCodec", "supported_likelihood"]
+
+_SEED = 0x5EED
+_LOG_SCALE_STEPS = 64  # log-scales are rounded to 1/64
+_PAD = 2  # the causal neighbourhood reaches two pixels back
+
+
+def _constriction():
+    try:
+        import constriction
+    except ImportError as error:  # pragma: no cover - a dependency of vae_tf
+        raise ImportError(
+            "The codecs need the `constriction` package: pip install constriction"
+        ) from error
+    return constriction
+
+
+def supported_likelihood(model) -> str:
+    """`"binary"` or `"8bit"`: the images `model` can code losslessly.
+
+    Raises:
+        ValueError: naming the model's likelihood, if it cannot code any.
+    """
+    from vae_tf.conditional import ConditionalVAE
+
+    if getattr(model, "autoregressive", False) or isinstance(model, ConditionalVAE):
+        raise ValueError(
+            "Lossless coding needs an unconditional VAE with a factorised or "
+            f"LocalAutoregressiveGaussian likelihood; {type(model).__name__} with "
+            f"a {type(model.decoder).__name__} decoder is not supported."
+        )
+    if isinstance(model.likelihood, Bernoulli):
+        return "binary"
+    if isinstance(model.likelihood, LocalAutoregressiveGaussian):
+        return "8bit"
+    raise ValueError(
+        "Lossless coding supports a Bernoulli likelihood (binary images) or a "
+        "LocalAutoregressiveGaussian (8-bit images, e.g. the mnist-8bit preset). "
+        f"This model's likelihood is {model.likelihood!r}."
+    )
+
+
+class BitsBackCodec:
+    """Code batches of images with a trained VAE, losslessly, near its -ELBO.
+
+    Args:
+        model: a trained, built `vae_tf.VAE` with a `Bernoulli` or
+            `LocalAutoregressiveGaussian` likelihood.
+        latent_bits: latent bins are `2**-latent_bits` wide.
+        latent_range: latents are coded on `[-latent_range, latent_range]`.
+        batch_size: the largest batch coded at once.
+        seed_words: 32-bit words the stack starts from.
+
+    Example:
+
+    >>> codec = BitsBackCodec(model)
+    >>> data = codec.compress(images)         # uint8 (N, 28, 28, 1) -> bytes
+    >>> np.array_equal(codec.decompress(data), images)
+    True
+    """
+
+    PARAM_BOUNDS = {
+        "latent_bits": (4, 16),
+        "latent_range": (1, 64),
+        "batch_size": (1, 1 << 16),
+        "seed_words": (1, 1 << 16),
+    }
+
+    def __init__(
+        self,
+        model,
+        latent_bits: int = 10,
+        latent_range: int = 8,
+        batch_size: int = 500,
+        seed_words: int = 32,
+    ):
+        self.kind = supported_likelihood(model)
+        if not getattr(model, "built", False) or not hasattr(model, "image_shape"):
+            raise ValueError("The model must be built (trained or loaded) first.")
+        settings = dict(
+            latent_bits=latent_bits,
+            latent_range=latent_range,
+            batch_size=batch_size,
+            seed_words=seed_words,
+        )
+        for key, (low, high) in self.PARAM_BOUNDS.items():
+            value = settings[key]
+            if not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(
+                    f"{key} must be an integer from {low} to {high}. Received: "
+                    f"{key}={value!r}"
+                )
+        self.model = model
+        self.settings = settings
+        self.image_shape = tuple(model.image_shape)
+        self.latent_shape = tuple(model.latent_shape)
+        self.latent_size = math.prod(self.latent_shape)
+        self.fingerprint = container.model_fingerprint(model)
+        self._posterior = tf.function(
+            lambda x: model.posterior(x), reduce_retracing=True
+        )
+        self._decode = tf.function(lambda z: model.decoder(z), reduce_retracing=True)
+        self._scale = float(2**latent_bits)
+        limit = latent_range * 2**latent_bits
+        constriction = _constriction()
+        self._latent_model = constriction.stream.model.QuantizedGaussian(-limit, limit)
+        self._prior = constriction.stream.model.QuantizedGaussian(
+            -limit, limit, 0.0, self._scale
+        )
+        self._pixel_model = constriction.stream.model.QuantizedGaussian(0, 255)
+        self._bit_model = constriction.stream.model.Bernoulli(perfect=False)
+        if self.kind == "8bit":
+            likelihood = model.likelihood
+            low = math.floor(likelihood.min_log_scale * _LOG_SCALE_STEPS)
+            high = math.ceil(likelihood.MAX_LOG_SCALE * _LOG_SCALE_STEPS)
+            self._log_scale_bounds = (
+                likelihood.min_log_scale,
+                likelihood.MAX_LOG_SCALE,
+            )
+            self._step_low = low
+            # Pixel-unit scales, looked up rather than computed per array.
+            self._scale_table = np.exp(np.arange(low, high + 1) / _LOG_SCALE_STEPS)
+            self._scale_table *= 127.5
+
+    # Batches: 1, 2, 4, ... images, then batch_size at a time.
+
+    def batches(self, num_images: int) -> list:
+        """`(start, stop)` of each batch, in coding order."""
+        bounds, start, size = [], 0, 1
+        while start < num_images:
+            stop = min(num_images, start + size)
+            bounds.append((start, stop))
+            start, size = stop, min(2 * size, self.settings["batch_size"])
+        return bounds
+
+    def _seed(self) -> np.ndarray:
+        words = np.random.default_rng(_SEED).integers(
+            0, 2**32, self.settings["seed_words"], dtype=np.uint32
+        )
+        words[-1] |= np.uint32(1 << 31)  # an unsealed stack ends in a non-zero word
+        return words
+
+    # The network side: posteriors and likelihood parameters, as float64.
+
+    def _model_inputs(self, images: np.ndarray) -> np.ndarray:
+        return images.astype(np.float32) / 255.0
+
+    def _posterior_bins(self, images: np.ndarray):
+        """Posterior means and scales of each latent, in bins, flattened."""
+        z_mean, z_log_var = self._posterior(self._model_inputs(images))
+        mean = np.asarray(z_mean, np.float64).reshape(len(images), -1) * self._scale
+        std = np.exp(0.5 * np.asarray(z_log_var, np.float64).reshape(len(images), -1))
+        std = np.maximum(std * self._scale, 0.05)
+        return mean.ravel(), std.ravel()
+
+    def _params(self, z_bins: np.ndarray, count: int) -> np.ndarray:
+        z = (z_bins.astype(np.float32) / np.float32(self._scale)).reshape(
+            count, *self.latent_shape
+        )
+        return np.asarray(self._decode(z), np.float64)
+
+    # The 8-bit likelihood, in float64, identically in both directions.
+
+    def _split(self, params):
+        channels = self.image_shape[-1]
+        groups = [
+            params[..., i * channels : (i + 1) * channels]
+            for i in range(params.shape[-1] // channels)
+        ]
+        n = len(CAUSAL_NEIGHBOURS)
+        return groups[0], groups[1], groups[2 : 2 + n], groups[2 + n :]
+
+    @staticmethod
+    def _accumulate(mu, log_scale, a, b, neighbours):
+        """`mu + sum_n a_n x_n` and the same for the log-scale, in order."""
+        for a_n, b_n, x_n in zip(a, b, neighbours):
+            mu = mu + a_n * x_n
+            log_scale = log_scale + b_n * x_n
+        return mu, log_scale
+
+    def _pixel_distribution(self, mu, log_scale):
+        """Pixel-unit mean and scale of the coder's `QuantizedGaussian`."""
+        log_scale = np.clip(log_scale, *self._log_scale_bounds)
+        steps = np.rint(log_scale * _LOG_SCALE_STEPS).astype(np.int64)
+        scale = self._scale_table[steps - self._step_low]
+        mean = np.clip((mu + 1.0) * 127.5, -1e4, 1e4)
+        return mean, scale
+
+    @staticmethod
+    def _centred(images):
+        return images.astype(np.float64) * (2.0 / 255.0) - 1.0
+
+    def _push_pixels(self, ans, images, params):
+        if self.kind == "binary":
+            probs = 1.0 / (1.0 + np.exp(-params))
+            ans.encode_reverse(
+                (images > 127).astype(np.int32).ravel(), self._bit_model, probs.ravel()
+            )
+            return
+        m, s, a, b = self._split(params)
+        height, width = self.image_shape[:2]
+        padded = np.pad(
+            self._centred(images),
+            ((0, 0), (_PAD, _PAD), (_PAD, _PAD), (0, 0)),
+            constant_values=-1.0,
+        )
+        neighbours = [
+            padded[:, _PAD + dy : _PAD + dy + height, _PAD + dx : _PAD + dx + width]
+            for dy, dx in CAUSAL_NEIGHBOURS
+        ]
+        mean, scale = self._pixel_distribution(
+            *self._accumulate(m, s, a, b, neighbours)
+        )
+
+        def position_major(array):  # (batch, h, w, C) -> h, w, batch, C order
+            return np.ascontiguousarray(array.transpose(1, 2, 0, 3)).ravel()
+
+        ans.encode_reverse(
+            position_major(images.astype(np.int32)),
+            self._pixel_model,
+            position_major(mean),
+            position_major(scale),
+        )
+
+    def _pop_pixels(self, ans, params, count):
+        height, width, channels = self.image_shape
+        if self.kind == "binary":
+            probs = 1.0 / (1.0 + np.exp(-params))
+            bits = ans.decode(self._bit_model, probs.ravel())
+            return (bits.reshape(count, height, width, channels) * 255).astype(np.uint8)
+        m, s, a, b = self._split(params)
+        # The neighbours in the rows above come first in CAUSAL_NEIGHBOURS:
+        # their terms are summed for a whole row at once, then the pixels to
+        # the left are added one at a time, in the same order as the encoder.
+        above = [i for i, (dy, _) in enumerate(CAUSAL_NEIGHBOURS) if dy < 0]
+        left = [i for i, (dy, _) in enumerate(CAUSAL_NEIGHBOURS) if dy == 0]
+        if above != list(range(len(above))):
+            raise AssertionError("CAUSAL_NEIGHBOURS must list the rows above first.")
+        canvas = np.full((count, height + 2 * _PAD, width + 2 * _PAD, channels), -1.0)
+        levels = np.empty((height, width, count, channels), np.int32)
+        for row in range(height):
+            neighbours = [
+                canvas[:, _PAD + row + dy, _PAD + dx : _PAD + dx + width]
+                for dy, dx in (CAUSAL_NEIGHBOURS[i] for i in above)
+            ]
+            mu_row, log_scale_row = self._accumulate(
+                m[:, row],
+                s[:, row],
+                [a[i][:, row] for i in above],
+                [b[i][:, row] for i in above],
+                neighbours,
+            )  # (batch, w, C)
+            mu_row = np.ascontiguousarray(mu_row.transpose(1, 0, 2))
+            log_scale_row = np.ascontiguousarray(log_scale_row.transpose(1, 0, 2))
+            a_left = [
+                np.ascontiguousarray(a[i][:, row].transpose(1, 0, 2)) for i in left
+            ]
+            b_left = [
+                np.ascontiguousarray(b[i][:, row].transpose(1, 0, 2)) for i in left
+            ]
+            decoded = np.full((width + _PAD, count, channels), -1.0)
+            for col in range(width):
+                mu, log_scale = self._accumulate(
+                    mu_row[col],
+                    log_scale_row[col],
+                    [a_n[col] for a_n in a_left],
+                    [b_n[col] for b_n in b_left],
+                    [decoded[_PAD + col + CAUSAL_NEIGHBOURS[i][1]] for i in left],
+                )
+                mean, scale = self._pixel_distribution(mu, log_scale)
+                value = ans.decode(self._pixel_model, mean.ravel(), scale.ravel())
+                value = value.reshape(count, channels)
+                levels[row, col] = value
+                decoded[_PAD + col] = self._centred(value)
+            canvas[:, _PAD + row, _PAD : _PAD + width] = decoded[_PAD:].transpose(
+                1, 0, 2
+            )
+        return levels.transpose(2, 0, 1, 3).astype(np.uint8)
+
+    # Public API.
+
+    def check_images(self, images) -> np.ndarray:
+        """`images` as uint8 `(N, *image_shape)`, or a clear error."""
+        images = np.asarray(images)
+        if images.dtype != np.uint8:
+            raise ValueError(
+                f"Lossless coding takes uint8 images. Received dtype {images.dtype}."
+            )
+        if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"This model codes images of shape {self.image_shape}. Received: "
+                f"an array of shape {images.shape}."
+            )
+        if len(images) == 0:
+            raise ValueError("There are no images to code.")
+        if self.kind == "binary":
+            values = np.unique(images)
+            if not set(values.tolist()) <= {0, 255}:
+                raise ValueError(
+                    f"This model's likelihood is {self.model.likelihood!r}: it codes "
+                    "binary images, pixels 0 or 255. These images have "
+                    f"{len(values)} distinct values, e.g. {values[:5].tolist()}."
+                )
+        return images
+
+    def encode(self, images, progress=None):
+        """Code `images`; return `(payload words, stats)`.
+
+        `stats` has `seed_bits` (the initial bits), `payload_bits` and
+        `net_bits` (payload minus seed: what the images cost) and the net
+        rate in bits per dimension, `bits_per_dim`.
+        """
+        images = self.check_images(images)
+        constriction = _constriction()
+        seed = self._seed()
+        ans = constriction.stream.stack.AnsCoder(seed)
+        for start, stop in self.batches(len(images)):
+            batch = images[start:stop]
+            mean, std = self._posterior_bins(batch)
+            z_bins = ans.decode(self._latent_model, mean, std)
+            self._push_pixels(ans, batch, self._params(z_bins, len(batch)))
+            ans.encode_reverse(z_bins, self._prior)
+            if progress is not None:
+                progress(stop - start)
+        payload = ans.get_compressed()
+        seed_bits = 32 * len(seed)
+        payload_bits = 32 * len(payload)
+        stats = {
+            "seed_bits": seed_bits,
+            "payload_bits": payload_bits,
+            "net_bits": payload_bits - seed_bits,
+            "bits_per_dim": (payload_bits - seed_bits) / images.size,
+        }
+        return payload, stats
+
+    def decode(self, payload, num_images: int, progress=None) -> np.ndarray:
+        """Decode `num_images` images from `payload` words (the reverse of `encode`)."""
+        constriction = _constriction()
+        payload = np.asarray(payload, dtype=np.uint32)
+        if len(payload) == 0 or payload[-1] == 0:
+            raise container.CorruptFileError(
+                "The payload is not an ANS stack: it is empty or ends in a zero word."
+            )
+        ans = constriction.stream.stack.AnsCoder(payload)
+        images = np.empty((num_images, *self.image_shape), np.uint8)
+        for start, stop in reversed(self.batches(num_images)):
+            count = stop - start
+            z_bins = ans.decode(self._prior, count * self.latent_size)
+            batch = self._pop_pixels(ans, self._params(z_bins, count), count)
+            mean, std = self._posterior_bins(batch)
+            ans.encode_reverse(z_bins, self._latent_model, mean, std)
+            images[start:stop] = batch
+            if progress is not None:
+                progress(count)
+        if not np.array_equal(ans.get_compressed(), self._seed()):
+            raise container.CorruptFileError(
+                "The payload did not decode to a consistent stream (the initial "
+                "words were not recovered): the file is damaged or was written by "
+                "another codec."
+            )
+        return images
+
+    def compress(self, images, progress=None) -> bytes:
+        """The bytes of a `.vtfz` file holding `images` (uint8 `(N, h, w, C)`)."""
+        payload, _ = self.encode(images, progress=progress)
+        images = np.asarray(images)
+        sizes = np.tile(np.array(self.image_shape[:2]), (len(images), 1))
+        return container.pack(
+            container.Container(
+                container.LOSSLESS,
+                self.fingerprint,
+                self.image_shape[-1],
+                sizes,
+                self.settings,
+                payload,
+            )
+        )
+
+    @classmethod
+    def from_file(cls, model, data: bytes):
+        """The codec a file was written with, and the file's parsed fields.
+
+        Raises:
+            CorruptFileError: for a damaged or foreign file.
+            WrongModelError: for a file written with another model.
+        """
+        parsed = container.unpack(data)
+        if parsed.kind != container.LOSSLESS:
+            raise container.CorruptFileError(
+                "This is a lossy file; decode it with the lossy codec's model."
+            )
+        settings = container.check_params(parsed.params, cls.PARAM_BOUNDS)
+        codec = cls(model, **settings)
+        if parsed.fingerprint != codec.fingerprint:
+            raise container.WrongModelError(
+                "This file was written with another model (fingerprint "
+                f"{parsed.fingerprint.hex()}); the model given has fingerprint "
+                f"{codec.fingerprint.hex()}. Decode it with the model that wrote it."
+            )
+        if parsed.channels != codec.image_shape[-1] or np.any(
+            parsed.sizes != np.array(codec.image_shape[:2])
+        ):
+            raise container.CorruptFileError(
+                f"The file's image sizes do not match the model's {codec.image_shape}."
+            )
+        return codec, parsed
+
+    @classmethod
+    def decompress_bytes(cls, model, data: bytes, progress=None) -> np.ndarray:
+        """Decode a lossless `.vtfz` file's bytes with `model`: uint8 images."""
+        codec, parsed = cls.from_file(model, data)
+        return codec.decode(parsed.payload, parsed.num_images, progress=progress)
