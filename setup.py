@@ -26,6 +26,8 @@ setup(
         "matplotlib",
         "numpy",
         "pillow",
+        # Entropy coding (ANS) for the codecs in vae_tf.compression.
+        "constriction>=0.4",
     ],
     extras_require={"test": ["pytest>=7"]},
     entry_points={"console_scripts": ["vae-tf=vae_tf.cli:main"]},

@@ -213,3 +213,65 @@ def test_logistic_mixture_samples_follow_the_chosen_component_and_coefficients()
     np.testing.assert_allclose(sample, expected, atol=1.0)
     mean = np.asarray(likelihood.mean(params)).ravel()
     np.testing.assert_allclose(mean, (np.array([red, green, blue]) + 1) / 2, atol=1e-5)
+
+
+def test_local_autoregressive_gaussian_is_a_normalised_8bit_distribution():
+    """Over the 256 values of the last pixel (no pixel depends on it), the
+    probabilities sum to 1 and equal the edge-absorbing discretised Gaussian
+    computed independently from its mean and scale."""
+    import math
+
+    likelihood = likelihoods.LocalAutoregressiveGaussian()
+    rng = np.random.default_rng(0)
+    params = (rng.normal(size=(2, 3, 4, likelihood.param_channels(1))) * 0.5).astype(
+        "float32"
+    )
+    x = rng.integers(0, 256, size=(2, 3, 4, 1)).astype("float32")
+    candidates = np.repeat(x[None], 256, axis=0)
+    candidates[:, :, 2, 3, 0] = np.arange(256)[:, None]
+    log_p = np.stack(
+        [np.asarray(likelihood.log_prob(c / 255.0, params)) for c in candidates]
+    )  # (256, batch)
+    shifted = log_p - log_p.max(axis=0)
+    probs = np.exp(shifted) / np.exp(shifted).sum(axis=0)
+    # The pixel's own distribution, from the parameter layout in the docstring.
+    m, s = (np.asarray(t, np.float64) for t in likelihood.split(params)[:2])
+    a = [np.asarray(t, np.float64) for t in likelihood.split(params)[2]]
+    b = [np.asarray(t, np.float64) for t in likelihood.split(params)[3]]
+    centred = np.pad(
+        x / 255.0 * 2 - 1, ((0, 0), (2, 2), (2, 2), (0, 0)), constant_values=-1
+    )
+    mu, log_scale = m[:, 2, 3, 0], s[:, 2, 3, 0]
+    for n, (dy, dx) in enumerate(likelihoods.CAUSAL_NEIGHBOURS):
+        neighbour = centred[:, 2 + 2 + dy, 2 + 3 + dx, 0]
+        mu = mu + a[n][:, 2, 3, 0] * neighbour
+        log_scale = log_scale + b[n][:, 2, 3, 0] * neighbour
+    sigma = np.exp(np.clip(log_scale, -6, 1))
+    cdf = np.vectorize(lambda t: 0.5 * math.erfc(-t / math.sqrt(2)))
+    edges = (np.arange(257) - 0.5) * 2 / 255 - 1
+    edges[0], edges[-1] = -np.inf, np.inf
+    expected = np.diff(cdf((edges[:, None] - mu) / sigma), axis=0)
+    np.testing.assert_allclose(probs, expected, atol=2e-5)
+    # Unnormalised too: log p(image) is the rest's log-probability plus log P(k).
+    rest = log_p - np.log(np.maximum(expected, 1e-300))
+    likely = expected > 1e-6
+    for i in range(2):
+        values = rest[likely[:, i], i]
+        np.testing.assert_allclose(values, values[0], atol=5e-3)
+
+
+def test_local_autoregressive_gaussian_samples_and_means_are_8bit_images():
+    likelihood = likelihoods.LocalAutoregressiveGaussian()
+    params = (
+        np.random.default_rng(1)
+        .normal(size=(3, 5, 6, likelihood.param_channels(1)))
+        .astype("float32")
+    )
+    for image in (
+        likelihood.sample(params, seed=keras.random.SeedGenerator(0)),
+        likelihood.mean(params),
+    ):
+        image = np.asarray(image)
+        assert image.shape == (3, 5, 6, 1)
+        assert image.min() >= 0.0 and image.max() <= 1.0
+        np.testing.assert_allclose(image * 255, np.round(image * 255), atol=1e-3)

@@ -24,6 +24,7 @@ USER_ERRORS = (
     FileNotFoundError,
     FileExistsError,
     NotADirectoryError,
+    IsADirectoryError,
     RuntimeError,
 )
 
@@ -144,11 +145,30 @@ def _export(args):
     print(f"Wrote the SavedModel to {path}", file=sys.stderr)
 
 
+def _compress(args):
+    from vae_tf.compression.files import compress_files
+
+    model, _ = runs.load_run(args.run_dir)
+    figures = compress_files(
+        model, args.images, args.output, lossless=args.lossless, verbose=True
+    )
+    print(_dumps(figures))
+    print(f"Wrote {args.output}", file=sys.stderr)
+
+
+def _decompress(args):
+    from vae_tf.compression.files import decompress_file
+
+    model, _ = runs.load_run(args.run_dir)
+    names = decompress_file(model, args.file, args.output, overwrite=args.overwrite)
+    print(f"Wrote {len(names)} PNG images to {args.output}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vae-tf",
         description="Variational autoencoders in Keras: train, evaluate, sample, "
-        "export.",
+        "export, compress and decompress.",
     )
     parser.add_argument("--version", action="version", version=f"vae-tf {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -266,6 +286,37 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", help="output path (default: RUN_DIR/saved_model)"
     )
     export.set_defaults(func=_export)
+
+    compress = commands.add_parser(
+        "compress",
+        help="compress images into one file with a run's model",
+        description="Compress image files (PNG) into one .vtfz file. --lossless "
+        "codes them exactly with bits-back coding (a Bernoulli model codes binary "
+        "images, pixels 0 or 255; mnist-8bit codes 8-bit greyscale ones).",
+    )
+    compress.add_argument("run_dir", help="a run directory written by `vae-tf train`")
+    compress.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    compress.add_argument("-o", "--output", required=True, help="the file to write")
+    compress.add_argument(
+        "--lossless", action="store_true", help="bits-back coding, exact round trip"
+    )
+    compress.set_defaults(func=_compress)
+
+    decompress = commands.add_parser(
+        "decompress",
+        help="decode a compressed file into PNG images",
+        description="Decode a .vtfz file with the run's model that wrote it into "
+        "OUT_DIR/00000.png, 00001.png, ... in the order the images were given.",
+    )
+    decompress.add_argument(
+        "run_dir", help="the run directory whose model wrote the file"
+    )
+    decompress.add_argument("file", help="a .vtfz file written by `vae-tf compress`")
+    decompress.add_argument("-o", "--output", required=True, help="output directory")
+    decompress.add_argument(
+        "--overwrite", action="store_true", help="replace PNG files already there"
+    )
+    decompress.set_defaults(func=_decompress)
     return parser
 
 

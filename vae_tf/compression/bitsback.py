@@ -413,11 +413,9 @@ class BitsBackCodec:
             )
         return images
 
-    def compress(self, images, progress=None) -> bytes:
-        """The bytes of a `.vtfz` file holding `images` (uint8 `(N, h, w, C)`)."""
-        payload, _ = self.encode(images, progress=progress)
-        images = np.asarray(images)
-        sizes = np.tile(np.array(self.image_shape[:2]), (len(images), 1))
+    def pack(self, payload, num_images: int) -> bytes:
+        """The bytes of a `.vtfz` file holding `payload` for `num_images` images."""
+        sizes = np.tile(np.array(self.image_shape[:2]), (num_images, 1))
         return container.pack(
             container.Container(
                 container.LOSSLESS,
@@ -428,6 +426,11 @@ class BitsBackCodec:
                 payload,
             )
         )
+
+    def compress(self, images, progress=None) -> bytes:
+        """The bytes of a `.vtfz` file holding `images` (uint8 `(N, h, w, C)`)."""
+        payload, _ = self.encode(images, progress=progress)
+        return self.pack(payload, len(images))
 
     @classmethod
     def from_file(cls, model, data: bytes):
