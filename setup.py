@@ -28,6 +28,8 @@ setup(
         "pillow",
         # Entropy coding (ANS) for the codecs in vae_tf.compression.
         "constriction>=0.4",
+        # The LiteRT interpreter that runs the TFLite exports (vae_tf.tflite).
+        "ai-edge-litert",
     ],
     extras_require={"test": ["pytest>=7"]},
     entry_points={"console_scripts": ["vae-tf=vae_tf.cli:main"]},

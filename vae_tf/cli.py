@@ -136,11 +136,24 @@ def _sample(args):
 
 
 def _export(args):
-    if args.format != "saved_model":
-        raise ValueError(
-            f"Unknown export format. Expected 'saved_model'. Received: {args.format!r}"
-        )
-    model, _ = runs.load_run(args.run_dir)
+    model, run_config = runs.load_run(args.run_dir)
+    if args.format == "tflite":
+        from vae_tf.tflite import export_tflite
+
+        images = None
+        if args.quantize == "int8":
+            preset = presets.get(run_config["preset"])
+            images, _ = data.load_arrays(
+                preset.dataset, "train", data_dir=args.data_dir, source=args.source
+            )
+            images = images[:500].astype("float32") / 255.0
+        output = args.output or Path(args.run_dir) / f"tflite_{args.quantize}"
+        paths = export_tflite(model, output, args.quantize, images=images)
+        for name, path in paths.items():
+            print(f"Wrote the {name}: {path} ({path.stat().st_size} bytes)")
+        return
+    if args.quantize != "none":
+        raise ValueError("--quantize applies to --format tflite only.")
     path = export_saved_model(model, args.output or Path(args.run_dir) / "saved_model")
     print(f"Wrote the SavedModel to {path}", file=sys.stderr)
 
@@ -273,18 +286,29 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="export a run's model",
         description="Write a SavedModel with encode/decode/sample/reconstruct "
-        "endpoints.",
+        "endpoints, or (--format tflite) encoder.tflite and decoder.tflite, "
+        "optionally quantised.",
     )
     export.add_argument("run_dir", help="a run directory written by `vae-tf train`")
     export.add_argument(
         "--format",
         default="saved_model",
-        choices=("saved_model",),
+        choices=("saved_model", "tflite"),
         help="export format",
     )
     export.add_argument(
-        "-o", "--output", help="output path (default: RUN_DIR/saved_model)"
+        "--quantize",
+        default="none",
+        choices=("none", "float16", "dynamic", "int8"),
+        help="TFLite weights: float32 (none), float16, int8 weights (dynamic) or "
+        "int8 weights and activations (int8, calibrated on 500 training images)",
     )
+    export.add_argument(
+        "-o",
+        "--output",
+        help="output path (default: RUN_DIR/saved_model, or RUN_DIR/tflite_QUANTIZE)",
+    )
+    _add_data_args(export)
     export.set_defaults(func=_export)
 
     compress = commands.add_parser(

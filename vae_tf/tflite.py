@@ -1,0 +1,168 @@
+"""Compress the model itself: the encoder and decoder as TFLite (LiteRT) files.
+
+Four ways to store the weights:
+
+| `quantize` | weights | activations | converter settings |
+| --- | --- | --- | --- |
+| `"none"` | float32 | float32 | none |
+| `"float16"` | float16 | float32 | `Optimize.DEFAULT`, `supported_types=[float16]` |
+| `"dynamic"` | int8 | float32 (int8 inside matmuls) | `Optimize.DEFAULT` |
+| `"int8"` | int8 | int8 | `Optimize.DEFAULT`, a representative dataset, int8 builtins |
+
+Each network is converted from a SavedModel by its signature key
+(`TFLiteConverter.from_saved_model(path, signature_keys=[...])`), the path
+the TFLite team supports; the files take and give float32 (full-integer
+models quantise at their input and dequantise at their output). Run them
+with the LiteRT interpreter (`ai_edge_litert.interpreter.Interpreter`),
+which is what `run` does: `tf.lite.Interpreter` is deprecated.
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["QUANTIZATIONS", "export_tflite", "TFLiteNetwork"]
+
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+
+
+def _check_model(model):
+    if getattr(model, "num_classes", None) or getattr(model, "autoregressive", False):
+        raise ValueError(
+            "TFLite export covers unconditional VAEs with a factorised decoder "
+            f"(z in, x_params out); this is a {type(model).__name__} with a "
+            f"{type(model.decoder).__name__}."
+        )
+    if not model.built or getattr(model, "image_shape", None) is None:
+        raise ValueError("The VAE is not built: train or load it before exporting.")
+
+
+def _write_networks_saved_model(model, path):
+    """A SavedModel with signatures `encoder` (x -> z_mean, z_log_var), `decoder`."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "encoder",
+        lambda x: dict(zip(("z_mean", "z_log_var"), model.encoder(x))),
+        input_signature=[
+            tf.TensorSpec((None, *model.image_shape), tf.float32, name="x")
+        ],
+    )
+    archive.add_endpoint(
+        "decoder",
+        lambda z: {"x_params": model.decoder(z)},
+        input_signature=[
+            tf.TensorSpec((None, *model.latent_shape), tf.float32, name="z")
+        ],
+    )
+    archive.write_out(path, verbose=False)
+
+
+def _converter(saved_model, key, quantize, representative):
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model, signature_keys=[key]
+    )
+    if quantize == "none":
+        return converter
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        if representative is None:
+            raise ValueError("int8 quantisation needs representative images.")
+        converter.representative_dataset = lambda: (
+            [sample[None]] for sample in representative
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter
+
+
+def export_tflite(model, output_dir, quantize: str = "none", images=None) -> dict:
+    """Write `encoder.tflite` and `decoder.tflite` for `model` into `output_dir`.
+
+    Args:
+        model: a built, unconditional `vae_tf.VAE` with a factorised decoder.
+        output_dir: folder to write (created; files in it are replaced).
+        quantize: one of `QUANTIZATIONS`.
+        images: float32 images in [0, 1] that calibrate `"int8"` (a few
+            hundred training images); their posterior means calibrate the
+            decoder.
+
+    Returns:
+        `{"encoder": path, "decoder": path}`.
+    """
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(
+            f"quantize must be one of {QUANTIZATIONS}. Received: quantize={quantize!r}"
+        )
+    _check_model(model)
+    representative = {"encoder": None, "decoder": None}
+    if quantize == "int8":
+        if images is None or len(images) == 0:
+            raise ValueError(
+                "int8 quantisation needs representative images (--data-dir)."
+            )
+        images = np.asarray(images, np.float32)
+        z_mean, _ = model.encoder(images)
+        representative = {"encoder": images, "decoder": np.asarray(z_mean)}
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".tflite-", dir=output_dir)
+    try:
+        _write_networks_saved_model(model, os.path.join(staging, "saved_model"))
+        paths = {}
+        for key in ("encoder", "decoder"):
+            converter = _converter(
+                os.path.join(staging, "saved_model"), key, quantize, representative[key]
+            )
+            flatbuffer = converter.convert()
+            tmp = Path(staging) / f"{key}.tflite"
+            tmp.write_bytes(flatbuffer)
+            paths[key] = output_dir / f"{key}.tflite"
+            os.replace(tmp, paths[key])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return paths
+
+
+class TFLiteNetwork:
+    """One converted network, run with the LiteRT interpreter.
+
+    Example:
+
+    >>> encoder = TFLiteNetwork("encoder.tflite")
+    >>> outputs = encoder(x=images)   # {"z_mean": ..., "z_log_var": ...}
+    """
+
+    def __init__(self, path, num_threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(path)
+        self.interpreter = Interpreter(
+            model_path=str(self.path), num_threads=num_threads
+        )
+        signatures = self.interpreter.get_signature_list()
+        if len(signatures) != 1:
+            raise ValueError(
+                f"{self.path} has signatures {sorted(signatures)}; expected one."
+            )
+        self.key = next(iter(signatures))
+        self.runner = self.interpreter.get_signature_runner(self.key)
+
+    def __call__(self, batch_size: int = 256, **inputs) -> dict:
+        """Outputs for `inputs` (float32 arrays), run in batches of `batch_size`."""
+        n = len(next(iter(inputs.values())))
+        outputs = {}
+        for start in range(0, n, batch_size):
+            chunk = {
+                k: np.ascontiguousarray(v[start : start + batch_size], np.float32)
+                for k, v in inputs.items()
+            }
+            for name, value in self.runner(**chunk).items():
+                outputs.setdefault(name, []).append(np.asarray(value))
+        return {name: np.concatenate(parts) for name, parts in outputs.items()}
