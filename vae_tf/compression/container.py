@@ -10,7 +10,8 @@ Everything is little-endian:
 | fingerprint | 16 | `model_fingerprint(model)`: which model wrote the file |
 | channels | 1 | channels per image (1 or 3) |
 | image count | 4 | `N`, at most `MAX_IMAGES` |
-| sizes | 4 N | `(height, width)` of each image, two `uint16` each |
+| same size | 1 | `1` if all images have one size, else `0` |
+| sizes | 4 or 4 N | `(height, width)`, two `uint16`: once, or per image |
 | params length | 2 | length `P` of the next field |
 | params | P | the codec's settings, compact JSON of integers |
 | payload length | 8 | `W`, in 32-bit words |
@@ -134,6 +135,7 @@ def pack(container: Container) -> bytes:
             f"Image sides must be 1 to {MAX_SIDE} pixels. Received sizes from "
             f"{sizes.min()} to {sizes.max()}"
         )
+    uniform = bool(np.all(sizes == sizes[0]))
     params = json.dumps(container.params, sort_keys=True, separators=(",", ":"))
     params = params.encode()
     if len(params) > 0xFFFF:
@@ -148,7 +150,8 @@ def pack(container: Container) -> bytes:
             container.channels,
             len(sizes),
         ),
-        sizes.astype("<u2").tobytes(),
+        struct.pack("<B", int(uniform)),
+        (sizes[:1] if uniform else sizes).astype("<u2").tobytes(),
         struct.pack("<H", len(params)),
         params,
         struct.pack("<Q", len(payload)),
@@ -219,8 +222,14 @@ def unpack(data: bytes) -> Container:
         raise CorruptFileError(
             f"The image count {count} is out of bounds (1 to {MAX_IMAGES})."
         )
-    sizes = np.frombuffer(reader.take(4 * count, "the image sizes"), dtype="<u2")
-    sizes = sizes.reshape(count, 2).astype(np.int64)
+    (uniform,) = struct.unpack("<B", reader.take(1, "the same-size flag"))
+    if uniform not in (0, 1):
+        raise CorruptFileError(f"The same-size flag is {uniform}; expected 0 or 1.")
+    listed = 1 if uniform else count
+    sizes = np.frombuffer(reader.take(4 * listed, "the image sizes"), dtype="<u2")
+    sizes = sizes.reshape(listed, 2).astype(np.int64)
+    if uniform:
+        sizes = np.broadcast_to(sizes, (count, 2))
     if sizes.min() < 1:
         raise CorruptFileError("An image size is 0 pixels.")
     if int(np.sum(sizes[:, 0] * sizes[:, 1])) * channels > MAX_VALUES:
