@@ -169,10 +169,9 @@ def test_settings_and_lengths_are_checked_before_use(model_8bit, small_file):
         BitsBackCodec.from_file(model_8bit, reseal(body))
     # Per-image sizes that the file does not hold.
     flag = container._FIXED.size
+    many = header_with(small_file, count=1_000_000)
     with pytest.raises(CorruptFileError, match="truncated: the image sizes"):
-        container.unpack(
-            reseal(small_file[:flag] + b"\x00" + small_file[flag + 1 : -4])
-        )
+        container.unpack(reseal(many[:flag] + b"\x00" + many[flag + 1 : -4]))
     with pytest.raises(CorruptFileError, match="same-size flag is 7"):
         container.unpack(
             reseal(small_file[:flag] + b"\x07" + small_file[flag + 1 : -4])
