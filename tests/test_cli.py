@@ -165,6 +165,15 @@ def test_export_command_rewrites_the_saved_model(run_dir, tmp_path):
     assert (tmp_path / "exported" / "saved_model.pb").exists()
 
 
+def test_export_command_writes_quantised_tflite_networks(run_dir, tmp_path, capsys):
+    out = tmp_path / "lite"
+    argv = ["export", str(run_dir), "--format", "tflite", "--quantize", "float16"]
+    assert cli.main([*argv, "-o", str(out)]) == 0
+    assert (out / "encoder.tflite").stat().st_size > 0
+    assert (out / "decoder.tflite").stat().st_size > 0
+    assert "decoder.tflite" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -183,6 +192,7 @@ def test_export_command_rewrites_the_saved_model(run_dir, tmp_path):
             ["train", "--output-dir", "{run}", "--epochs", "1"],
             "already holds a trained model",
         ),
+        (["export", "{run}", "--quantize", "int8"], "--format tflite only"),
     ],
 )
 def test_bad_commands_exit_2_with_a_clear_message(
