@@ -20,24 +20,8 @@ import tempfile
 import numpy as np
 
 from vae_tf import data, presets, runs
-from vae_tf.bounds import gaussian_kl
 from vae_tf.evaluation import psnr
-from vae_tf.tflite import QUANTIZATIONS, TFLiteNetwork, export_tflite
-
-
-def negative_elbo(model, x, encode, decode, eps, batch=500):
-    """Mean -ELBO in nats per image with the given networks and noise."""
-    total = 0.0
-    for i in range(0, len(x), batch):
-        z_mean, z_log_var = encode(x[i : i + batch])
-        z = z_mean + np.exp(0.5 * z_log_var) * eps[i : i + batch]
-        params = decode(z.astype(np.float32))
-        reconstruction = -np.asarray(
-            model.likelihood.log_prob(x[i : i + batch], params)
-        )
-        kl = np.asarray(gaussian_kl(z_mean, z_log_var)).reshape(len(z), -1).sum(-1)
-        total += float(np.sum(reconstruction + kl))
-    return total / len(x)
+from vae_tf.tflite import QUANTIZATIONS, export_tflite, lite_pair, negative_elbo
 
 
 def reconstructions(model, x, encode, decode, batch=500):
@@ -74,7 +58,7 @@ def main():
     def keras_decode(z):
         return np.asarray(model.decoder(z))
 
-    reference = negative_elbo(model, x, keras_encode, keras_decode, eps)
+    reference = negative_elbo(model, keras_encode, keras_decode, x, eps)
     reference_psnr = psnr(
         reconstructions(model, x[: args.psnr_images], keras_encode, keras_decode),
         x[: args.psnr_images],
@@ -84,16 +68,8 @@ def main():
         with tempfile.TemporaryDirectory() as folder:
             paths = export_tflite(model, folder, quantize, images=calibration)
             size = sum(path.stat().st_size for path in paths.values())
-            encoder, decoder = (TFLiteNetwork(paths[k]) for k in ("encoder", "decoder"))
-
-            def encode(batch, encoder=encoder):
-                out = encoder(x=batch)
-                return out["z_mean"], out["z_log_var"]
-
-            def decode(z, decoder=decoder):
-                return decoder(z=z)["x_params"]
-
-            value = negative_elbo(model, x, encode, decode, eps)
+            encode, decode = lite_pair(paths)
+            value = negative_elbo(model, encode, decode, x, eps)
             value_psnr = psnr(
                 reconstructions(model, x[: args.psnr_images], encode, decode),
                 x[: args.psnr_images],

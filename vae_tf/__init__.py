@@ -34,6 +34,7 @@ from vae_tf.likelihoods import (
     DiscretizedGaussian,
     DiscretizedLogisticMixture,
     Likelihood,
+    LocalAutoregressiveGaussian,
 )
 from vae_tf.vae import VAE
 
@@ -53,6 +54,7 @@ __all__ = [
     "HierarchicalVAE",
     "DiscretizedLogisticMixture",
     "DiscretizedGaussian",
+    "LocalAutoregressiveGaussian",
     "Likelihood",
     "Bernoulli",
     "evaluate",

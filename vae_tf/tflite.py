@@ -26,7 +26,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["QUANTIZATIONS", "export_tflite", "TFLiteNetwork"]
+__all__ = [
+    "QUANTIZATIONS",
+    "export_tflite",
+    "TFLiteNetwork",
+    "negative_elbo",
+    "lite_pair",
+]
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
@@ -166,3 +172,54 @@ class TFLiteNetwork:
             for name, value in self.runner(**chunk).items():
                 outputs.setdefault(name, []).append(np.asarray(value))
         return {name: np.concatenate(parts) for name, parts in outputs.items()}
+
+
+def lite_pair(paths, num_threads: int | None = None):
+    """`(encode, decode)` callables over the TFLite files from `export_tflite`.
+
+    `encode(x)` returns `(z_mean, z_log_var)` and `decode(z)` the `x_params`,
+    as numpy arrays: the same contract as the Keras networks, so
+    `negative_elbo` can score either.
+    """
+    encoder = TFLiteNetwork(paths["encoder"], num_threads=num_threads)
+    decoder = TFLiteNetwork(paths["decoder"], num_threads=num_threads)
+
+    def encode(x):
+        out = encoder(x=x)
+        return out["z_mean"], out["z_log_var"]
+
+    def decode(z):
+        return decoder(z=z)["x_params"]
+
+    return encode, decode
+
+
+def negative_elbo(model, encode, decode, x, eps, batch_size: int = 500) -> float:
+    """Mean negative ELBO in nats per image, with any encoder/decoder pair.
+
+    ```
+    -ELBO(x) = -log p(x | z) + KL(q(z | x) || p(z)),  z = z_mean + sigma * eps
+    ```
+
+    With the same `eps` for a Keras model and its TFLite conversion, the
+    difference is what the conversion changed, not sampling noise.
+
+    Args:
+        model: the VAE whose likelihood scores `x`.
+        encode: `x -> (z_mean, z_log_var)`.
+        decode: `z -> x_params`.
+        x: float32 images in [0, 1].
+        eps: standard normal noise, shape `(len(x), *latent_shape)`.
+    """
+    from vae_tf.bounds import gaussian_kl
+
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        batch = x[start : start + batch_size]
+        z_mean, z_log_var = (np.asarray(t) for t in encode(batch))
+        z = z_mean + np.exp(0.5 * z_log_var) * eps[start : start + batch_size]
+        params = np.asarray(decode(z.astype(np.float32)))
+        reconstruction = -np.asarray(model.likelihood.log_prob(batch, params))
+        kl = np.asarray(gaussian_kl(z_mean, z_log_var)).reshape(len(z), -1).sum(-1)
+        total += float(np.sum(reconstruction + kl))
+    return total / len(x)
