@@ -145,3 +145,15 @@ def test_conv_cifar10_tutorial_quick_run(tmp_path):
     assert 3.0 < metrics["hierarchical"]["test_bits_per_dim"] < 8
     level_kls = metrics["hierarchical"]["test_kl_per_level_nats"]
     assert len(level_kls) == 2 and min(level_kls) >= 0.0
+
+
+def test_model_compression_and_deployment_tutorial_quick_run(tmp_path):
+    metrics = run_tutorial("08_model_compression_and_deployment.py", tmp_path)
+    assert metrics["served_without_vae_tf"] is True
+    assert metrics["saved_model_max_abs_difference"] < 1e-4
+    rows = metrics["tflite"]
+    assert abs(rows["none"]["elbo_relative_change"]) < 1e-5
+    assert abs(rows["float16"]["elbo_relative_change"]) < 1e-3
+    assert 1.9 < rows["float16"]["size_ratio"] < 2.1
+    assert rows["dynamic"]["size_ratio"] > 3 and rows["int8"]["size_ratio"] > 3
+    assert (tmp_path / "size_vs_elbo.png").exists()
