@@ -192,6 +192,22 @@ def _discretized_log_prob(k, upper, lower, log_cdf, log_sf):
     )
 
 
+def _discretized_normal_log_prob(k, centred, mean, log_scale):
+    """Per-value log-mass of `N(mean, exp(log_scale))` over 8-bit bins, edges cut.
+
+    `k` are the levels and `centred` their values `2k/255 - 1`; see
+    `_discretized_log_prob`.
+    """
+    inv_scale = ops.exp(-log_scale)
+    return _discretized_log_prob(
+        k,
+        (centred - mean + _HALF_BIN) * inv_scale,
+        (centred - mean - _HALF_BIN) * inv_scale,
+        _normal_log_cdf,
+        _normal_log_sf,
+    )
+
+
 def _logistic_log_cdf(t):
     return -ops.softplus(-t)
 
@@ -405,15 +421,9 @@ class DiscretizedGaussian(Likelihood):
     def log_prob(self, x, x_params):
         mean, log_scale = self._split(x_params)
         k, centred = _centred_pixels(x)
-        inv_scale = ops.exp(-log_scale)
-        log_p = _discretized_log_prob(
-            k,
-            (centred - mean + _HALF_BIN) * inv_scale,
-            (centred - mean - _HALF_BIN) * inv_scale,
-            _normal_log_cdf,
-            _normal_log_sf,
+        return sum_per_example(
+            _discretized_normal_log_prob(k, centred, mean, log_scale)
         )
-        return sum_per_example(log_p)
 
     def mean(self, x_params):
         mean, _ = self._split(x_params)
@@ -451,6 +461,8 @@ CAUSAL_NEIGHBOURS = (
     (0, -1),
     (0, -2),
 )
+# How far the neighbourhood reaches: the padding around an image it needs.
+NEIGHBOURHOOD_PAD = max(max(abs(dy), abs(dx)) for dy, dx in CAUSAL_NEIGHBOURS)
 
 
 def shifted_neighbours(centred, offsets=CAUSAL_NEIGHBOURS, fill=-1.0):
@@ -552,35 +564,24 @@ class LocalAutoregressiveGaussian(Likelihood):
 
     def log_prob(self, x, x_params):
         m, s, a, b = self.split(x_params)
-        _, centred = _centred_pixels(x)
+        k, centred = _centred_pixels(x)
         mu, log_scale = self._mean_and_log_scale(
             m, s, a, b, shifted_neighbours(centred)
         )
-        k, _ = _centred_pixels(x)
-        inv_scale = ops.exp(-log_scale)
-        log_p = _discretized_log_prob(
-            k,
-            (centred - mu + _HALF_BIN) * inv_scale,
-            (centred - mu - _HALF_BIN) * inv_scale,
-            _normal_log_cdf,
-            _normal_log_sf,
-        )
-        return sum_per_example(log_p)
+        return sum_per_example(_discretized_normal_log_prob(k, centred, mu, log_scale))
 
     def _raster_scan(self, x_params, draw):
         """Fill an image pixel by pixel; `draw(mu, sigma, row, col)` gives each value.
 
-        The canvas is kept as `(h + 4, w + 4, batch, C)`, padded with black, so
+        The canvas is kept as `(h + 2p, w + 2p, batch, C)`, padded with black, so
         a pixel's neighbours are one `gather_nd`.
         """
         m, s, a, b = self.split(x_params)
-        height, width = m.shape[1], m.shape[2]
+        height, width, channels = m.shape[1], m.shape[2], m.shape[3]
         offsets = tf.constant(CAUSAL_NEIGHBOURS, dtype="int32")
-        pad = 2
-        canvas = tf.pad(
-            tf.fill(tf.shape(tf.transpose(m, (1, 2, 0, 3))), -1.0),
-            [[pad, pad], [pad, pad], [0, 0], [0, 0]],
-            constant_values=-1.0,
+        pad = NEIGHBOURHOOD_PAD
+        canvas = tf.fill(
+            [height + 2 * pad, width + 2 * pad, tf.shape(m)[0], channels], -1.0
         )
 
         def body(position, canvas):
