@@ -47,6 +47,7 @@ import tensorflow as tf
 from vae_tf.compression import container
 from vae_tf.likelihoods import (
     CAUSAL_NEIGHBOURS,
+    NEIGHBOURHOOD_PAD,
     Bernoulli,
     LocalAutoregressiveGaussian,
 )
@@ -55,7 +56,7 @@ __all__ = ["BitsBackCodec", "supported_likelihood"]
 
 _SEED = 0x5EED
 _LOG_SCALE_STEPS = 64  # log-scales are rounded to 1/64
-_PAD = 2  # the causal neighbourhood reaches two pixels back
+_PAD = NEIGHBOURHOOD_PAD
 
 
 def _constriction():
@@ -74,9 +75,7 @@ def supported_likelihood(model) -> str:
     Raises:
         ValueError: naming the model's likelihood, if it cannot code any.
     """
-    from vae_tf.conditional import ConditionalVAE
-
-    if getattr(model, "autoregressive", False) or isinstance(model, ConditionalVAE):
+    if getattr(model, "autoregressive", False) or getattr(model, "num_classes", None):
         raise ValueError(
             "Lossless coding needs an unconditional VAE with a factorised or "
             f"LocalAutoregressiveGaussian likelihood; {type(model).__name__} with "
@@ -215,13 +214,10 @@ class BitsBackCodec:
     # The 8-bit likelihood, in float64, identically in both directions.
 
     def _split(self, params):
-        channels = self.image_shape[-1]
-        groups = [
-            params[..., i * channels : (i + 1) * channels]
-            for i in range(params.shape[-1] // channels)
-        ]
-        n = len(CAUSAL_NEIGHBOURS)
-        return groups[0], groups[1], groups[2 : 2 + n], groups[2 + n :]
+        """The likelihood's own parameter layout, as float64 arrays."""
+        m, s, a, b = self.model.likelihood.split(params)
+        as64 = lambda t: np.asarray(t, np.float64)  # noqa: E731  exact from float32
+        return as64(m), as64(s), [as64(t) for t in a], [as64(t) for t in b]
 
     @staticmethod
     def _accumulate(mu, log_scale, a, b, neighbours):

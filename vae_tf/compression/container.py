@@ -92,14 +92,6 @@ class Container:
     def num_images(self) -> int:
         return len(self.sizes)
 
-    @property
-    def num_values(self) -> int:
-        """Pixel values (height x width x channels) over all images."""
-        return (
-            int(np.sum(self.sizes[:, 0].astype(np.int64) * self.sizes[:, 1]))
-            * self.channels
-        )
-
 
 def model_fingerprint(model) -> bytes:
     """16 bytes that change with the model's architecture, likelihood or weights.
