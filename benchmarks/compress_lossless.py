@@ -104,7 +104,7 @@ def main():
 
     model, run_config = runs.load_run(args.run_dir)
     codec = BitsBackCodec(model, batch_size=args.batch_size)
-    codec.compress(images[:100])  # trace the networks once, outside the timing
+    # Trace the networks once, outside the timing.
     codec.decompress_bytes(model, codec.compress(images[:100]))
     start = time.perf_counter()
     payload, stats = codec.encode(images)

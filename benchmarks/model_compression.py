@@ -21,7 +21,13 @@ import numpy as np
 
 from vae_tf import data, presets, runs
 from vae_tf.evaluation import psnr
-from vae_tf.tflite import QUANTIZATIONS, export_tflite, lite_pair, negative_elbo
+from vae_tf.tflite import (
+    QUANTIZATIONS,
+    export_tflite,
+    keras_pair,
+    lite_pair,
+    negative_elbo,
+)
 
 
 def reconstructions(model, x, encode, decode, batch=500):
@@ -52,12 +58,7 @@ def main():
         .astype(np.float32)
     )
 
-    def keras_encode(batch):
-        return tuple(np.asarray(t) for t in model.encoder(batch))
-
-    def keras_decode(z):
-        return np.asarray(model.decoder(z))
-
+    keras_encode, keras_decode = keras_pair(model)
     reference = negative_elbo(model, keras_encode, keras_decode, x, eps)
     reference_psnr = psnr(
         reconstructions(model, x[: args.psnr_images], keras_encode, keras_decode),

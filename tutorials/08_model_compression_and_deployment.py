@@ -61,7 +61,13 @@ import numpy as np
 
 import vae_tf
 from vae_tf import data, plotting, presets, runs
-from vae_tf.tflite import QUANTIZATIONS, export_tflite, lite_pair, negative_elbo
+from vae_tf.tflite import (
+    QUANTIZATIONS,
+    export_tflite,
+    keras_pair,
+    lite_pair,
+    negative_elbo,
+)
 
 """
 ## Hyperparameters
@@ -177,8 +183,9 @@ print(
 `export_tflite` converts each network from a SavedModel by its signature key
 (the converter path the TFLite team supports) and, for `int8`, calibrates the
 activation ranges on training images (the decoder's on their posterior
-means). `lite_pair` wraps the two files as `encode` / `decode` functions with
-the Keras networks' contract, and `negative_elbo` scores any such pair.
+means). `lite_pair` wraps the two files as `encode` / `decode` functions,
+`keras_pair` the Keras networks the same way, and `negative_elbo` scores any
+such pair.
 """
 
 eps = (
@@ -188,15 +195,7 @@ eps = (
 )
 
 
-def keras_encode(batch):
-    return tuple(np.asarray(t) for t in model.encoder(batch))
-
-
-def keras_decode(z):
-    return np.asarray(model.decoder(z))
-
-
-reference = negative_elbo(model, keras_encode, keras_decode, x, eps)
+reference = negative_elbo(model, *keras_pair(model), x, eps)
 metrics["keras_negative_elbo_nats"] = reference
 print(f"Keras: test -ELBO {reference:.2f} nats")
 rows = {}

@@ -32,6 +32,7 @@ __all__ = [
     "TFLiteNetwork",
     "negative_elbo",
     "lite_pair",
+    "keras_pair",
 ]
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -172,6 +173,19 @@ class TFLiteNetwork:
             for name, value in self.runner(**chunk).items():
                 outputs.setdefault(name, []).append(np.asarray(value))
         return {name: np.concatenate(parts) for name, parts in outputs.items()}
+
+
+def keras_pair(model):
+    """`(encode, decode)` over the Keras networks, numpy in and out, as `lite_pair`."""
+
+    def encode(x):
+        z_mean, z_log_var = model.encoder(x)
+        return np.asarray(z_mean), np.asarray(z_log_var)
+
+    def decode(z):
+        return np.asarray(model.decoder(z))
+
+    return encode, decode
 
 
 def lite_pair(paths, num_threads: int | None = None):
