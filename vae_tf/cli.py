@@ -85,6 +85,7 @@ def _train(args):
         seed=args.seed,
         verbose=args.verbose,
         overwrite=args.overwrite,
+        lmbda=args.lmbda,
     )
     print(_dumps(metrics))
     print(
@@ -204,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--batch-size", type=_positive_int, help="batch size (default: the preset's)"
     )
+    train.add_argument(
+        "--lmbda",
+        type=_positive_float,
+        help="rate-distortion weight of a lossy-codec preset (cifar10-lossy): "
+        "larger means higher rate and quality (default: the preset's)",
+    )
     train.add_argument("--output-dir", required=True, help="run directory to write")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument(
@@ -314,9 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     compress = commands.add_parser(
         "compress",
         help="compress images into one file with a run's model",
-        description="Compress image files (PNG) into one .vtfz file. --lossless "
-        "codes them exactly with bits-back coding (a Bernoulli model codes binary "
-        "images, pixels 0 or 255; mnist-8bit codes 8-bit greyscale ones).",
+        description="Compress image files (PNG, JPEG, ...) into one .vtfz file. "
+        "Without --lossless, a lossy-codec run (cifar10-lossy, any --lmbda) codes "
+        "RGB images of any size at its rate. --lossless codes them exactly with "
+        "bits-back coding (a Bernoulli model codes binary images, pixels 0 or "
+        "255; mnist-8bit codes 8-bit greyscale ones).",
     )
     compress.add_argument("run_dir", help="a run directory written by `vae-tf train`")
     compress.add_argument("images", nargs="+", metavar="IMAGE", help="image files")

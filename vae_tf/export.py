@@ -15,6 +15,10 @@ draws in Python. Load it anywhere with `tf.saved_model.load(path)`.
 A `ConditionalVAE`'s endpoints also take `labels`, int32 `(batch,)`: `encode(x,
 labels)`, `decode(z, labels)`, `reconstruct(x, labels)` and `sample(labels,
 temperature, seed)`, which draws one image per label.
+
+A `LossyVAE` (the lossy codec's model) has `analysis(x) -> y`,
+`synthesis(y_hat) -> x_hat` and `reconstruct(x) -> x_hat` (latents rounded),
+for images of any size that is a multiple of `model.downsampling`.
 """
 
 import os
@@ -44,13 +48,16 @@ def export_saved_model(model, path, verbose: bool = False) -> str:
     Raises:
         ValueError: if the model is not built (its image shape is unknown).
     """
-    if not model.built or model.image_shape is None:
+    lossy = hasattr(model, "synthesis")  # a vae_tf.LossyVAE
+    if not model.built or (not lossy and model.image_shape is None):
         raise ValueError(
             "The VAE is not built, so its image shape is unknown: train it or call "
             "`build((None, height, width, channels))` before exporting."
         )
     archive = keras.export.ExportArchive()
-    if getattr(model, "num_classes", None):
+    if lossy:
+        _add_lossy_endpoints(archive, model)
+    elif getattr(model, "num_classes", None):
         _add_conditional_endpoints(archive, model)
     else:
         _add_endpoints(archive, model)
@@ -145,3 +152,24 @@ def _add_conditional_endpoints(archive, model):
     archive.add_endpoint(
         "reconstruct", reconstruct, input_signature=[image_spec, label_spec]
     )
+
+
+def _add_lossy_endpoints(archive, model):
+    image_spec = tf.TensorSpec((None, None, None, model.channels), tf.float32, "x")
+    latent_spec = tf.TensorSpec(
+        (None, None, None, model.latent_channels), tf.float32, name="y_hat"
+    )
+
+    def analysis(x):
+        return {"y": model.analysis(x)}
+
+    def synthesis(y_hat):
+        return {"x_hat": tf.clip_by_value(model.synthesis(y_hat), 0.0, 1.0)}
+
+    def reconstruct(x):
+        return synthesis(tf.round(model.analysis(x)))
+
+    archive.track(model)
+    archive.add_endpoint("analysis", analysis, input_signature=[image_spec])
+    archive.add_endpoint("synthesis", synthesis, input_signature=[latent_spec])
+    archive.add_endpoint("reconstruct", reconstruct, input_signature=[image_spec])

@@ -124,9 +124,15 @@ def plot_samples(path, images, title: str = "Samples from the prior"):
 
 
 def plot_loss_curves(
-    path, history: dict, keys=("loss", "reconstruction_loss", "kl_loss")
+    path,
+    history: dict,
+    keys=("loss", "reconstruction_loss", "kl_loss"),
+    units: dict | None = None,
 ):
-    """Training and validation curves of a `History.history` dict, one panel per key."""
+    """Training and validation curves of a `History.history` dict, one panel per key.
+
+    `units` maps a key to its axis label (default: `"KEY (nats)"`).
+    """
     keys = [k for k in keys if k in history]
     if not keys:
         raise ValueError(
@@ -143,7 +149,7 @@ def plot_loss_curves(
             ax.plot(epochs, history[f"val_{key}"], marker="o", label="test")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(f"{key} (nats)")
+        ax.set_ylabel((units or {}).get(key, f"{key} (nats)"))
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend()

@@ -87,6 +87,7 @@ def train(
     seed: int = 0,
     verbose: int | str = "auto",
     overwrite: bool = False,
+    lmbda: float | None = None,
 ) -> dict:
     """Train a preset and write its run directory.
 
@@ -100,6 +101,8 @@ def train(
         seed: seed of the weights, the data order and the model's draws.
         verbose: `fit`'s verbosity (progress bars by default).
         overwrite: replace a model already in `output_dir`.
+        lmbda: the rate-distortion weight of a lossy-codec preset (its
+            default if `None`).
 
     Returns:
         The metrics written to `metrics.json`.
@@ -133,7 +136,7 @@ def train(
     test_ds = test_dataset(preset, data_dir, chosen_source)
 
     keras.utils.set_random_seed(seed)
-    model = preset.build_model(seed)
+    model = preset.build_model(seed, lmbda=lmbda)
     preset.compile(model, len(train_images), epochs, batch_size)
     timer = EpochTimer()
     start = time.perf_counter()
@@ -147,7 +150,11 @@ def train(
     )
     train_seconds = time.perf_counter() - start
 
-    test = evaluation.evaluate(model, test_ds, iwae_k=None, seed=0)
+    if preset.lossy:
+        test = evaluation.evaluate_rate_distortion(model, test_ds)
+        test["lmbda"] = model.lmbda
+    else:
+        test = evaluation.evaluate(model, test_ds, iwae_k=None, seed=0)
     output_dir.mkdir(parents=True, exist_ok=True)
     tmp_model = output_dir / f".{MODEL_FILE}.tmp.keras"
     model.save(tmp_model)
@@ -167,6 +174,7 @@ def train(
             "epochs": epochs,
             "batch_size": batch_size,
             "seed": seed,
+            **({"lmbda": model.lmbda} if preset.lossy else {}),
         },
     )
     metrics = {
@@ -190,8 +198,21 @@ def write_figures(
 ):
     """Loss curves, test reconstructions and prior samples of a trained model."""
     output_dir = Path(output_dir)
-    plotting.plot_loss_curves(output_dir / "loss_curves.png", history)
     originals = next(iter(test_ds.unbatch().batch(count)))
+    if hasattr(model, "synthesis"):  # a LossyVAE: rate, quality, reconstructions
+        plotting.plot_loss_curves(
+            output_dir / "loss_curves.png",
+            history,
+            keys=("loss", "bpp", "psnr"),
+            units={"loss": "bpp + lmbda MSE", "bpp": "bits/pixel", "psnr": "dB"},
+        )
+        plotting.plot_reconstructions(
+            output_dir / "reconstructions.png",
+            originals.numpy(),
+            np.clip(np.asarray(model(originals)), 0.0, 1.0),
+            title=f"Test images and their decoded codes (lmbda = {model.lmbda:g})",
+        )
+        return
     labels = None
     if isinstance(originals, tuple):
         originals, labels = originals

@@ -97,14 +97,20 @@ def model_fingerprint(model) -> bytes:
     """16 bytes that change with the model's architecture, likelihood or weights.
 
     A SHA-256 over the class name, the likelihood's config, the encoder's and
-    decoder's configs and every weight of both, in order. The model's random
+    decoder's configs and every weight of both, in order (for a `LossyVAE`:
+    its two transforms and its prior). The model's random
     state and optimizer are left out: they do not change what it codes.
     """
     digest = hashlib.sha256()
     digest.update(type(model).__name__.encode())
-    digest.update(repr(model.likelihood).encode())
-    digest.update(json.dumps(model.likelihood.get_config(), sort_keys=True).encode())
-    for network in (model.encoder, model.decoder):
+    if hasattr(model, "synthesis"):  # a LossyVAE: transforms and prior
+        networks = (model.analysis, model.synthesis, model.prior)
+    else:
+        digest.update(repr(model.likelihood).encode())
+        likelihood = model.likelihood.get_config()
+        digest.update(json.dumps(likelihood, sort_keys=True).encode())
+        networks = (model.encoder, model.decoder)
+    for network in networks:
         config = network.get_config()
         config.pop("name", None)
         digest.update(json.dumps(config, sort_keys=True, default=str).encode())

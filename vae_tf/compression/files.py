@@ -11,7 +11,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from vae_tf.compression import container
 from vae_tf.compression.bitsback import BitsBackCodec
+from vae_tf.compression.lossy import LossyCodec
 
 __all__ = ["read_images", "compress_files", "decompress_file", "PROGRESS_FROM"]
 
@@ -25,11 +27,14 @@ def _pillow():
     return Image, UnidentifiedImageError
 
 
-def read_images(paths, image_shape) -> np.ndarray:
-    """Read image files as uint8 `(N, *image_shape)`, with clear errors.
+def read_images(paths, image_shape) -> list:
+    """Read image files as uint8 `(height, width, channels)` arrays, with clear
+    errors.
 
     Greyscale models take greyscale files (`L`, `1` or palette images that
     are grey); colour models take RGB (or RGBA that is fully opaque).
+    `image_shape` is `(height, width, channels)`; `height` and `width` may be
+    `None` for a model that takes any size.
 
     Raises:
         FileNotFoundError: a path does not exist.
@@ -39,8 +44,8 @@ def read_images(paths, image_shape) -> np.ndarray:
     height, width, channels = image_shape
     if not paths:
         raise ValueError("No image files given.")
-    images = np.empty((len(paths), height, width, channels), np.uint8)
-    for i, path in enumerate(paths):
+    images = []
+    for path in paths:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"No image file at {path}.")
@@ -66,12 +71,12 @@ def read_images(paths, image_shape) -> np.ndarray:
             array = rgb[..., :1]
         else:
             array = rgb
-        if array.shape[:2] != (height, width):
+        if height is not None and array.shape[:2] != (height, width):
             raise ValueError(
                 f"{path} is {array.shape[1]}x{array.shape[0]} pixels; this model "
                 f"codes {width}x{height} images."
             )
-        images[i] = array
+        images.append(array)
     return images
 
 
@@ -95,29 +100,42 @@ def _progress(total: int, verbose: bool):
 def compress_files(model, paths, output, lossless: bool = True, verbose: bool = True):
     """Compress image files into one `.vtfz` file.
 
+    `lossless` codes with bits-back (`BitsBackCodec`, any trained VAE with a
+    supported likelihood and its image size), otherwise with the lossy codec
+    (`LossyCodec`, a trained `LossyVAE`, images of any size).
+
     Returns:
-        A dict of figures: `images`, `bytes`, `bits_per_dim` (whole file)
-        and the coder's `net_bits_per_dim`.
+        A dict of figures: `images`, `bytes`, `bits_per_dim` (whole file) and,
+        lossless, the coder's `net_bits_per_dim`; lossy, `bits_per_pixel`.
     """
-    if not lossless:
-        raise ValueError(
-            "This model has no lossy codec: lossy compression needs a model trained "
-            "for it with quantised latents. Pass --lossless for bits-back coding."
-        )
-    codec = BitsBackCodec(model)
     output = Path(output)
     if output.is_dir():
         raise IsADirectoryError(f"-o must be a file path, not a directory: {output}")
-    images = codec.check_images(read_images(paths, codec.image_shape))
-    payload_progress = _progress(len(images), verbose)
-    payload, stats = codec.encode(images, progress=payload_progress)
-    data = codec.pack(payload, len(images))
+    if lossless:
+        if hasattr(model, "synthesis"):
+            raise ValueError(
+                "This model is a lossy codec (a LossyVAE): it has no likelihood of "
+                "the pixels to code them losslessly. Drop --lossless, or use a VAE "
+                "run such as mnist-8bit."
+            )
+        codec = BitsBackCodec(model)
+        images = codec.check_images(np.stack(read_images(paths, codec.image_shape)))
+        payload, stats = codec.encode(images, progress=_progress(len(images), verbose))
+        data = codec.pack(payload, len(images))
+        extra = {"net_bits_per_dim": stats["bits_per_dim"]}
+    else:
+        codec = LossyCodec(model)
+        images = read_images(paths, (None, None, codec.channels))
+        data = codec.compress(images)
+        pixels = sum(image.shape[0] * image.shape[1] for image in images)
+        extra = {"bits_per_pixel": 8 * len(data) / pixels}
     _write_atomically(output, lambda tmp: tmp.write_bytes(data))
+    values = sum(image.size for image in images)
     return {
         "images": len(images),
         "bytes": len(data),
-        "bits_per_dim": 8 * len(data) / images.size,
-        "net_bits_per_dim": stats["bits_per_dim"],
+        "bits_per_dim": 8 * len(data) / values,
+        **extra,
     }
 
 
@@ -134,12 +152,15 @@ def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True)
     if not path.is_file():
         raise FileNotFoundError(f"No compressed file at {path}.")
     data = path.read_bytes()
-    codec, parsed = BitsBackCodec.from_file(model, data)
-    images = codec.decode(
-        parsed.payload,
-        parsed.num_images,
-        progress=_progress(parsed.num_images, verbose),
-    )
+    if container.unpack(data).kind == container.LOSSY:
+        images = LossyCodec.decompress_bytes(model, data)
+    else:
+        codec, parsed = BitsBackCodec.from_file(model, data)
+        images = codec.decode(
+            parsed.payload,
+            parsed.num_images,
+            progress=_progress(parsed.num_images, verbose),
+        )
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"-o must be a directory. Received: {out_dir}")
     digits = max(5, len(str(len(images) - 1)))

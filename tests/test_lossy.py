@@ -1,0 +1,216 @@
+"""The lossy codec: the uniform-noise VAE, its prior, coded files and the CLI."""
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import vae_tf
+from vae_tf import cli, evaluation, presets
+from vae_tf.compression import (
+    BitsBackCodec,
+    CorruptFileError,
+    LossyCodec,
+    WrongModelError,
+    container,
+)
+from vae_tf.lossy import GDN, ChannelGaussianPrior, LossyVAE
+
+
+def colour_digits(count: int) -> np.ndarray:
+    """Bundled MNIST digits as RGB: each channel a differently shifted digit."""
+    digits, _ = vae_tf.data.load_arrays("mnist", "train", source="bundled")
+    digits = digits[: count + 2, ..., 0]
+    return np.stack([digits[:count], digits[1 : count + 1], digits[2:]], axis=-1)
+
+
+def tiny_lossy(seed=0, lmbda=0.01):
+    return LossyVAE(lmbda, filters=8, latent_channels=6, num_layers=2, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return colour_digits(600)
+
+
+@pytest.fixture(scope="module")
+def model(images):
+    keras.utils.set_random_seed(0)
+    model = tiny_lossy()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(images.astype("float32") / 255.0, batch_size=32, epochs=3, verbose=0)
+    return model
+
+
+def test_gdn_divides_by_the_norm_of_its_neighbours():
+    layer = GDN()
+    x = np.random.default_rng(0).normal(size=(2, 3, 3, 4)).astype("float32")
+    layer.build(x.shape)
+    layer.beta_root.assign(np.array([1.0, 0.5, 2.0, 1.5], "float32"))
+    gamma_root = np.random.default_rng(1).uniform(0, 1, (4, 4)).astype("float32")
+    layer.gamma_root.assign(gamma_root)
+    beta, gamma = layer.beta_root.numpy() ** 2 + 1e-6, gamma_root**2
+    expected = x / np.sqrt(beta + np.einsum("...j,ji->...i", x**2, gamma))
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-5)
+    inverse = GDN(inverse=True)
+    inverse.build(x.shape)
+    inverse.set_weights(layer.get_weights())
+    np.testing.assert_allclose(inverse(x) * layer(x), x**2, rtol=1e-4, atol=1e-6)
+
+
+def test_prior_gives_the_discretised_gaussian_mass_and_sums_to_one():
+    prior = ChannelGaussianPrior(2)
+    prior.mean.assign([0.3, -1.2])
+    prior.log_scale.assign([np.log(0.8), np.log(3.0)])
+    k = np.arange(-40, 41, dtype="float32")[:, None].repeat(2, axis=1)  # (81, 2)
+    p = prior(k).numpy()
+    phi = np.vectorize(lambda t: 0.5 * math.erfc(-t / math.sqrt(2.0)))
+    for c, (mu, sigma) in enumerate([(0.3, 0.8), (-1.2, 3.0)]):
+        expected = phi((k[:, c] + 0.5 - mu) / sigma) - phi((k[:, c] - 0.5 - mu) / sigma)
+        np.testing.assert_allclose(p[:, c], np.maximum(expected, 1e-9), rtol=1e-5)
+        assert abs(p[:, c].sum() - 1.0) < 1e-5
+
+
+def test_training_lowers_the_loss_and_reaches_every_weight(images):
+    keras.utils.set_random_seed(1)
+    model = tiny_lossy(seed=1)
+    x = images[:64].astype("float32") / 255.0
+    with tf.GradientTape() as tape:
+        bits, squared = model.terms(x, training=True)
+        loss = tf.reduce_mean(bits) + tf.reduce_mean(squared)
+    gradients = tape.gradient(loss, model.trainable_weights)
+    assert all(g is not None and np.any(g.numpy() != 0) for g in gradients)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    before = model.evaluate(x, batch_size=32, verbose=0, return_dict=True)["loss"]
+    model.fit(x, batch_size=16, epochs=5, verbose=0)
+    after = model.evaluate(x, batch_size=32, verbose=0, return_dict=True)["loss"]
+    assert after < 0.8 * before
+
+
+def test_config_and_keras_file_round_trips_give_identical_outputs(model, tmp_path):
+    x = colour_digits(4).astype("float32") / 255.0
+    clone = LossyVAE.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone(x), model(x))
+    model.save(tmp_path / "lossy.keras")
+    loaded = keras.saving.load_model(tmp_path / "lossy.keras")
+    np.testing.assert_array_equal(loaded(x), model(x))
+    assert loaded.lmbda == model.lmbda
+
+
+def test_bad_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="lmbda must be a positive number"):
+        LossyVAE(lmbda=0)
+    with pytest.raises(ValueError, match="Received: num_layers=0"):
+        LossyVAE(num_layers=0)
+    with pytest.raises(ValueError, match="lossy-codec presets only"):
+        presets.get("mnist-dense").build_model(0, lmbda=0.1)
+    lossy = presets.get("cifar10-lossy").build_model(0, lmbda=0.05)
+    assert isinstance(lossy, LossyVAE) and lossy.lmbda == 0.05
+
+
+def test_round_trip_gives_the_encoders_reconstruction_at_any_size(model, images):
+    rng = np.random.default_rng(0)
+    odd = rng.integers(0, 256, (13, 30, 3), dtype=np.uint8)
+    batch = [images[0], odd, images[1], images[2], odd[:1, :1]]
+    codec = LossyCodec(model)
+    decoded = LossyCodec.decompress_bytes(model, codec.compress(batch))
+    assert [d.shape for d in decoded] == [b.shape for b in batch]
+    for image, latents, out in zip(batch, codec.latents(batch), decoded):
+        x_hat = model.synthesis(latents[None].astype("float32")).numpy()[0]
+        expected = np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)
+        np.testing.assert_array_equal(out, expected[: image.shape[0], : image.shape[1]])
+
+
+def test_coded_size_agrees_with_the_models_rate(model, images):
+    test = images[400:600]
+    figures = evaluation.evaluate_rate_distortion(
+        model, vae_tf.data.make_dataset(test, batch_size=50)
+    )
+    data = LossyCodec(model).compress(test)
+    pixels = test.shape[0] * test.shape[1] * test.shape[2]
+    payload_bits = 32 * len(container.unpack(data).payload)
+    assert payload_bits / pixels == pytest.approx(figures["test_bpp"], rel=0.01)
+    assert len(data) - 4 * len(container.unpack(data).payload) < 100  # the header
+    decoded = np.stack(LossyCodec.decompress_bytes(model, data))
+    psnr = tf.image.psnr(decoded, test, max_val=255).numpy().mean()
+    assert psnr == pytest.approx(figures["test_psnr_db"], abs=1e-4)
+
+
+def test_wrong_model_and_wrong_codec_are_detected(model, images):
+    data = LossyCodec(model).compress(images[:3])
+    other = tiny_lossy(seed=5)
+    with pytest.raises(WrongModelError, match="another model"):
+        LossyCodec.decompress_bytes(other, data)
+    with pytest.raises(CorruptFileError, match="lossy file"):
+        BitsBackCodec.from_file(model, data)
+    with pytest.raises(ValueError, match="only codes losslessly"):
+        LossyCodec(vae_tf.presets.get("mnist-dense").build_model(0))
+
+
+def test_thousands_of_corrupted_lossy_files_are_clear_errors(model, images):
+    data = LossyCodec(model).compress(images[:2])
+    rng = np.random.default_rng(0)
+    mutations = [data[:n] for n in range(len(data))]
+    for _ in range(2000):
+        damaged = bytearray(data)
+        for position in rng.integers(0, len(damaged), rng.integers(1, 4)):
+            damaged[position] = (damaged[position] + rng.integers(1, 256)) % 256
+        mutations.append(bytes(damaged))
+    assert len(mutations) > 2000
+    for damaged in mutations:
+        with pytest.raises((CorruptFileError, WrongModelError)):
+            LossyCodec.decompress_bytes(model, damaged)
+
+
+def test_images_the_codec_cannot_take_are_clear_errors(model):
+    codec = LossyCodec(model)
+    with pytest.raises(ValueError, match="uint8"):
+        codec.compress([np.zeros((8, 8, 3), np.float32)])
+    with pytest.raises(ValueError, match=r"\(height, width, 3\)"):
+        codec.compress([np.zeros((8, 8), np.uint8)])
+    with pytest.raises(ValueError, match="no images"):
+        codec.compress([])
+
+
+def test_saved_model_serves_reconstructions_without_vae_tf(model, tmp_path):
+    vae_tf.export.export_saved_model(model, tmp_path / "sm")
+    served = tf.saved_model.load(str(tmp_path / "sm"))
+    x = colour_digits(3).astype("float32") / 255.0
+    expected = np.clip(model(x), 0.0, 1.0)
+    np.testing.assert_allclose(served.reconstruct(x)["x_hat"], expected, atol=1e-5)
+
+
+def test_cli_compresses_a_photo_of_any_size_and_decodes_it(model, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    model.save(run_dir / "model.keras")
+    (run_dir / "run.json").write_text(json.dumps({"preset": "cifar10-lossy"}))
+    rng = np.random.default_rng(0)
+    photo = (np.add.outer(np.arange(45), np.arange(70)) * 2 % 256).astype(np.uint8)
+    photo = np.stack([photo, photo[::-1], 255 - photo], axis=-1)
+    photo = np.clip(photo + rng.integers(0, 8, photo.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=95)
+    packed = tmp_path / "photos.vtfz"
+    paths = [str(tmp_path / "photo.png"), str(tmp_path / "photo.jpg")]
+    assert cli.main(["compress", str(run_dir), *paths, "-o", str(packed)]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["bits_per_pixel"] == pytest.approx(
+        8 * packed.stat().st_size / (2 * 45 * 70)
+    )
+    out = tmp_path / "decoded"
+    assert cli.main(["decompress", str(run_dir), str(packed), "-o", str(out)]) == 0
+    decoded = np.asarray(Image.open(out / "00000.png"))
+    expected = LossyCodec.decompress_bytes(model, packed.read_bytes())[0]
+    np.testing.assert_array_equal(decoded, expected)
+    assert decoded.shape == photo.shape
+    # A lossy codec has no pixel likelihood to code losslessly with.
+    argv = ["compress", str(run_dir), paths[0], "-o", str(tmp_path / "x.vtfz")]
+    assert cli.main([*argv, "--lossless"]) == 2
+    assert "lossy codec" in capsys.readouterr().err
+    assert not (tmp_path / "x.vtfz").exists()

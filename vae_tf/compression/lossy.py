@@ -1,0 +1,249 @@
+"""The lossy codec: a `LossyVAE`'s rounded latents, range-coded under its prior.
+
+Compressing an image (Ballé et al. 2017, arXiv:1611.01704):
+
+1. pad it on the bottom and right (repeating the edge pixels) to a multiple of
+   the model's downsampling factor, so a fully convolutional model takes any
+   size; the true size goes in the file's header;
+2. `y_hat = round(g_a(x))`, clipped to `[-latent_limit, latent_limit]`;
+3. range-code every latent under the prior of its channel, a Gaussian
+   discretised to unit bins (`constriction`'s `QuantizedGaussian`, exactly the
+   probabilities `LossyVAE` trains against).
+
+Decoding reverses the steps: range-decode `y_hat`, `x_hat = g_s(y_hat)`, crop,
+round to 8 bits. The prior does not depend on the image, so the decoder's
+probabilities are the encoder's bit for bit (they come from the stored weights
+only, never from a network's output), and the file costs about `-log2
+p(y_hat)` bits: the rate the model reports, plus a few bytes per file.
+"""
+
+import numpy as np
+
+from vae_tf.compression import container
+from vae_tf.compression.bitsback import _constriction
+
+__all__ = ["LossyCodec"]
+
+MAX_SIDE = container.MAX_SIDE
+
+
+class LossyCodec:
+    """Lossy coding of 8-bit images of any size with a trained `vae_tf.LossyVAE`.
+
+    Args:
+        model: a trained `LossyVAE`.
+        latent_limit: rounded latents are clipped to `[-limit, limit]` (far
+            outside what a trained model produces; it bounds the coder's
+            alphabet).
+        batch_size: images of one size encoded or decoded at once.
+
+    Example:
+
+    ```python
+    codec = LossyCodec(model)
+    data = codec.compress([photo])            # bytes of a .vtfz file
+    (decoded,) = LossyCodec.decompress_bytes(model, data)
+    ```
+    """
+
+    PARAM_BOUNDS = {"latent_limit": (1, 1 << 20)}
+
+    def __init__(self, model, latent_limit: int = 4096, batch_size: int = 64):
+        if not hasattr(model, "synthesis"):
+            raise ValueError(
+                "Lossy coding needs a model trained for it (a vae_tf.LossyVAE, e.g. "
+                f"the cifar10-lossy preset). Received: a {type(model).__name__}, "
+                "which only codes losslessly (bits-back, --lossless)."
+            )
+        low, high = self.PARAM_BOUNDS["latent_limit"]
+        if not isinstance(latent_limit, int) or not low <= latent_limit <= high:
+            raise ValueError(
+                f"latent_limit must be an integer in [{low}, {high}]. Received: "
+                f"latent_limit={latent_limit!r}"
+            )
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(
+                f"batch_size must be a positive integer. Received: {batch_size=}"
+            )
+        self.model = model
+        self.latent_limit = latent_limit
+        self.batch_size = batch_size
+        self.fingerprint = container.model_fingerprint(model)
+        self.settings = {"latent_limit": latent_limit}
+        constriction = _constriction()
+        self._family = constriction.stream.model.QuantizedGaussian(
+            -latent_limit, latent_limit
+        )
+        self._mean = np.asarray(model.prior.mean.numpy(), np.float64)  # (M,)
+        self._std = np.asarray(model.prior.scale.numpy(), np.float64)  # (M,)
+
+    @property
+    def channels(self) -> int:
+        return self.model.channels
+
+    def latent_shape(self, height: int, width: int) -> tuple:
+        """The shape of one image's latents, `(h, w, M)`."""
+        f = self.model.downsampling
+        return (-(-height // f), -(-width // f), self.model.latent_channels)
+
+    def check_images(self, images) -> list:
+        """`images` as a list of uint8 `(height, width, channels)` arrays."""
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            images = list(images)
+        if not isinstance(images, (list, tuple)) or not images:
+            raise ValueError("There are no images to code.")
+        checked = []
+        for i, image in enumerate(images):
+            image = np.asarray(image)
+            if image.dtype != np.uint8:
+                raise ValueError(
+                    f"Lossy coding takes uint8 images. Received dtype {image.dtype} "
+                    f"(image {i})."
+                )
+            if image.ndim == 2 and self.channels == 1:
+                image = image[..., None]
+            if image.ndim != 3 or image.shape[-1] != self.channels:
+                raise ValueError(
+                    f"This model codes images of shape (height, width, "
+                    f"{self.channels}). Received: shape {image.shape} (image {i})."
+                )
+            if not (1 <= min(image.shape[:2]) <= max(image.shape[:2]) <= MAX_SIDE):
+                raise ValueError(
+                    f"Image sides must be 1 to {container.MAX_SIDE} pixels. "
+                    f"Received: shape {image.shape} (image {i})."
+                )
+            checked.append(image)
+        return checked
+
+    def _groups(self, sizes):
+        """Runs of consecutive images of one size, at most `batch_size` long."""
+        start = 0
+        while start < len(sizes):
+            stop = start + 1
+            while (
+                stop < len(sizes)
+                and stop - start < self.batch_size
+                and tuple(sizes[stop]) == tuple(sizes[start])
+            ):
+                stop += 1
+            yield start, stop
+            start = stop
+
+    def _pad(self, images: np.ndarray) -> np.ndarray:
+        """Repeat the bottom and right edges up to a multiple of the downsampling."""
+        height, width = images.shape[1:3]
+        h, w, _ = self.latent_shape(height, width)
+        f = self.model.downsampling
+        padding = ((0, 0), (0, h * f - height), (0, w * f - width), (0, 0))
+        return np.pad(images, padding, mode="edge")
+
+    def _params(self, count: int):
+        """Per-latent means and scales for `count` latents in `(..., M)` order."""
+        repeats = count // len(self._mean)
+        return np.tile(self._mean, repeats), np.tile(self._std, repeats)
+
+    def latents(self, images) -> list:
+        """The rounded, clipped int32 latents of each image (what is coded)."""
+        images = self.check_images(images)
+        sizes = [image.shape[:2] for image in images]
+        out = []
+        for start, stop in self._groups(sizes):
+            batch = self._pad(np.stack(images[start:stop]))
+            y = self.model.analysis(batch.astype(np.float32) / 255.0).numpy()
+            symbols = np.clip(np.round(y), -self.latent_limit, self.latent_limit)
+            out.extend(symbols.astype(np.int32))  # (h, w, M) each
+        return out
+
+    def encode(self, images):
+        """Code `images`; return `(payload words, sizes)`, sizes `(N, 2)`."""
+        images = self.check_images(images)
+        encoder = _constriction().stream.queue.RangeEncoder()
+        for symbols in self.latents(images):
+            flat = symbols.reshape(-1)
+            encoder.encode(flat, self._family, *self._params(flat.size))
+        sizes = np.array([image.shape[:2] for image in images], np.int64)
+        return encoder.get_compressed(), sizes
+
+    def decode(self, payload, sizes) -> list:
+        """Decode the images of `sizes` from `payload` (the reverse of `encode`)."""
+        payload = np.asarray(payload, dtype=np.uint32)
+        decoder = _constriction().stream.queue.RangeDecoder(payload)
+        images = []
+        for start, stop in self._groups(sizes):
+            height, width = (int(v) for v in sizes[start])
+            shape = self.latent_shape(height, width)
+            count = int(np.prod(shape))
+            y_hat = np.stack(
+                [
+                    decoder.decode(self._family, *self._params(count)).reshape(shape)
+                    for _ in range(start, stop)
+                ]
+            )
+            x_hat = self.model.synthesis(y_hat.astype(np.float32)).numpy()
+            x_hat = np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)
+            images.extend(x_hat[:, :height, :width])
+        if not decoder.maybe_exhausted():
+            raise container.CorruptFileError(
+                "The payload holds more data than its images: the file is damaged "
+                "or was written by another codec."
+            )
+        return images
+
+    def pack(self, payload, sizes) -> bytes:
+        """The bytes of a lossy `.vtfz` file holding `payload` for images of `sizes`."""
+        return container.pack(
+            container.Container(
+                container.LOSSY,
+                self.fingerprint,
+                self.channels,
+                np.asarray(sizes),
+                self.settings,
+                payload,
+            )
+        )
+
+    def compress(self, images) -> bytes:
+        """The bytes of a `.vtfz` file holding `images`."""
+        return self.pack(*self.encode(images))
+
+    @classmethod
+    def from_file(cls, model, data: bytes):
+        """The codec a file was written with, and the file's parsed fields.
+
+        Raises:
+            CorruptFileError: for a damaged or foreign file.
+            WrongModelError: for a file written with another model.
+        """
+        parsed = container.unpack(data)
+        if parsed.kind != container.LOSSY:
+            raise container.CorruptFileError(
+                "This is a lossless file; decode it with the bits-back codec's model."
+            )
+        settings = container.check_params(parsed.params, cls.PARAM_BOUNDS)
+        codec = cls(model, **settings)
+        if parsed.fingerprint != codec.fingerprint:
+            raise container.WrongModelError(
+                "This file was written with another model (fingerprint "
+                f"{parsed.fingerprint.hex()}); the model given has fingerprint "
+                f"{codec.fingerprint.hex()}. Decode it with the model that wrote it."
+            )
+        if parsed.channels != codec.channels:
+            raise container.CorruptFileError(
+                f"The file holds {parsed.channels}-channel images; the model codes "
+                f"{codec.channels}-channel ones."
+            )
+        latents = sum(
+            int(np.prod(codec.latent_shape(int(h), int(w)))) for h, w in parsed.sizes
+        )
+        if latents > container.MAX_VALUES:
+            raise container.CorruptFileError(
+                f"The file's sizes describe {latents} latents, more than "
+                f"{container.MAX_VALUES}."
+            )
+        return codec, parsed
+
+    @classmethod
+    def decompress_bytes(cls, model, data: bytes) -> list:
+        """Decode a lossy `.vtfz` file's bytes with `model`: a list of uint8 images."""
+        codec, parsed = cls.from_file(model, data)
+        return codec.decode(parsed.payload, parsed.sizes)
