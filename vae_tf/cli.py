@@ -86,7 +86,13 @@ def _train(args):
         verbose=args.verbose,
         overwrite=args.overwrite,
         lmbda=args.lmbda,
+        strategy=args.strategy,
+        precision=args.precision,
+        image_dir=args.image_dir,
+        jit_compile=None if args.xla is None else args.xla == "on",
     )
+    if not metrics:  # a worker other than the chief writes nothing
+        return
     print(_dumps(metrics))
     print(
         f"Wrote the model, SavedModel, figures and metrics.json to {args.output_dir}",
@@ -210,6 +216,33 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         help="rate-distortion weight of a lossy-codec preset (cifar10-lossy): "
         "larger means higher rate and quality (default: the preset's)",
+    )
+    train.add_argument(
+        "--image-dir",
+        help="train on this folder of PNG/JPEG files (any count, streamed, resized "
+        "and centre-cropped to the preset's image size; every 20th file is the "
+        "test set) instead of the preset's dataset",
+    )
+    train.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi-worker"),
+        default="default",
+        help="tf.distribute strategy: mirrored uses every local GPU; multi-worker "
+        "runs one process per machine, configured by TF_CONFIG (default: default)",
+    )
+    train.add_argument(
+        "--precision",
+        choices=("float32", "mixed_float16", "mixed_bfloat16"),
+        default="float32",
+        help="mixed_* runs the networks in half precision and the loss terms in "
+        "float32; mixed_float16 for GPUs, mixed_bfloat16 for TPUs and recent "
+        "CPUs (default: float32)",
+    )
+    train.add_argument(
+        "--xla",
+        choices=("on", "off"),
+        help="compile the training step with XLA (default: the preset's choice "
+        "on one device, off under a strategy)",
     )
     train.add_argument("--output-dir", required=True, help="run directory to write")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")

@@ -33,7 +33,7 @@ from vae_tf.bounds import (
     sum_per_example,
 )
 from vae_tf.encoders import ResidualBlock, bound_log_var, resolution_stages
-from vae_tf.vae import VAE
+from vae_tf.vae import VAE, float32
 
 __all__ = ["HierarchicalEncoder", "HierarchicalDecoder", "HierarchicalVAE"]
 
@@ -382,7 +382,7 @@ class HierarchicalVAE(VAE):
 
     def posterior(self, x, training=False, labels=None):
         _, z_mean, z_log_var = self.encoder(x, training=training)
-        return z_mean, z_log_var
+        return float32(z_mean, z_log_var)
 
     def reconstruct_params(self, x, training=False, labels=None):
         features, z_mean, _ = self.encoder(x, training=training)
@@ -398,9 +398,11 @@ class HierarchicalVAE(VAE):
     def _inference_pass(self, x, training, seed):
         """Sample every level from `q`; return `x_params` and per-level terms."""
         features, z_mean, z_log_var = self.encoder(x, training=training)
+        z_mean, z_log_var = float32(z_mean, z_log_var)
         z_top = self.reparameterize(z_mean, z_log_var, seed=derive(seed, 0))
         x_params, levels = self.decoder.infer(features, z_top, seed=seed)
-        return x_params, (z_top, z_mean, z_log_var), levels
+        levels = [float32(*level) for level in levels]  # the KLs in float32
+        return float32(x_params), (z_top, z_mean, z_log_var), levels
 
     def _level_kls(self, x, training, seed):
         """The reconstruction term and each level's KL per element, bottom first."""

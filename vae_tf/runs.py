@@ -17,13 +17,16 @@ Python so that a notebook can do the same.
 
 import json
 import os
+import shutil
+import sys
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from vae_tf import data, evaluation, plotting, presets
+from vae_tf import data, evaluation, image_folders, plotting, presets
 from vae_tf.callbacks import EpochTimer
 from vae_tf.export import export_saved_model
 
@@ -77,51 +80,23 @@ def _check_output_dir(output_dir: Path, overwrite: bool):
         )
 
 
-def train(
-    preset_name: str,
-    output_dir,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    data_dir: str | None = None,
-    source: str = "auto",
-    seed: int = 0,
-    verbose: int | str = "auto",
-    overwrite: bool = False,
-    lmbda: float | None = None,
-) -> dict:
-    """Train a preset and write its run directory.
-
-    Args:
-        preset_name: a name from `vae_tf.presets.PRESETS`.
-        output_dir: the run directory (created if needed).
-        epochs: training epochs; the preset's default if `None`.
-        batch_size: training batch size; the preset's default if `None`.
-        data_dir: folder of keras-layout `.npz` files (else `$VAE_TF_DATA_DIR`).
-        source: data source, see `vae_tf.data`.
-        seed: seed of the weights, the data order and the model's draws.
-        verbose: `fit`'s verbosity (progress bars by default).
-        overwrite: replace a model already in `output_dir`.
-        lmbda: the rate-distortion weight of a lossy-codec preset (its
-            default if `None`).
-
-    Returns:
-        The metrics written to `metrics.json`.
-
-    Raises:
-        ValueError: unknown preset, non-positive epochs or batch size.
-        FileExistsError: `output_dir` holds a model and `overwrite` is false.
-    """
-    preset = presets.get(preset_name)
-    epochs = preset.epochs if epochs is None else epochs
-    batch_size = preset.batch_size if batch_size is None else batch_size
-    for arg, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value <= 0:
+def _train_data(preset, batch_size, data_dir, source, seed, image_dir):
+    """`(train_ds, test_ds, num_train_images, source)` of a preset or a folder."""
+    if image_dir is not None:
+        if preset.conditional:
             raise ValueError(
-                f"{arg} must be a positive integer. Received: {arg}={value!r}"
+                f"--image-dir has no labels; {preset.name} is class-conditional. "
+                "Choose an unconditional preset."
             )
-    output_dir = Path(output_dir)
-    _check_output_dir(output_dir, overwrite)
-
+        shape = data.DATASETS[preset.dataset].image_shape
+        train_files, test_files = image_folders.split_files(
+            image_folders.list_images(image_dir)
+        )
+        train_ds = image_folders.folder_dataset(
+            train_files, shape, batch_size, shuffle=True, seed=seed
+        )
+        test_ds = image_folders.folder_dataset(test_files, shape, 500, shuffle=False)
+        return train_ds, test_ds, len(train_files), "image-dir", None
     chosen_source = data.resolve_source(preset.dataset, source, data_dir)
     train_images, train_labels = data.load_arrays(
         preset.dataset, "train", data_dir, chosen_source
@@ -134,62 +109,202 @@ def train(
         seed=seed,
     )
     test_ds = test_dataset(preset, data_dir, chosen_source)
+    return train_ds, test_ds, len(train_images), chosen_source, train_images
+
+
+def train(
+    preset_name: str,
+    output_dir,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    data_dir: str | None = None,
+    source: str = "auto",
+    seed: int = 0,
+    verbose: int | str = "auto",
+    overwrite: bool = False,
+    lmbda: float | None = None,
+    strategy: str = "default",
+    precision: str = "float32",
+    image_dir=None,
+    jit_compile: bool | None = None,
+) -> dict:
+    """Train a preset and write its run directory; resume it if it was cut short.
+
+    While training, `output_dir/backup/` holds the model and optimizer after
+    each finished epoch (`keras.callbacks.BackupAndRestore`) and
+    `training_log.jsonl` each epoch's logs. If the process dies, running the
+    same command again restores the last finished epoch and trains the
+    remaining ones only; the backup is deleted when the run completes.
+
+    Args:
+        preset_name: a name from `vae_tf.presets.PRESETS`.
+        output_dir: the run directory (created if needed).
+        epochs: training epochs; the preset's default if `None`.
+        batch_size: training batch size (global, over all replicas); the
+            preset's default if `None`.
+        data_dir: folder of keras-layout `.npz` files (else `$VAE_TF_DATA_DIR`).
+        source: data source, see `vae_tf.data`.
+        seed: seed of the weights, the data order and the model's draws.
+        verbose: `fit`'s verbosity (progress bars by default).
+        overwrite: replace a model already in `output_dir` (and discard a
+            backup instead of resuming from it).
+        lmbda: the rate-distortion weight of a lossy-codec preset (its
+            default if `None`).
+        strategy: `"default"`, `"mirrored"` (all local devices) or
+            `"multi-worker"` (`TF_CONFIG`; see `vae_tf.distribute`).
+        precision: `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
+        image_dir: train on this folder of PNG/JPEG files instead of the
+            preset's dataset (streamed, resized to the preset's image size;
+            every 20th file is held out as the test set).
+        jit_compile: compile the step with XLA; default: the preset's choice
+            on one device, off under a distribution strategy (XLA fails there
+            on CPU devices in TF 2.21).
+
+    Returns:
+        The metrics written to `metrics.json`.
+
+    Raises:
+        ValueError: unknown preset, strategy or precision, non-positive epochs
+            or batch size, a bad image folder.
+        FileExistsError: `output_dir` holds a model and `overwrite` is false.
+    """
+    from vae_tf import distribute
+
+    # A multi-worker strategy must exist before any other TensorFlow op runs.
+    distributed = distribute.make_strategy(strategy)
+    preset = presets.get(preset_name)
+    epochs = preset.epochs if epochs is None else epochs
+    batch_size = preset.batch_size if batch_size is None else batch_size
+    for arg, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(
+                f"{arg} must be a positive integer. Received: {arg}={value!r}"
+            )
+    replicas = distributed.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(
+            f"batch_size must be a multiple of the {replicas} replicas. Received: "
+            f"batch_size={batch_size}"
+        )
+    output_dir = Path(output_dir)
+    _check_output_dir(output_dir, overwrite)
+    chief = distribute.is_chief()
+    backup_dir = output_dir / "backup"
+    if not chief:  # each worker backs up its own copy
+        backup_dir = output_dir / f"backup-worker-{distribute.worker_index()}"
+    log_path = output_dir / "training_log.jsonl"
+    if overwrite and backup_dir.exists():
+        shutil.rmtree(backup_dir)
+    if not backup_dir.exists() and log_path.exists() and chief:
+        log_path.unlink()  # a fresh start: no epochs to resume
+    resuming = backup_dir.exists()
+
+    if strategy == "multi-worker" and image_dir is not None:
+        raise ValueError(
+            "--strategy multi-worker shards the preset's in-memory dataset; train on "
+            "an --image-dir with the default or mirrored strategy."
+        )
+    loaded = _train_data(preset, batch_size, data_dir, source, seed, image_dir)
+    train_ds, test_ds, num_train, chosen_source, train_images = loaded
 
     keras.utils.set_random_seed(seed)
-    model = preset.build_model(seed, lmbda=lmbda)
-    preset.compile(model, len(train_images), epochs, batch_size)
+    with distribute.precision_policy(precision), distributed.scope():
+        model = preset.build_model(seed, lmbda=lmbda)
+        model.build((None, *data.DATASETS[preset.dataset].image_shape))
+        preset.compile(model, num_train, epochs, batch_size)
+        if strategy != "default" or jit_compile is not None:
+            model.jit_compile = bool(jit_compile)
+    output_dir.mkdir(parents=True, exist_ok=True)
     timer = EpochTimer()
+    callbacks = [
+        timer,
+        distribute.HistoryLog(log_path if chief else backup_dir / "log.jsonl"),
+        keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
+    ]
+    if resuming and chief:
+        print(f"Resuming from the backup in {backup_dir}", file=sys.stderr)
     start = time.perf_counter()
-    history = model.fit(
-        train_ds,
-        epochs=epochs,
-        validation_data=test_ds,
-        shuffle=False,  # the dataset reshuffles itself every epoch
-        callbacks=[timer],
-        verbose=verbose,
-    )
+    try:
+        if strategy == "multi-worker":
+            distribute.fit_distributed(
+                model,
+                distributed,
+                distribute.shard_batches(train_images, batch_size, seed=seed),
+                epochs,
+                callbacks=callbacks,
+                verbose=verbose != 0,
+            )
+        else:
+            model.fit(
+                train_ds,
+                epochs=epochs,
+                validation_data=test_ds,
+                shuffle=False,  # the dataset reshuffles itself every epoch
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+    except tf.errors.InvalidArgumentError as error:
+        if image_dir is None:
+            raise
+        raise ValueError(
+            f"An image in {image_dir} could not be decoded ({error.message}): a "
+            "file there is damaged. Remove or replace it, then run the same command "
+            "again to resume."
+        ) from None
     train_seconds = time.perf_counter() - start
+    if not chief:
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        return {}
+    history = distribute.HistoryLog.history(log_path)
+    if strategy == "multi-worker":
+        # Evaluate and save a single-process copy: ops on the distributed
+        # model would wait for the other workers, which have finished.
+        trained = model
+        with distribute.precision_policy(precision):
+            model = preset.build_model(seed, lmbda=lmbda)
+            model.build((None, *data.DATASETS[preset.dataset].image_shape))
+        model.set_weights(trained.get_weights())
+        preset.compile(model, num_train, epochs, batch_size)
+        model.optimizer.build(model.trainable_variables)
+        for mine, theirs in zip(model.optimizer.variables, trained.optimizer.variables):
+            mine.assign(theirs)  # the optimizer state too (step count, moments)
 
     if preset.lossy:
         test = evaluation.evaluate_rate_distortion(model, test_ds)
         test["lmbda"] = model.lmbda
     else:
         test = evaluation.evaluate(model, test_ds, iwae_k=None, seed=0)
-    output_dir.mkdir(parents=True, exist_ok=True)
     tmp_model = output_dir / f".{MODEL_FILE}.tmp.keras"
     model.save(tmp_model)
     os.replace(tmp_model, output_dir / MODEL_FILE)
     export_saved_model(model, output_dir / "saved_model")
-    write_json(
-        output_dir / "history.json",
-        {k: [float(v) for v in vs] for k, vs in history.history.items()},
-    )
-    write_json(
-        output_dir / RUN_FILE,
-        {
-            "preset": preset.name,
-            "dataset": preset.dataset,
-            "data_source": chosen_source,
-            "num_train_images": int(len(train_images)),
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "seed": seed,
-            **({"lmbda": model.lmbda} if preset.lossy else {}),
-        },
-    )
-    metrics = {
-        **test,
+    write_json(output_dir / "history.json", history)
+    settings = {
         "preset": preset.name,
         "dataset": preset.dataset,
         "data_source": chosen_source,
+        "num_train_images": num_train,
         "epochs": epochs,
         "batch_size": batch_size,
+        "seed": seed,
+        "strategy": strategy,
+        "replicas": replicas,
+        "precision": precision,
+        **({"image_dir": str(image_dir)} if image_dir is not None else {}),
+        **({"lmbda": model.lmbda} if preset.lossy else {}),
+    }
+    write_json(output_dir / RUN_FILE, settings)
+    metrics = {
+        **test,
+        **{k: settings[k] for k in ("preset", "dataset", "data_source")},
+        **{k: settings[k] for k in ("epochs", "batch_size", "strategy", "precision")},
         "train_seconds": train_seconds,
-        "train_images_per_second": timer.images_per_second(len(train_images)),
-        "final_train_loss": float(history.history["loss"][-1]),
+        "train_images_per_second": timer.images_per_second(num_train),
+        "final_train_loss": float(history["loss"][-1]),
+        "resumed": resuming,
     }
     write_json(output_dir / METRICS_FILE, metrics)
-    write_figures(model, test_ds, history.history, output_dir, seed=seed)
+    write_figures(model, test_ds, history, output_dir, seed=seed)
     return metrics
 
 
@@ -213,6 +328,7 @@ def write_figures(
             title=f"Test images and their decoded codes (lmbda = {model.lmbda:g})",
         )
         return
+    plotting.plot_loss_curves(output_dir / "loss_curves.png", history)
     labels = None
     if isinstance(originals, tuple):
         originals, labels = originals

@@ -76,6 +76,17 @@ def check_images(x, image_shape=None, name: str = "x"):
     return x
 
 
+def float32(*tensors):
+    """Cast network outputs to float32 (a no-op unless the policy is mixed).
+
+    Under `mixed_float16` / `mixed_bfloat16` the networks compute in half
+    precision; the ELBO, the KL and the log-likelihoods are computed in float32
+    from these casts.
+    """
+    cast = [ops.cast(t, "float32") for t in tensors]
+    return cast[0] if len(cast) == 1 else tuple(cast)
+
+
 @keras.saving.register_keras_serializable(package="vae_tf")
 class VAE(keras.Model):
     """A variational autoencoder trained by maximising the ELBO.
@@ -95,7 +106,10 @@ class VAE(keras.Model):
     and `elbo` (the true bound, `-(reconstruction_loss + kl_loss)`, whatever
     `beta`). Under a `tf.distribute` strategy the gradient is taken of the
     loss divided by the number of replicas, since the replicas' gradients are
-    summed.
+    summed; under `mixed_float16` it is also scaled by the optimizer's loss
+    scale (`compile` wraps the optimizer in a `LossScaleOptimizer`). With a
+    mixed-precision policy the networks run in half precision and the loss
+    terms in float32.
 
     Args:
         encoder: a `keras.Model` mapping images to `(z_mean, z_log_var)`,
@@ -280,8 +294,12 @@ class VAE(keras.Model):
     # `(batch, num_classes)` for a conditional one (`ConditionalVAE`).
 
     def posterior(self, x, training=False, labels=None):
-        """`(z_mean, z_log_var)` of `q(z | x)`, each `(batch, *latent_shape)`."""
-        return self.encoder(x, training=training)
+        """`(z_mean, z_log_var)` of `q(z | x)`, each `(batch, *latent_shape)`.
+
+        Always float32, also under a mixed-precision policy, so that the KL
+        and everything after it is computed in float32.
+        """
+        return float32(*self.encoder(x, training=training))
 
     def decode_params(self, z, training=False, labels=None, seed=None):
         """The likelihood's parameters `x_params` for latents `z`.
@@ -298,7 +316,7 @@ class VAE(keras.Model):
                 seed=self.seed_generator if seed is None else seed,
             )
             return x_params
-        return self.decoder(z, training=training)
+        return float32(self.decoder(z, training=training))
 
     def score_params(self, z, x, training=False, labels=None):
         """The parameters that score the images `x` given latents `z`.
@@ -308,7 +326,7 @@ class VAE(keras.Model):
         of `x` before it (teacher forcing), in one pass.
         """
         if self.autoregressive:
-            return self.decoder((z, x), training=training)
+            return float32(self.decoder((z, x), training=training))
         return self.decode_params(z, training=training, labels=labels)
 
     def reconstruct_params(self, x, training=False, labels=None):
@@ -462,6 +480,8 @@ class VAE(keras.Model):
             total_loss = loss + ops.sum(self.losses) if self.losses else loss
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled_loss = total_loss / replicas  # replicas' gradients are summed
+            # Under mixed_float16, the LossScaleOptimizer's scale (else a no-op).
+            scaled_loss = self.optimizer.scale_loss(scaled_loss)
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
         return self._update_metrics(loss, reconstruction_loss, ops.sum(kl, axis=-1))

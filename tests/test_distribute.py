@@ -1,0 +1,303 @@
+"""Scaling out: strategies match one device, resuming after SIGKILL, mixed
+precision, and training on a folder of images."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import vae_tf
+from vae_tf import cli, distribute, image_folders, runs
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+TIMEOUT = 240  # seconds for any child process
+
+
+def child_env(**extra) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **extra)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p
+    )
+    env.pop("TF_CONFIG", None) if "TF_CONFIG" not in extra else None
+    return env
+
+
+def run_script(mode: str, out: Path, env=None):
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "distributed_run.py"), mode, str(out)],
+        env=env or child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(process, what: str) -> str:
+    try:
+        out, _ = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+        pytest.fail(f"{what} did not finish in {TIMEOUT} s:\n{out[-3000:]}")
+    assert process.returncode == 0, f"{what} failed:\n{out[-3000:]}"
+    return out
+
+
+def free_ports(count: int) -> list:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def tf_config(ports: list, index: int) -> str:
+    workers = [f"127.0.0.1:{port}" for port in ports]
+    return json.dumps(
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+    )
+
+
+def relative_differences(a, b) -> list:
+    keys = [k for k in a.files if k.startswith("w")]
+    return [float(np.linalg.norm(a[k] - b[k]) / np.linalg.norm(a[k])) for k in keys]
+
+
+@pytest.fixture(scope="module")
+def single_device(tmp_path_factory):
+    out = tmp_path_factory.mktemp("single") / "weights.npz"
+    finish(run_script("single", out), "single-device training")
+    return np.load(out)
+
+
+def test_mirrored_on_two_devices_matches_one_device(single_device, tmp_path):
+    finish(run_script("mirrored", tmp_path / "m.npz"), "mirrored training")
+    mirrored = np.load(tmp_path / "m.npz")
+    assert int(mirrored["replicas"]) == 2 and int(single_device["replicas"]) == 1
+    assert int(mirrored["iterations"]) == int(single_device["iterations"]) == 6
+    assert max(relative_differences(single_device, mirrored)) <= 1e-5
+
+
+def test_two_workers_end_equal_to_each_other_and_to_one_process(
+    single_device, tmp_path
+):
+    ports = free_ports(2)
+    workers = [
+        run_script(
+            "worker", tmp_path / f"w{i}.npz", child_env(TF_CONFIG=tf_config(ports, i))
+        )
+        for i in range(2)
+    ]
+    for i, worker in enumerate(workers):
+        finish(worker, f"worker {i}")
+    first, second = (np.load(tmp_path / f"w{i}.npz") for i in range(2))
+    assert int(first["replicas"]) == 2
+    assert max(relative_differences(first, second)) == 0.0
+    assert max(relative_differences(single_device, first)) <= 1e-5
+
+
+def test_cli_trains_with_two_workers_and_the_chief_writes_the_run(tmp_path):
+    ports = free_ports(2)
+    out = tmp_path / "run"
+    argv = [
+        sys.executable, "-m", "vae_tf.cli", "train", "--preset", "mnist-dense",
+        "--source", "bundled", "--epochs", "1", "--batch-size", "500",
+        "--strategy", "multi-worker", "--output-dir", str(out), "--verbose", "0",
+    ]  # fmt: skip
+    workers = [
+        subprocess.Popen(
+            argv,
+            env=child_env(TF_CONFIG=tf_config(ports, i)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    for i, worker in enumerate(workers):
+        finish(worker, f"worker {i}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["strategy"] == "multi-worker" and np.isfinite(
+        metrics["test_elbo_nats"]
+    )
+    assert json.loads((out / "run.json").read_text())["replicas"] == 2
+    model, _ = runs.load_run(out)
+    assert np.isfinite(np.asarray(model.reconstruct(np.zeros((2, 28, 28, 1))))).all()
+    assert not any(p.name.startswith("backup") for p in out.iterdir())
+
+
+def test_a_run_killed_mid_training_resumes_and_trains_only_the_rest(tmp_path):
+    out, epochs = tmp_path / "run", 8
+    argv = [
+        sys.executable, "-m", "vae_tf.cli", "train", "--preset", "mnist-dense",
+        "--source", "bundled", "--epochs", str(epochs), "--batch-size", "250",
+        "--output-dir", str(out), "--verbose", "2",
+    ]  # fmt: skip
+    first = subprocess.Popen(
+        argv, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    log = out / "training_log.jsonl"
+    deadline = time.monotonic() + TIMEOUT
+    while len(distribute.HistoryLog.read(log)) < 2:
+        assert first.poll() is None, "training ended before it could be killed"
+        assert time.monotonic() < deadline, "no epoch finished in time"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    assert first.returncode == -signal.SIGKILL
+    assert not (out / "model.keras").exists()
+    done = json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"]
+    assert 1 <= done < epochs  # the epoch logged last may not be backed up yet
+
+    second = subprocess.run(
+        argv, env=child_env(), capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Resuming from the backup" in second.stderr
+    started = [
+        int(n) for n in __import__("re").findall(r"Epoch (\d+)/8", second.stdout)
+    ]
+    assert started == list(range(done + 1, epochs + 1))  # the remaining epochs only
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == epochs
+    assert [e["epoch"] for e in distribute.HistoryLog.read(log)] == list(range(epochs))
+    assert json.loads((out / "metrics.json").read_text())["resumed"] is True
+    model, _ = runs.load_run(out)
+    steps_per_epoch = 10_000 // 250
+    assert int(model.optimizer.iterations.numpy()) == epochs * steps_per_epoch
+    assert not (out / "backup").exists()
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_runs_the_networks_in_half_and_the_loss_in_float32(policy):
+    images, _ = vae_tf.data.load_arrays("mnist", "train", source="bundled")
+    x = images[:256].astype("float32") / 255.0
+
+    def build():
+        keras.utils.set_random_seed(0)
+        model = vae_tf.presets.conv_vae(
+            (28, 28, 1), vae_tf.Bernoulli("static"), latent_dim=8, filters=(8, 16),
+            residual_blocks=0, seed=0,
+        )  # fmt: skip
+        model.build((None, 28, 28, 1))
+        return model
+
+    reference = build()
+    with distribute.precision_policy(policy):
+        model = build()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    assert keras.config.dtype_policy().name == "float32"  # restored
+    assert model.encoder.compute_dtype == policy.split("_")[1]
+    assert all(w.dtype == "float32" for w in model.weights)
+    model.set_weights(reference.get_weights())
+    terms = model.compute_terms(x[:64], seed=0)
+    assert all(t.dtype == "float32" for t in terms)
+    expected = reference.compute_terms(x[:64], seed=0)
+    for half, full in zip(terms, expected):
+        np.testing.assert_allclose(np.mean(half), np.mean(full), rtol=0.02)
+    if policy == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    # Enough steps for mixed_float16's dynamic loss scale to come down from
+    # 2**15 (the steps that overflow are skipped) and then train.
+    history = model.fit(x, batch_size=16, epochs=3, verbose=0).history
+    assert (
+        np.isfinite(history["loss"]).all() and history["loss"][-1] < history["loss"][0]
+    )
+
+
+def test_bad_strategy_precision_and_tf_config_are_clear_errors(monkeypatch):
+    with pytest.raises(ValueError, match="Unknown strategy"):
+        distribute.make_strategy("tpu")
+    with pytest.raises(ValueError, match="Unknown precision"):
+        with distribute.precision_policy("float8"):
+            pass
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="needs the TF_CONFIG"):
+        distribute.make_strategy("multi-worker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG must be JSON"):
+        distribute.make_strategy("multi-worker")
+
+
+def write_images(folder: Path, count: int):
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        height, width = rng.integers(20, 90, size=2)
+        if i % 3 == 0:
+            pixels = rng.integers(0, 256, (height, width), dtype=np.uint8)
+        else:
+            pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        suffix = ".jpg" if i % 2 else ".png"
+        sub = folder / ("nested" if i % 5 == 0 else "")
+        sub.mkdir(exist_ok=True)
+        Image.fromarray(pixels).save(sub / f"img{i:03d}{suffix}")
+
+
+def test_folder_images_are_scaled_and_centre_cropped(tmp_path):
+    wide = np.zeros((56, 168, 3), np.uint8)
+    wide[:, :56] = (255, 0, 0)  # left third red
+    wide[:, 56:112] = (255, 255, 255)  # centre white
+    wide[:, 112:] = (0, 0, 255)  # right third blue
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    (batch,) = image_folders.folder_dataset(
+        [str(tmp_path / "wide.png")], (28, 28, 3), batch_size=1, shuffle=False
+    )
+    np.testing.assert_allclose(batch.numpy(), np.ones((1, 28, 28, 3)), atol=1e-6)
+    (grey,) = image_folders.folder_dataset(
+        [str(tmp_path / "wide.png")], (14, 14, 1), batch_size=1, shuffle=False
+    )
+    assert grey.shape == (1, 14, 14, 1)
+    np.testing.assert_allclose(grey.numpy(), 1.0, atol=1e-3)
+
+
+def test_train_on_an_image_folder_streams_and_holds_out_a_test_set(tmp_path):
+    write_images(tmp_path / "photos", 45)
+    files = image_folders.list_images(tmp_path / "photos")
+    assert len(files) == 45 and files == sorted(files)
+    train_files, test_files = image_folders.split_files(files)
+    assert len(test_files) == 2 and not set(test_files) & set(train_files)
+    metrics = runs.train(
+        "cifar10-conv", tmp_path / "run", epochs=1, batch_size=16,
+        image_dir=tmp_path / "photos", verbose=0,
+    )  # fmt: skip
+    assert metrics["data_source"] == "image-dir" and metrics["num_test_images"] == 2
+    assert np.isfinite(metrics["test_elbo_nats"])
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["num_train_images"] == 43
+
+
+def test_bad_image_folders_are_clear_errors(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    with pytest.raises(ValueError, match="holds no image files"):
+        image_folders.list_images(empty)
+    with pytest.raises(NotADirectoryError, match="must be a folder"):
+        image_folders.list_images(tmp_path / "missing")
+    fake = tmp_path / "fake"
+    write_images(fake, 3)
+    (fake / "text.png").write_text("not an image")
+    with pytest.raises(ValueError, match=r"1 file\(s\).*text.png"):
+        image_folders.list_images(fake)
+    broken = tmp_path / "broken"
+    write_images(broken, 4)
+    data = (broken / "img001.jpg").read_bytes()
+    (broken / "img001.jpg").write_bytes(data[:20])  # a JPEG header, then nothing
+    argv = ["train", "--preset", "mnist-dense", "--image-dir", str(broken)]
+    argv += ["--epochs", "1", "--output-dir", str(tmp_path / "run"), "--verbose", "0"]
+    assert cli.main(argv) == 2
+    assert "could not be decoded" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "model.keras").exists()
