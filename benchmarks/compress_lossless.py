@@ -26,6 +26,7 @@ from PIL import Image
 
 from vae_tf import data, runs
 from vae_tf.compression import BitsBackCodec
+from vae_tf.compression.baselines import mosaic
 
 
 def emit(**fields):
@@ -36,17 +37,6 @@ def png_bytes(image, **options) -> int:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, **options)
     return len(buffer.getvalue())
-
-
-def mosaic(images, columns: int) -> np.ndarray:
-    """Tile `(N, h, w)` images into one `(rows*h, columns*w)` image (black padding)."""
-    n, h, w = images.shape
-    rows = -(-n // columns)
-    canvas = np.zeros((rows * h, columns * w), np.uint8)
-    for i, image in enumerate(images):
-        r, c = divmod(i, columns)
-        canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = image
-    return canvas
 
 
 def classical(images):

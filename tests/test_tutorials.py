@@ -157,3 +157,27 @@ def test_model_compression_and_deployment_tutorial_quick_run(tmp_path):
     assert 1.9 < rows["float16"]["size_ratio"] < 2.1
     assert rows["dynamic"]["size_ratio"] > 3 and rows["int8"]["size_ratio"] > 3
     assert (tmp_path / "size_vs_elbo.png").exists()
+
+
+def test_compression_tutorial_quick_run(tmp_path):
+    metrics = run_tutorial("07_compression.py", tmp_path)
+    for figure in ("rate_distortion.png", "lossy_examples.png"):
+        assert (tmp_path / figure).stat().st_size > 1000, figure
+    # The rate is the KL: the box posterior's KL and the rounded latents' cost.
+    assert metrics["rounded_bits_per_image"] == pytest.approx(
+        metrics["kl_bits_per_image"], rel=0.1
+    )
+    for point in metrics["vae_points"]:
+        assert point["model_bits_per_pixel"] < point["bits_per_pixel"]
+        assert point["bits_per_pixel"] < 1.05 * point["model_bits_per_pixel"]
+    assert len(metrics["classical"]["jpeg"]) == len(metrics["classical"]["webp"]) > 3
+    # Bits-back: the pop shrinks the stack, the pushes grow it, the round trip
+    # is exact, and many images cost about their negative ELBO.
+    stack = [step["stack_bits"] for step in metrics["bitsback_steps"]]
+    assert stack[1] < stack[0] < stack[2] < stack[3]
+    assert metrics["bitsback_one_image_exact"] is True
+    bitsback = metrics["bitsback"]
+    assert bitsback["bit_exact"] is True
+    assert bitsback["net_bits_per_dim"] == pytest.approx(
+        bitsback["negative_elbo_bits_per_dim"], rel=0.05
+    )

@@ -6,10 +6,13 @@ from vae_tf import (
     callbacks,
     corruption,
     data,
+    distribute,
     evaluation,
     export,
     generation,
+    image_folders,
     likelihoods,
+    lossy,
     presets,
     runs,
 )
@@ -36,6 +39,7 @@ from vae_tf.likelihoods import (
     Likelihood,
     LocalAutoregressiveGaussian,
 )
+from vae_tf.lossy import LossyVAE
 from vae_tf.vae import VAE
 
 __version__ = "0.1.0"
@@ -43,6 +47,7 @@ __version__ = "0.1.0"
 __all__ = [
     "VAE",
     "ConditionalVAE",
+    "LossyVAE",
     "DenseEncoder",
     "DenseDecoder",
     "ConvEncoder",
@@ -66,10 +71,13 @@ __all__ = [
     "callbacks",
     "corruption",
     "data",
+    "distribute",
     "evaluation",
     "export",
     "generation",
+    "image_folders",
     "likelihoods",
+    "lossy",
     "presets",
     "runs",
     "__version__",

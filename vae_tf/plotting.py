@@ -21,6 +21,8 @@ __all__ = [
     "plot_latent_manifold",
     "plot_latent_scatter",
     "plot_curve",
+    "plot_rate_distortion",
+    "plot_image_row",
 ]
 
 
@@ -267,4 +269,36 @@ def plot_curve(
     ax.grid(alpha=0.3)
     if len(ys) > 1:
         ax.legend()
+    fig.savefig(path, dpi=120)
+
+
+def plot_rate_distortion(path, series: dict, title: str, metric: str = "PSNR (dB)"):
+    """Rate-distortion curves: `series` maps a codec's name to `(rates, qualities)`.
+
+    Rates are bits per pixel; each series is drawn in order of rate.
+    """
+    fig = _figure(6, 4.2)
+    ax = fig.subplots()
+    for name, (rates, qualities) in series.items():
+        order = np.argsort(rates)
+        ax.plot(
+            np.asarray(rates)[order],
+            np.asarray(qualities)[order],
+            marker="o",
+            label=name,
+        )
+    ax.set_xlabel("bits per pixel (whole files)")
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.savefig(path, dpi=120)
+
+
+def plot_image_row(path, images, titles):
+    """Images side by side, each with its title (e.g. an original and its codings)."""
+    fig = _figure(3.2 * len(images), 3.6)
+    axes = np.atleast_1d(fig.subplots(1, len(images)))
+    for ax, image, title in zip(axes, images, titles):
+        _show(ax, image, title)
     fig.savefig(path, dpi=120)

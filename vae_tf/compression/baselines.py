@@ -1,0 +1,134 @@
+"""Classical codecs measured the same way as ours: whole files, same images.
+
+Rates count every byte a codec writes (headers included). Lossy quality is
+PSNR (`tf.image.psnr`) and MS-SSIM (`tf.image.ssim_multiscale`) of the 8-bit
+decoded image, averaged over images. Small images are dominated by JPEG's and
+WebP's headers, so comparisons use mosaics of test images (`mosaic`).
+"""
+
+import io
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "mosaic",
+    "mosaics",
+    "pillow_round_trip",
+    "image_quality",
+    "classical_sweep",
+    "psnr_at_rate",
+    "LOSSY_FORMATS",
+]
+
+# Pillow's save options per format: JPEG with 4:2:0 chroma subsampling, as
+# photos are usually saved; WebP with its default method.
+LOSSY_FORMATS = {
+    "jpeg": {"format": "JPEG", "subsampling": "4:2:0"},
+    "webp": {"format": "WEBP"},
+}
+
+
+def mosaic(images, columns: int) -> np.ndarray:
+    """Tile `(N, h, w[, c])` uint8 images into one image, row by row (black padding)."""
+    images = np.asarray(images)
+    n, h, w = images.shape[:3]
+    rows = -(-n // columns)
+    canvas = np.zeros((rows * h, columns * w, *images.shape[3:]), np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = image
+    return canvas
+
+
+def mosaics(images, count: int, grid: int = 8) -> np.ndarray:
+    """`count` mosaics of `grid x grid` consecutive images: `(count, H, W, c)`."""
+    per = grid * grid
+    if len(images) < count * per:
+        raise ValueError(
+            f"{count} mosaics of {grid}x{grid} need {count * per} images. "
+            f"Received: {len(images)}"
+        )
+    return np.stack(
+        [mosaic(images[i * per : (i + 1) * per], grid) for i in range(count)]
+    )
+
+
+def pillow_round_trip(image: np.ndarray, **options) -> tuple:
+    """Encode one uint8 image with Pillow; return `(file bytes, decoded image)`."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    squeeze = image.ndim == 3 and image.shape[-1] == 1
+    Image.fromarray(image[..., 0] if squeeze else image).save(buffer, **options)
+    data = buffer.getvalue()
+    decoded = np.asarray(Image.open(io.BytesIO(data)))
+    return data, decoded.reshape(image.shape)
+
+
+def image_quality(decoded, originals) -> dict:
+    """Mean PSNR (dB) and MS-SSIM of uint8 images against the originals.
+
+    MS-SSIM needs images of at least 161 pixels a side (5 scales of an
+    11-pixel window); for smaller ones it is `None`.
+    """
+    decoded = tf.convert_to_tensor(np.asarray(decoded), tf.uint8)
+    originals = tf.convert_to_tensor(np.asarray(originals), tf.uint8)
+    psnr = tf.image.psnr(decoded, originals, max_val=255)
+    result = {"psnr_db": float(tf.reduce_mean(tf.minimum(psnr, 100.0)))}
+    if min(originals.shape[1:3]) >= 161:
+        result["ms_ssim"] = float(
+            tf.reduce_mean(tf.image.ssim_multiscale(decoded, originals, max_val=255))
+        )
+    else:
+        result["ms_ssim"] = None
+    return result
+
+
+def classical_sweep(images, codec: str, qualities) -> list:
+    """Rate and quality of a Pillow codec at each quality setting.
+
+    Args:
+        images: uint8 `(N, H, W, c)` (e.g. `mosaics`).
+        codec: a key of `LOSSY_FORMATS` (`"jpeg"` or `"webp"`).
+        qualities: Pillow `quality` settings.
+
+    Returns:
+        One dict per quality: `codec`, `quality`, `bytes` (all files),
+        `bits_per_pixel` (8 x bytes / pixels), `psnr_db`, `ms_ssim`.
+    """
+    images = np.asarray(images)
+    pixels = images.shape[0] * images.shape[1] * images.shape[2]
+    points = []
+    for quality in qualities:
+        sizes, decoded = [], []
+        for image in images:
+            data, out = pillow_round_trip(
+                image, quality=int(quality), **LOSSY_FORMATS[codec]
+            )
+            sizes.append(len(data))
+            decoded.append(out)
+        points.append(
+            {
+                "codec": codec,
+                "quality": int(quality),
+                "bytes": int(sum(sizes)),
+                "bits_per_pixel": 8 * sum(sizes) / pixels,
+                **image_quality(np.stack(decoded), images),
+            }
+        )
+    return points
+
+
+def psnr_at_rate(points: list, bits_per_pixel: float) -> float | None:
+    """A codec's PSNR at a rate, linearly interpolated between measured points.
+
+    `None` outside the measured range (no extrapolation).
+    """
+    rates = np.array([p["bits_per_pixel"] for p in points])
+    order = np.argsort(rates)
+    rates = rates[order]
+    psnrs = np.array([p["psnr_db"] for p in points])[order]
+    if not rates[0] <= bits_per_pixel <= rates[-1]:
+        return None
+    return float(np.interp(bits_per_pixel, rates, psnrs))
