@@ -181,3 +181,21 @@ def test_compression_tutorial_quick_run(tmp_path):
     assert bitsback["net_bits_per_dim"] == pytest.approx(
         bitsback["negative_elbo_bits_per_dim"], rel=0.05
     )
+
+
+def test_scaling_out_tutorial_quick_run(tmp_path):
+    metrics = run_tutorial("09_scaling_out.py", tmp_path)
+    # Dividing by the replica count makes 2 replicas move the weights like one
+    # device; without it the update is twice as large.
+    assert metrics["update_ratio_scaled"] == pytest.approx(1.0, abs=0.1)
+    assert metrics["update_ratio_unscaled"] == pytest.approx(2.0, abs=0.2)
+    assert metrics["multi_worker"]["replicas"] == 2
+    assert metrics["multi_worker"]["test_elbo_nats"] < 300
+    assert metrics["mixed_bfloat16"]["compute_dtype"] == "bfloat16"
+    assert metrics["mixed_bfloat16"]["loss_dtype"] == "<dtype: 'float32'>"
+    assert metrics["resume"] == {
+        "first_run_epochs": [1, 2],
+        "second_run_epochs": [3, 4],
+    }
+    assert metrics["image_dir"]["files"] == 60
+    assert metrics["image_dir"]["num_test_images"] == 3
