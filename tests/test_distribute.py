@@ -108,36 +108,6 @@ def test_two_workers_end_equal_to_each_other_and_to_one_process(
     assert max(relative_differences(single_device, first)) <= 1e-5
 
 
-def test_cli_trains_with_two_workers_and_the_chief_writes_the_run(tmp_path):
-    ports = free_ports(2)
-    out = tmp_path / "run"
-    argv = [
-        sys.executable, "-m", "vae_tf.cli", "train", "--preset", "mnist-dense",
-        "--source", "bundled", "--epochs", "1", "--batch-size", "500",
-        "--strategy", "multi-worker", "--output-dir", str(out), "--verbose", "0",
-    ]  # fmt: skip
-    workers = [
-        subprocess.Popen(
-            argv,
-            env=child_env(TF_CONFIG=tf_config(ports, i)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    for i, worker in enumerate(workers):
-        finish(worker, f"worker {i}")
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["strategy"] == "multi-worker" and np.isfinite(
-        metrics["test_elbo_nats"]
-    )
-    assert json.loads((out / "run.json").read_text())["replicas"] == 2
-    model, _ = runs.load_run(out)
-    assert np.isfinite(np.asarray(model.reconstruct(np.zeros((2, 28, 28, 1))))).all()
-    assert not any(p.name.startswith("backup") for p in out.iterdir())
-
-
 def test_a_run_killed_mid_training_resumes_and_trains_only_the_rest(tmp_path):
     out, epochs = tmp_path / "run", 8
     argv = [

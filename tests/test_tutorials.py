@@ -187,9 +187,10 @@ def test_scaling_out_tutorial_quick_run(tmp_path):
     metrics = run_tutorial("09_scaling_out.py", tmp_path)
     # Dividing by the replica count makes 2 replicas move the weights like one
     # device; without it the update is twice as large.
-    assert metrics["update_ratio_scaled"] == pytest.approx(1.0, abs=0.1)
-    assert metrics["update_ratio_unscaled"] == pytest.approx(2.0, abs=0.2)
-    assert metrics["multi_worker"]["replicas"] == 2
+    assert metrics["update_ratio_scaled"] == pytest.approx(1.0, abs=0.25)
+    assert metrics["update_ratio_unscaled"] == pytest.approx(2.0, abs=0.3)
+    assert metrics["multi_worker"]["replicas"] == 2  # the chief wrote the run
+    assert metrics["multi_worker"]["backups_left"] == []
     assert metrics["multi_worker"]["test_elbo_nats"] < 300
     assert metrics["mixed_bfloat16"]["compute_dtype"] == "bfloat16"
     assert metrics["mixed_bfloat16"]["loss_dtype"] == "<dtype: 'float32'>"

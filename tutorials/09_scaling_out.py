@@ -242,6 +242,7 @@ print(f"2 workers, 1 epoch: test -ELBO {worker_metrics['test_elbo_nats']:.1f} na
 metrics["multi_worker"] = {
     "test_elbo_nats": worker_metrics["test_elbo_nats"],
     "replicas": json.loads((run_dir / "run.json").read_text())["replicas"],
+    "backups_left": sorted(p.name for p in run_dir.glob("backup*")),
 }
 
 """
