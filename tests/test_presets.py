@@ -20,7 +20,24 @@ def preset_images(preset):
     return tf.data.Dataset.from_tensor_slices(x).batch(2)
 
 
-@pytest.mark.parametrize("name", sorted(presets.PRESETS))
+VAE_PRESETS = sorted(n for n, p in presets.PRESETS.items() if not p.lossy)
+LOSSY_PRESETS = sorted(n for n, p in presets.PRESETS.items() if p.lossy)
+
+
+@pytest.mark.parametrize("name", LOSSY_PRESETS)
+def test_lossy_preset_scores_rate_and_distortion_and_round_trips(name, tmp_path):
+    preset = presets.get(name)
+    model = preset.build_model(seed=0, lmbda=0.02)
+    dataset = preset_images(preset)
+    figures = vae_tf.evaluation.evaluate_rate_distortion(model, dataset)
+    assert figures["test_bpp"] > 0 and np.isfinite(figures["test_psnr_db"])
+    model.save(tmp_path / "preset.keras")
+    loaded = keras.saving.load_model(tmp_path / "preset.keras")
+    assert type(loaded) is type(model) and loaded.lmbda == 0.02
+    assert vae_tf.evaluation.evaluate_rate_distortion(loaded, dataset) == figures
+
+
+@pytest.mark.parametrize("name", VAE_PRESETS)
 def test_preset_scores_its_dataset_and_round_trips_through_keras(name, tmp_path):
     preset = presets.get(name)
     keras.utils.set_random_seed(0)
