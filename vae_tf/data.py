@@ -36,6 +36,7 @@ __all__ = [
     "load",
     "binarize",
     "resolve_source",
+    "tile_batches",
 ]
 
 DATA_DIR_ENV = "VAE_TF_DATA_DIR"
@@ -366,6 +367,30 @@ def make_dataset(
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.prefetch(2).with_options(options)
+
+
+def tile_batches(dataset: tf.data.Dataset, grid: int) -> tf.data.Dataset:
+    """Turn each batch of `B * grid**2` images into `B` mosaics of `grid x grid`.
+
+    A fully convolutional model trained on small images sees mostly their
+    borders; trained on mosaics, it also sees image interiors, as it will on
+    large images. With a shuffled `dataset`, every epoch makes new mosaics.
+
+    Args:
+        dataset: batches of images `(B * grid**2, h, w, c)` (drop the remainder).
+        grid: images per side of a mosaic.
+
+    Returns:
+        A dataset of `(B, grid * h, grid * w, c)` batches.
+    """
+
+    def tile(x):
+        h, w, c = x.shape[1:]
+        x = tf.reshape(x, (-1, grid, grid, h, w, c))  # (B, row, col, h, w, c)
+        x = tf.transpose(x, (0, 1, 3, 2, 4, 5))  # (B, row, h, col, w, c)
+        return tf.reshape(x, (-1, grid * h, grid * w, c))
+
+    return dataset.map(tile)
 
 
 def load(

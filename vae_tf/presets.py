@@ -262,6 +262,10 @@ class Preset:
             on `(images, labels)` and samples take labels.
         lmbda: for a lossy-codec preset (`model_fn(seed, lmbda)` builds a
             `LossyVAE`), the default rate-distortion weight; `None` for VAEs.
+        train_mosaic: train on random mosaics of `train_mosaic x
+            train_mosaic` images (`vae_tf.data.tile_batches`) instead of single
+            images; `batch_size` counts images and must be a multiple of
+            `train_mosaic ** 2`.
     """
 
     name: str
@@ -277,6 +281,7 @@ class Preset:
     binarized_test: bool = False
     conditional: bool = False
     lmbda: float | None = None
+    train_mosaic: int = 1
 
     @property
     def lossy(self) -> bool:
@@ -370,6 +375,9 @@ def _cifar10_preset(name, description, model_fn, **overrides) -> Preset:
 # cifar10-lossy: 4 stride-2 stages of 64 filters with GDN (a 16x smaller
 # latent map of 96 channels), chosen for CPU speed (about 400 images/s; 96
 # filters ran at 160). lmbda sets the rate; one model per point of the curve.
+# Trained on single 32x32 images, whose 2x2 latent maps are all border, the
+# model coded 256x256 mosaics 6 to 9 dB worse than single images (measured:
+# 20.3 dB against 29.3); it trains on random 4x4 mosaics (128x128) instead.
 def _cifar10_lossy(seed: int | None, lmbda: float) -> LossyVAE:
     return LossyVAE(lmbda, filters=64, latent_channels=96, num_layers=4, seed=seed)
 
@@ -510,8 +518,10 @@ PRESETS = {
         "latents, a learned prior) trained on CIFAR-10 for rate + lmbda * MSE; "
         "set the rate with --lmbda",
         _cifar10_lossy,
-        epochs=8,
+        batch_size=64,  # images: 4 mosaics of 4x4
+        epochs=5,
         lmbda=0.01,
+        train_mosaic=4,
     ),
 }
 

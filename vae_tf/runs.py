@@ -101,13 +101,22 @@ def _train_data(preset, batch_size, data_dir, source, seed, image_dir):
     train_images, train_labels = data.load_arrays(
         preset.dataset, "train", data_dir, chosen_source
     )
+    grid = preset.train_mosaic
+    if batch_size % (grid * grid):
+        raise ValueError(
+            f"{preset.name} trains on mosaics of {grid}x{grid} images: batch_size "
+            f"must be a multiple of {grid * grid}. Received: batch_size={batch_size}"
+        )
     train_ds = data.make_dataset(
         train_images,
         train_labels if preset.conditional else None,
         batch_size=batch_size,
         shuffle=True,
         seed=seed,
+        drop_remainder=grid > 1,
     )
+    if grid > 1:
+        train_ds = data.tile_batches(train_ds, grid)
     test_ds = test_dataset(preset, data_dir, chosen_source)
     return train_ds, test_ds, len(train_images), chosen_source, train_images
 
