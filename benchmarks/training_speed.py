@@ -105,7 +105,11 @@ def main():
         settings.append("mixed_bfloat16")
         reference = None
         for setting in settings:
-            result = measure(preset, images, labels, setting, args.seconds)
+            try:
+                result = measure(preset, images, labels, setting, args.seconds)
+            except (TypeError, ValueError) as error:  # e.g. a dtype the model lacks
+                emit(preset=name, setting=setting, error=str(error).splitlines()[0])
+                continue
             reference = reference or result["images_per_second"]
             emit(
                 preset=name,

@@ -246,7 +246,8 @@ class HierarchicalDecoder(keras.Model):
         self.params.build(channels(self.filters[0]))
 
     def _gaussian(self, head, h):
-        mean, raw_log_var = ops.split(head(self.head_activation(h)), 2, axis=-1)
+        params = ops.cast(head(self.head_activation(h)), "float32")  # mixed precision
+        mean, raw_log_var = ops.split(params, 2, axis=-1)
         return mean, bound_log_var(raw_log_var, self.log_var_bound)
 
     def _merge(self, i, d, z):

@@ -292,7 +292,8 @@ class LossyVAE(keras.Model):
         self.seed = seed
         self.analysis = AnalysisTransform(filters, latent_channels, num_layers)
         self.synthesis = SynthesisTransform(filters, channels, num_layers)
-        self.prior = ChannelGaussianPrior(latent_channels)
+        # The rate is computed in float32, also under a mixed-precision policy.
+        self.prior = ChannelGaussianPrior(latent_channels, dtype="float32")
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {
             name: keras.metrics.Mean(name=name)
@@ -342,9 +343,10 @@ class LossyVAE(keras.Model):
         """Per image `(bits, squared_error_sum)`, each `(batch,)`, and the pixels per
         image."""
         x = ops.cast(x, "float32")
-        y = self.analysis(x, training=training)  # (batch, h, w, M)
+        # float32 latents and outputs, also under a mixed-precision policy.
+        y = ops.cast(self.analysis(x, training=training), "float32")  # (b, h, w, M)
         y_hat = self.quantize_latents(y, training)
-        x_hat = self.synthesis(y_hat, training=training)  # (batch, H, W, C)
+        x_hat = ops.cast(self.synthesis(y_hat, training=training), "float32")
         bits = -ops.sum(ops.log(self.prior(y_hat)), axis=(1, 2, 3)) / ops.log(2.0)
         squared_error = ops.sum(ops.square(255.0 * (x - x_hat)), axis=(1, 2, 3))
         return bits, squared_error
