@@ -3,6 +3,7 @@ precision, and training on a folder of images."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,7 +29,8 @@ def child_env(**extra) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p
     )
-    env.pop("TF_CONFIG", None) if "TF_CONFIG" not in extra else None
+    if "TF_CONFIG" not in extra:
+        env.pop("TF_CONFIG", None)  # a single process unless a test sets one
     return env
 
 
@@ -136,9 +138,7 @@ def test_a_run_killed_mid_training_resumes_and_trains_only_the_rest(tmp_path):
     )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Resuming from the backup" in second.stderr
-    started = [
-        int(n) for n in __import__("re").findall(r"Epoch (\d+)/8", second.stdout)
-    ]
+    started = [int(n) for n in re.findall(r"Epoch (\d+)/8", second.stdout)]
     assert started == list(range(done + 1, epochs + 1))  # the remaining epochs only
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == epochs

@@ -443,12 +443,7 @@ class BitsBackCodec:
             )
         settings = container.check_params(parsed.params, cls.PARAM_BOUNDS)
         codec = cls(model, **settings)
-        if parsed.fingerprint != codec.fingerprint:
-            raise container.WrongModelError(
-                "This file was written with another model (fingerprint "
-                f"{parsed.fingerprint.hex()}); the model given has fingerprint "
-                f"{codec.fingerprint.hex()}. Decode it with the model that wrote it."
-            )
+        container.check_fingerprint(parsed, codec.fingerprint)
         if parsed.channels != codec.image_shape[-1] or np.any(
             parsed.sizes != np.array(codec.image_shape[:2])
         ):

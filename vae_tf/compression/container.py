@@ -43,6 +43,7 @@ __all__ = [
     "WrongModelError",
     "Container",
     "model_fingerprint",
+    "check_fingerprint",
     "pack",
     "unpack",
 ]
@@ -258,6 +259,17 @@ def unpack(data: bytes) -> Container:
         params,
         payload.astype(np.uint32),
     )
+
+
+def check_fingerprint(container: Container, fingerprint: bytes):
+    """Raise `WrongModelError` unless the file was written by the model of
+    `fingerprint`."""
+    if container.fingerprint != fingerprint:
+        raise WrongModelError(
+            "This file was written with another model (fingerprint "
+            f"{container.fingerprint.hex()}); the model given has fingerprint "
+            f"{fingerprint.hex()}. Decode it with the model that wrote it."
+        )
 
 
 def check_params(params: dict, bounds: dict) -> dict:

@@ -221,12 +221,7 @@ class LossyCodec:
             )
         settings = container.check_params(parsed.params, cls.PARAM_BOUNDS)
         codec = cls(model, **settings)
-        if parsed.fingerprint != codec.fingerprint:
-            raise container.WrongModelError(
-                "This file was written with another model (fingerprint "
-                f"{parsed.fingerprint.hex()}); the model given has fingerprint "
-                f"{codec.fingerprint.hex()}. Decode it with the model that wrote it."
-            )
+        container.check_fingerprint(parsed, codec.fingerprint)
         if parsed.channels != codec.channels:
             raise container.CorruptFileError(
                 f"The file holds {parsed.channels}-channel images; the model codes "
