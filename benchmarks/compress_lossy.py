@@ -65,8 +65,10 @@ def vae_point(run_dir, tiles, baselines):
         np.clip(model.synthesis(np.stack(latents).astype("float32")).numpy(), 0, 1)
         * 255
     ).astype(np.uint8)
-    prior = model.prior(np.stack(latents).astype("float32")).numpy()
-    model_bits = float(-np.log2(prior).sum())
+    model_bits = sum(
+        float(np.sum(model.rate_bits(model.analysis(tile[None] / 255.0))[1]))
+        for tile in tiles.astype("float32")
+    )
     total = sum(len(f) for f in files)
     point = {
         "codec": "vae",

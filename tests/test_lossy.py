@@ -18,7 +18,7 @@ from vae_tf.compression import (
     WrongModelError,
     container,
 )
-from vae_tf.lossy import GDN, ChannelGaussianPrior, LossyVAE
+from vae_tf.lossy import GDN, ChannelGaussianPrior, LossyVAE, scale_indices, scale_table
 
 
 def colour_digits(count: int) -> np.ndarray:
@@ -28,8 +28,15 @@ def colour_digits(count: int) -> np.ndarray:
     return np.stack([digits[:count], digits[1 : count + 1], digits[2:]], axis=-1)
 
 
-def tiny_lossy(seed=0, lmbda=0.01):
-    return LossyVAE(lmbda, filters=8, latent_channels=6, num_layers=2, seed=seed)
+def tiny_lossy(seed=0, lmbda=0.01, hyperprior_channels=0):
+    return LossyVAE(
+        lmbda,
+        filters=8,
+        latent_channels=6,
+        num_layers=2,
+        hyperprior_channels=hyperprior_channels,
+        seed=seed,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +44,33 @@ def images():
     return colour_digits(600)
 
 
-@pytest.fixture(scope="module")
-def model(images):
+def trained(images, hyperprior_channels):
     keras.utils.set_random_seed(0)
-    model = tiny_lossy()
+    model = tiny_lossy(hyperprior_channels=hyperprior_channels)
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     model.fit(images.astype("float32") / 255.0, batch_size=32, epochs=3, verbose=0)
     return model
+
+
+@pytest.fixture(scope="module")
+def factorised(images):
+    return trained(images, hyperprior_channels=0)
+
+
+@pytest.fixture(scope="module")
+def hyperprior(images):
+    return trained(images, hyperprior_channels=4)
+
+
+@pytest.fixture
+def model(factorised):
+    return factorised
+
+
+@pytest.fixture(params=["factorised", "hyperprior"])
+def any_model(request):
+    """Each of the two priors, for the tests of what every codec must do."""
+    return request.getfixturevalue(request.param)
 
 
 def test_gdn_divides_by_the_norm_of_its_neighbours():
@@ -91,15 +118,37 @@ def test_training_lowers_the_loss_and_reaches_every_weight(images):
     assert after < 0.8 * before
 
 
-def test_config_and_keras_file_round_trips_give_identical_outputs(model, tmp_path):
+def test_config_and_keras_file_round_trips_give_identical_outputs(any_model, tmp_path):
     x = colour_digits(4).astype("float32") / 255.0
-    clone = LossyVAE.from_config(model.get_config())
-    clone.set_weights(model.get_weights())
-    np.testing.assert_array_equal(clone(x), model(x))
-    model.save(tmp_path / "lossy.keras")
+    clone = LossyVAE.from_config(any_model.get_config())
+    clone.set_weights(any_model.get_weights())
+    np.testing.assert_array_equal(clone(x), any_model(x))
+    any_model.save(tmp_path / "lossy.keras")
     loaded = keras.saving.load_model(tmp_path / "lossy.keras")
-    np.testing.assert_array_equal(loaded(x), model(x))
-    assert loaded.lmbda == model.lmbda
+    np.testing.assert_array_equal(loaded(x), any_model(x))
+    assert loaded.lmbda == any_model.lmbda
+
+
+def test_hyperprior_codes_each_latent_under_its_predicted_scale(hyperprior, images):
+    x = np.pad(images[:4], ((0, 0), (2, 2), (2, 2), (0, 0))) / 255.0  # 32x32
+    y = hyperprior.analysis(x.astype("float32"))
+    y_hat, bits = hyperprior.rate_bits(y)
+    z_hat = np.round(hyperprior.hyper_analysis(y).numpy())
+    scales = hyperprior.latent_scales(z_hat).numpy()
+    assert scales.shape == y_hat.shape and scales.min() >= 0.11
+    phi = np.vectorize(lambda t: 0.5 * math.erfc(-t / math.sqrt(2.0)))
+    t = np.abs(y_hat.numpy().astype("float64"))
+    p_y = np.maximum(phi((-t + 0.5) / scales) - phi((-t - 0.5) / scales), 1e-9)
+    p_z = hyperprior.prior(z_hat).numpy()
+    expected = -np.log2(p_y).sum(axis=(1, 2, 3)) - np.log2(p_z).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(bits, expected, rtol=1e-4)
+    # The codec rounds each scale to the nearest (in log) of 64 table scales.
+    table = scale_table()
+    np.testing.assert_array_equal(scale_indices(table), np.arange(len(table)))
+    between = np.sqrt(table[:-1] * table[1:]) * np.array([0.999, 1.001])[:, None]
+    np.testing.assert_array_equal(scale_indices(between[0]), np.arange(63))
+    np.testing.assert_array_equal(scale_indices(between[1]), np.arange(1, 64))
+    assert hyperprior.downsampling == 8  # two stride-2 layers, one more in h_a
 
 
 def test_bad_settings_are_clear_errors():
@@ -107,53 +156,55 @@ def test_bad_settings_are_clear_errors():
         LossyVAE(lmbda=0)
     with pytest.raises(ValueError, match="Received: num_layers=0"):
         LossyVAE(num_layers=0)
+    with pytest.raises(ValueError, match="Received: hyperprior_channels=-1"):
+        LossyVAE(hyperprior_channels=-1)
     with pytest.raises(ValueError, match="lossy-codec presets only"):
         presets.get("mnist-dense").build_model(0, lmbda=0.1)
     lossy = presets.get("cifar10-lossy").build_model(0, lmbda=0.05)
     assert isinstance(lossy, LossyVAE) and lossy.lmbda == 0.05
 
 
-def test_round_trip_gives_the_encoders_reconstruction_at_any_size(model, images):
+def test_round_trip_gives_the_encoders_reconstruction_at_any_size(any_model, images):
     rng = np.random.default_rng(0)
     odd = rng.integers(0, 256, (13, 30, 3), dtype=np.uint8)
     batch = [images[0], odd, images[1], images[2], odd[:1, :1]]
-    codec = LossyCodec(model)
-    decoded = LossyCodec.decompress_bytes(model, codec.compress(batch))
+    codec = LossyCodec(any_model)
+    decoded = LossyCodec.decompress_bytes(any_model, codec.compress(batch))
     assert [d.shape for d in decoded] == [b.shape for b in batch]
     for image, latents, out in zip(batch, codec.latents(batch), decoded):
-        x_hat = model.synthesis(latents[None].astype("float32")).numpy()[0]
+        x_hat = any_model.synthesis(latents[None].astype("float32")).numpy()[0]
         expected = np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)
         np.testing.assert_array_equal(out, expected[: image.shape[0], : image.shape[1]])
 
 
-def test_coded_size_agrees_with_the_models_rate(model, images):
+def test_coded_size_agrees_with_the_models_rate(any_model, images):
     test = images[400:600]
     figures = evaluation.evaluate_rate_distortion(
-        model, vae_tf.data.make_dataset(test, batch_size=50)
+        any_model, vae_tf.data.make_dataset(test, batch_size=50)
     )
-    data = LossyCodec(model).compress(test)
+    data = LossyCodec(any_model).compress(test)
     pixels = test.shape[0] * test.shape[1] * test.shape[2]
     payload_bits = 32 * len(container.unpack(data).payload)
     assert payload_bits / pixels == pytest.approx(figures["test_bpp"], rel=0.01)
     assert len(data) - 4 * len(container.unpack(data).payload) < 100  # the header
-    decoded = np.stack(LossyCodec.decompress_bytes(model, data))
+    decoded = np.stack(LossyCodec.decompress_bytes(any_model, data))
     psnr = tf.image.psnr(decoded, test, max_val=255).numpy().mean()
     assert psnr == pytest.approx(figures["test_psnr_db"], abs=1e-4)
 
 
-def test_wrong_model_and_wrong_codec_are_detected(model, images):
-    data = LossyCodec(model).compress(images[:3])
-    other = tiny_lossy(seed=5)
+def test_wrong_model_and_wrong_codec_are_detected(any_model, images):
+    data = LossyCodec(any_model).compress(images[:3])
+    other = tiny_lossy(seed=5, hyperprior_channels=any_model.hyperprior_channels)
     with pytest.raises(WrongModelError, match="another model"):
         LossyCodec.decompress_bytes(other, data)
     with pytest.raises(CorruptFileError, match="lossy file"):
-        BitsBackCodec.from_file(model, data)
+        BitsBackCodec.from_file(any_model, data)
     with pytest.raises(ValueError, match="only codes losslessly"):
         LossyCodec(vae_tf.presets.get("mnist-dense").build_model(0))
 
 
-def test_thousands_of_corrupted_lossy_files_are_clear_errors(model, images):
-    data = LossyCodec(model).compress(images[:2])
+def test_thousands_of_corrupted_lossy_files_are_clear_errors(any_model, images):
+    data = LossyCodec(any_model).compress(images[:2])
     rng = np.random.default_rng(0)
     mutations = [data[:n] for n in range(len(data))]
     for _ in range(2000):
@@ -164,7 +215,7 @@ def test_thousands_of_corrupted_lossy_files_are_clear_errors(model, images):
     assert len(mutations) > 2000
     for damaged in mutations:
         with pytest.raises((CorruptFileError, WrongModelError)):
-            LossyCodec.decompress_bytes(model, damaged)
+            LossyCodec.decompress_bytes(any_model, damaged)
 
 
 def test_images_the_codec_cannot_take_are_clear_errors(model):

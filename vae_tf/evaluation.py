@@ -291,7 +291,7 @@ def evaluate_rate_distortion(model, dataset) -> dict:
     """Test-set rate and distortion of a `vae_tf.LossyVAE`, latents rounded.
 
     The rate is the prior's estimate, `-log2 p(round(y))` over the image's
-    pixels, which the entropy coder meets up to a few bytes per file
+    pixels (images padded as the codec pads them), which the entropy coder meets up to a few bytes per file
     (`vae_tf.compression.LossyCodec`); PSNR is averaged over images
     (`tf.image.psnr` of the 8-bit reconstruction).
 
@@ -302,12 +302,17 @@ def evaluate_rate_distortion(model, dataset) -> dict:
     bits, psnrs, squared, count, values = [], [], 0.0, 0, 0
     for x in dataset:
         x = x[0] if isinstance(x, tuple) else x
-        pixels = int(x.shape[1] * x.shape[2])
-        y_hat = tf.round(model.analysis(x))
-        x_hat = tf.round(tf.clip_by_value(model.synthesis(y_hat), 0.0, 1.0) * 255.0)
+        height, width = int(x.shape[1]), int(x.shape[2])
+        pixels = height * width
+        # Padded like the codec pads (edges repeated to a multiple of the
+        # downsampling), so the rate is the one the files will have.
+        f = model.downsampling
+        padding = ((0, 0), (0, -height % f), (0, -width % f), (0, 0))
+        padded = np.pad(np.asarray(x, np.float32), padding, mode="edge")
+        y_hat, image_bits = model.rate_bits(tf.cast(model.analysis(padded), tf.float32))
+        x_hat = model.synthesis(y_hat)[:, :height, :width]
+        x_hat = tf.round(tf.clip_by_value(x_hat, 0.0, 1.0) * 255.0)
         reference = tf.round(x * 255.0)
-        p = model.prior(y_hat)  # (batch, h, w, M)
-        image_bits = -tf.reduce_sum(tf.math.log(p), axis=(1, 2, 3)) / math.log(2.0)
         bits.append(image_bits.numpy() / pixels)
         psnrs.append(tf.image.psnr(x_hat, reference, max_val=255.0).numpy())
         squared += float(tf.reduce_sum(tf.square(x_hat - reference)))

@@ -24,7 +24,10 @@ it gives to `[y_tilde - 1/2, y_tilde + 1/2]`; at integers that is exactly the
 probability the entropy coder uses (`constriction`'s `QuantizedGaussian`).
 """
 
+import math
+
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -33,7 +36,11 @@ __all__ = [
     "AnalysisTransform",
     "SynthesisTransform",
     "ChannelGaussianPrior",
+    "HyperAnalysis",
+    "HyperSynthesis",
     "LossyVAE",
+    "scale_table",
+    "scale_indices",
 ]
 
 register = keras.saving.register_keras_serializable(package="vae_tf")
@@ -195,6 +202,18 @@ def _standard_normal_cdf(t):
     return 0.5 * tf.math.erfc(-t / 2.0**0.5)
 
 
+def discretized_gaussian_mass(centred, scale):
+    """`Phi((|t| + 1/2) / s) - Phi((|t| - 1/2) / s)` for `t = y - mean`, floored.
+
+    The mass a Gaussian of scale `s` gives the unit bin around `y`, taken on
+    the side of the mean where the difference of CDFs does not cancel.
+    """
+    centred = ops.abs(centred)  # by symmetry, the upper half
+    upper = _standard_normal_cdf((-centred + 0.5) / scale)
+    lower = _standard_normal_cdf((-centred - 0.5) / scale)
+    return ops.maximum(upper - lower, LIKELIHOOD_FLOOR)
+
+
 @register
 class ChannelGaussianPrior(keras.layers.Layer):
     """A factorised prior: one learned Gaussian per latent channel, convolved with
@@ -232,13 +251,103 @@ class ChannelGaussianPrior(keras.layers.Layer):
 
     def call(self, y_tilde):
         """Probabilities of `y_tilde`, shape `(..., channels)` like it."""
-        centred = ops.abs(y_tilde - self.mean)  # by symmetry, the upper half
-        upper = _standard_normal_cdf((-centred + 0.5) / self.scale)
-        lower = _standard_normal_cdf((-centred - 0.5) / self.scale)
-        return ops.maximum(upper - lower, LIKELIHOOD_FLOOR)
+        return discretized_gaussian_mass(y_tilde - self.mean, self.scale)
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels}
+
+
+def _bits(probabilities):
+    """`-sum log2 p` per image of a `(batch, h, w, c)` map of probabilities."""
+    return -ops.sum(ops.log(probabilities), axis=(1, 2, 3)) / math.log(2.0)
+
+
+# The scales the hyperprior may predict, log-spaced. The codec codes each
+# latent under the nearest of these (the index is an integer, so encoder and
+# decoder agree on it exactly); training uses the unrounded scale.
+SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
+
+
+def scale_table():
+    """The `SCALE_LEVELS` scales the codec uses, float64, ascending."""
+    return np.exp(np.linspace(np.log(SCALE_MIN), np.log(SCALE_MAX), SCALE_LEVELS))
+
+
+def scale_indices(scales):
+    """The index of the nearest (in log) table scale to each of `scales` (numpy)."""
+    step = (np.log(SCALE_MAX) - np.log(SCALE_MIN)) / (SCALE_LEVELS - 1)
+    t = (np.log(np.asarray(scales, np.float64)) - np.log(SCALE_MIN)) / step
+    return np.clip(np.round(t), 0, SCALE_LEVELS - 1).astype(np.int64)
+
+
+@register
+class HyperAnalysis(keras.Model):
+    """`z = h_a(|y|)`: the side information, at half the latents' resolution.
+
+    A 3x3 convolution, a stride-2 5x5 one and a 5x5 one, ReLU between
+    (Ballé et al. 2018, arXiv:1802.01436, with one stride 2 instead of two so
+    that small images pad less).
+    """
+
+    def __init__(self, filters: int = 64, channels: int = 64, **kw):
+        super().__init__(**kw)
+        _check_positive(filters=filters, channels=channels)
+        self.filters = filters
+        self.channels = channels
+        self.stages = [
+            keras.layers.Conv2D(filters, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(
+                filters, 5, strides=2, padding="same", activation="relu"
+            ),
+            keras.layers.Conv2D(channels, 5, padding="same"),
+        ]
+
+    def call(self, y):
+        h = ops.abs(y)
+        for stage in self.stages:
+            h = stage(h)
+        return h
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "channels": self.channels,
+        }
+
+
+@register
+class HyperSynthesis(keras.Model):
+    """`log sigma = h_s(z_hat)`: the scale of every latent of `y`, from `z`.
+
+    The mirror of `HyperAnalysis` (a stride-2 transposed convolution).
+    """
+
+    def __init__(self, filters: int = 64, latent_channels: int = 96, **kw):
+        super().__init__(**kw)
+        _check_positive(filters=filters, latent_channels=latent_channels)
+        self.filters = filters
+        self.latent_channels = latent_channels
+        self.stages = [
+            keras.layers.Conv2D(filters, 5, padding="same", activation="relu"),
+            keras.layers.Conv2DTranspose(
+                filters, 5, strides=2, padding="same", activation="relu"
+            ),
+            keras.layers.Conv2D(latent_channels, 3, padding="same"),
+        ]
+
+    def call(self, z_hat):
+        h = z_hat
+        for stage in self.stages:
+            h = stage(h)
+        return h
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "latent_channels": self.latent_channels,
+        }
 
 
 @register
@@ -253,6 +362,18 @@ class LossyVAE(keras.Model):
     loss = rate + lmbda * distortion
     ```
 
+    With `hyperprior_channels > 0` the prior of `y` is the scale hyperprior
+    of Ballé et al. 2018 (arXiv:1802.01436): side information
+    `z = h_a(|y|)` is quantised and coded under the factorised prior, and
+    each latent of `y` under a zero-mean Gaussian whose scale `h_s(z_hat)`
+    predicts, so the model spends bits where the image has detail:
+
+    ```
+    rate = -(sum log2 p(y_tilde | z_tilde) + sum log2 p(z_tilde)) / (H * W)
+    ```
+
+    `prior` is the factorised prior: of `y`, or of `z` with a hyperprior.
+
     `fit` shows `loss`, `bpp` (the rate), `mse` and `psnr` (dB, from the batch
     MSE). `evaluate` rounds the latents, so its `bpp` is the rate the entropy
     coder achieves up to a few bytes per file (`vae_tf.compression.LossyCodec`).
@@ -264,6 +385,8 @@ class LossyVAE(keras.Model):
         latent_channels: channels of `y`.
         num_layers: stride-2 layers of each transform.
         channels: image channels.
+        hyperprior_channels: channels of the side information `z`; 0 for a
+            factorised prior on `y` (Ballé et al. 2017).
         seed: seed of the uniform noise.
 
     Example:
@@ -282,6 +405,7 @@ class LossyVAE(keras.Model):
         latent_channels: int = 96,
         num_layers: int = 4,
         channels: int = 3,
+        hyperprior_channels: int = 0,
         seed: int | None = None,
         **kwargs,
     ):
@@ -292,8 +416,20 @@ class LossyVAE(keras.Model):
         self.seed = seed
         self.analysis = AnalysisTransform(filters, latent_channels, num_layers)
         self.synthesis = SynthesisTransform(filters, channels, num_layers)
+        if hyperprior_channels != 0:
+            _check_positive(hyperprior_channels=hyperprior_channels)
+        self.hyperprior_channels = hyperprior_channels
         # The rate is computed in float32, also under a mixed-precision policy.
-        self.prior = ChannelGaussianPrior(latent_channels, dtype="float32")
+        if hyperprior_channels:
+            self.hyper_analysis = HyperAnalysis(
+                filters, hyperprior_channels, dtype="float32"
+            )
+            self.hyper_synthesis = HyperSynthesis(
+                filters, latent_channels, dtype="float32"
+            )
+        self.prior = ChannelGaussianPrior(
+            hyperprior_channels or latent_channels, dtype="float32"
+        )
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {
             name: keras.metrics.Mean(name=name)
@@ -309,8 +445,9 @@ class LossyVAE(keras.Model):
 
     @property
     def downsampling(self) -> int:
-        """Images are padded to a multiple of this (`2 ** num_layers`)."""
-        return 2**self.analysis.num_layers
+        """Images are padded to a multiple of this (`2 ** num_layers`, twice that
+        with a hyperprior)."""
+        return 2**self.analysis.num_layers * (2 if self.hyperprior_channels else 1)
 
     @property
     def channels(self) -> int:
@@ -322,7 +459,9 @@ class LossyVAE(keras.Model):
 
     def build(self, input_shape):
         x = ops.zeros((1, self.downsampling, self.downsampling, input_shape[-1]))
-        self.synthesis(self.analysis(x))
+        y = self.analysis(x)
+        self.synthesis(y)
+        self.rate_bits(ops.cast(y, "float32"))
         self.built = True
 
     def call(self, x, training=False):
@@ -339,15 +478,38 @@ class LossyVAE(keras.Model):
             return y + noise
         return ops.round(y)
 
+    def latent_scales(self, z_hat):
+        """The scale of each latent of `y` that the hyperprior predicts from
+        `z_hat`, in `[SCALE_MIN, SCALE_MAX]`."""
+        log_scale = self.hyper_synthesis(z_hat)
+        bounds = (math.log(SCALE_MIN), math.log(SCALE_MAX))
+        return ops.exp(ops.clip(log_scale, *bounds))
+
+    def rate_bits(self, y, training=False):
+        """`(y_hat, bits)`: the quantised latents and each image's bits.
+
+        `y` is the analysis transform's (float32) output; it is rounded, or
+        given uniform noise if `training`, and so is the side information.
+        """
+        y_hat = self.quantize_latents(y, training)
+        if not self.hyperprior_channels:
+            return y_hat, _bits(self.prior(y_hat))
+        z_hat = self.quantize_latents(self.hyper_analysis(y), training)
+        # An odd-sized latent map (an image not padded to `downsampling`) gets
+        # one row or column of scales too many: drop it.
+        height, width = ops.shape(y_hat)[1], ops.shape(y_hat)[2]
+        scales = self.latent_scales(z_hat)[:, :height, :width]
+        p_y = discretized_gaussian_mass(y_hat, scales)
+        return y_hat, _bits(p_y) + _bits(self.prior(z_hat))
+
     def terms(self, x, training=False):
         """Per image `(bits, squared_error_sum)`, each `(batch,)`, and the pixels per
         image."""
         x = ops.cast(x, "float32")
         # float32 latents and outputs, also under a mixed-precision policy.
         y = ops.cast(self.analysis(x, training=training), "float32")  # (b, h, w, M)
-        y_hat = self.quantize_latents(y, training)
+        y_hat, bits = self.rate_bits(y, training)
         x_hat = ops.cast(self.synthesis(y_hat, training=training), "float32")
-        bits = -ops.sum(ops.log(self.prior(y_hat)), axis=(1, 2, 3)) / ops.log(2.0)
         squared_error = ops.sum(ops.square(255.0 * (x - x_hat)), axis=(1, 2, 3))
         return bits, squared_error
 
@@ -387,5 +549,6 @@ class LossyVAE(keras.Model):
             "latent_channels": self.analysis.latent_channels,
             "num_layers": self.analysis.num_layers,
             "channels": self.synthesis.channels,
+            "hyperprior_channels": self.hyperprior_channels,
             "seed": self.seed,
         }

@@ -106,6 +106,8 @@ def model_fingerprint(model) -> bytes:
     digest.update(type(model).__name__.encode())
     if hasattr(model, "synthesis"):  # a LossyVAE: transforms and prior
         networks = (model.analysis, model.synthesis, model.prior)
+        if getattr(model, "hyperprior_channels", 0):
+            networks += (model.hyper_analysis, model.hyper_synthesis)
     else:
         digest.update(repr(model.likelihood).encode())
         likelihood = model.likelihood.get_config()

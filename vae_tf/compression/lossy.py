@@ -11,16 +11,28 @@ Compressing an image (Ballé et al. 2017, arXiv:1611.01704):
    probabilities `LossyVAE` trains against).
 
 Decoding reverses the steps: range-decode `y_hat`, `x_hat = g_s(y_hat)`, crop,
-round to 8 bits. The prior does not depend on the image, so the decoder's
-probabilities are the encoder's bit for bit (they come from the stored weights
-only, never from a network's output), and the file costs about `-log2
-p(y_hat)` bits: the rate the model reports, plus a few bytes per file.
+round to 8 bits. The factorised prior does not depend on the image, so the
+decoder's probabilities are the encoder's bit for bit (they come from the
+stored weights only), and the file costs about `-log2 p(y_hat)` bits: the
+rate the model reports, plus a few bytes per file.
+
+With a scale hyperprior (Ballé et al. 2018) the side information `z_hat =
+round(h_a(|y|))` of a batch of images is coded first, under the factorised
+prior; then every latent of `y_hat` under a zero-mean `QuantizedGaussian`
+whose scale `h_s(z_hat)` predicts, rounded to the nearest of the
+`vae_tf.lossy.scale_table()` scales. The decoder decodes `z_hat`, runs `h_s`
+on the same batch and gets the same scale indices. Those come from a
+network's floating-point output, so decode with the TensorFlow build and kind
+of CPU that encoded (what every learned codec with a hyperprior asks; the
+rounding to 64 table scales leaves a mismatch only for a prediction within
+float rounding of a boundary between two of them).
 """
 
 import numpy as np
 
 from vae_tf.compression import container
 from vae_tf.compression.bitsback import _constriction
+from vae_tf.lossy import scale_indices, scale_table
 
 __all__ = ["LossyCodec"]
 
@@ -74,8 +86,11 @@ class LossyCodec:
         self._family = constriction.stream.model.QuantizedGaussian(
             -latent_limit, latent_limit
         )
-        self._mean = np.asarray(model.prior.mean.numpy(), np.float64)  # (M,)
-        self._std = np.asarray(model.prior.scale.numpy(), np.float64)  # (M,)
+        # The factorised prior: of y, or of z with a hyperprior.
+        self._mean = np.asarray(model.prior.mean.numpy(), np.float64)  # (C,)
+        self._std = np.asarray(model.prior.scale.numpy(), np.float64)  # (C,)
+        self._scales = scale_table()
+        self.hyperprior = bool(getattr(model, "hyperprior_channels", 0))
 
     @property
     def channels(self) -> int:
@@ -84,7 +99,18 @@ class LossyCodec:
     def latent_shape(self, height: int, width: int) -> tuple:
         """The shape of one image's latents, `(h, w, M)`."""
         f = self.model.downsampling
-        return (-(-height // f), -(-width // f), self.model.latent_channels)
+        h, w = -(-height // f), -(-width // f)
+        if self.hyperprior:  # the padding is a multiple of 2 ** (layers + 1)
+            h, w = 2 * h, 2 * w
+        return (h, w, self.model.latent_channels)
+
+    def side_shape(self, height: int, width: int) -> tuple:
+        """The shape of one image's side information `z`, `(h / 2, w / 2, C)`;
+        `(0, 0, 0)` without a hyperprior."""
+        if not self.hyperprior:
+            return (0, 0, 0)
+        h, w, _ = self.latent_shape(height, width)
+        return (h // 2, w // 2, self.model.hyperprior_channels)
 
     def check_images(self, images) -> list:
         """`images` as a list of uint8 `(height, width, channels)` arrays."""
@@ -132,35 +158,61 @@ class LossyCodec:
     def _pad(self, images: np.ndarray) -> np.ndarray:
         """Repeat the bottom and right edges up to a multiple of the downsampling."""
         height, width = images.shape[1:3]
-        h, w, _ = self.latent_shape(height, width)
         f = self.model.downsampling
-        padding = ((0, 0), (0, h * f - height), (0, w * f - width), (0, 0))
+        h, w = -(-height // f) * f, -(-width // f) * f
+        padding = ((0, 0), (0, h - height), (0, w - width), (0, 0))
         return np.pad(images, padding, mode="edge")
 
     def _params(self, count: int):
-        """Per-latent means and scales for `count` latents in `(..., M)` order."""
+        """Factorised-prior means and scales for `count` symbols in `(..., C)`
+        order."""
         repeats = count // len(self._mean)
         return np.tile(self._mean, repeats), np.tile(self._std, repeats)
 
-    def latents(self, images) -> list:
-        """The rounded, clipped int32 latents of each image (what is coded)."""
-        images = self.check_images(images)
+    def _symbols(self, values) -> np.ndarray:
+        """`values` rounded and clipped to the coder's alphabet, int32."""
+        limit = self.latent_limit
+        return np.clip(np.round(values), -limit, limit).astype(np.int32)
+
+    def _latent_scales(self, z_hat: np.ndarray) -> np.ndarray:
+        """The table scale of every latent of `y` for a batch of `z_hat`."""
+        scales = self.model.latent_scales(z_hat.astype(np.float32)).numpy()
+        return self._scales[scale_indices(scales)]
+
+    def _code_groups(self, images):
+        """Per group of one size: `(start, stop, y_hat, z_hat)`, int32 arrays
+        (`z_hat` is None without a hyperprior)."""
         sizes = [image.shape[:2] for image in images]
-        out = []
         for start, stop in self._groups(sizes):
-            batch = self._pad(np.stack(images[start:stop]))
-            y = self.model.analysis(batch.astype(np.float32) / 255.0).numpy()
-            symbols = np.clip(np.round(y), -self.latent_limit, self.latent_limit)
-            out.extend(symbols.astype(np.int32))  # (h, w, M) each
-        return out
+            batch = self._pad(np.stack(images[start:stop])).astype(np.float32)
+            y = self.model.analysis(batch / 255.0).numpy()
+            z_hat = None
+            if self.hyperprior:
+                z_hat = self._symbols(self.model.hyper_analysis(y).numpy())
+            yield start, stop, self._symbols(y), z_hat
+
+    def latents(self, images) -> list:
+        """The rounded, clipped int32 latents `y_hat` of each image."""
+        images = self.check_images(images)
+        return [y for *_, y_hat, _ in self._code_groups(images) for y in y_hat]
 
     def encode(self, images):
-        """Code `images`; return `(payload words, sizes)`, sizes `(N, 2)`."""
+        """Code `images`; return `(payload words, sizes)`, sizes `(N, 2)`.
+
+        Per group of images of one size: their `z_hat` (with a hyperprior),
+        then their `y_hat`, in C order.
+        """
         images = self.check_images(images)
         encoder = _constriction().stream.queue.RangeEncoder()
-        for symbols in self.latents(images):
-            flat = symbols.reshape(-1)
-            encoder.encode(flat, self._family, *self._params(flat.size))
+        for _, _, y_hat, z_hat in self._code_groups(images):
+            if z_hat is None:
+                encoder.encode(
+                    y_hat.reshape(-1), self._family, *self._params(y_hat.size)
+                )
+                continue
+            encoder.encode(z_hat.reshape(-1), self._family, *self._params(z_hat.size))
+            std = self._latent_scales(z_hat).reshape(-1)
+            encoder.encode(y_hat.reshape(-1), self._family, np.zeros_like(std), std)
         sizes = np.array([image.shape[:2] for image in images], np.int64)
         return encoder.get_compressed(), sizes
 
@@ -171,14 +223,18 @@ class LossyCodec:
         images = []
         for start, stop in self._groups(sizes):
             height, width = (int(v) for v in sizes[start])
-            shape = self.latent_shape(height, width)
+            shape = (stop - start, *self.latent_shape(height, width))
             count = int(np.prod(shape))
-            y_hat = np.stack(
-                [
-                    decoder.decode(self._family, *self._params(count)).reshape(shape)
-                    for _ in range(start, stop)
-                ]
-            )
+            if self.hyperprior:
+                side = (stop - start, *self.side_shape(height, width))
+                z_hat = decoder.decode(
+                    self._family, *self._params(int(np.prod(side)))
+                ).reshape(side)
+                std = self._latent_scales(z_hat).reshape(-1)
+                y_hat = decoder.decode(self._family, np.zeros_like(std), std)
+            else:
+                y_hat = decoder.decode(self._family, *self._params(count))
+            y_hat = y_hat.reshape(shape)
             x_hat = self.model.synthesis(y_hat.astype(np.float32)).numpy()
             x_hat = np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)
             images.extend(x_hat[:, :height, :width])
@@ -228,7 +284,9 @@ class LossyCodec:
                 f"{codec.channels}-channel ones."
             )
         latents = sum(
-            int(np.prod(codec.latent_shape(int(h), int(w)))) for h, w in parsed.sizes
+            int(np.prod(codec.latent_shape(int(h), int(w))))
+            + int(np.prod(codec.side_shape(int(h), int(w))))
+            for h, w in parsed.sizes
         )
         if latents > container.MAX_VALUES:
             raise container.CorruptFileError(
