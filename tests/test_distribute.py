@@ -187,6 +187,32 @@ def test_mixed_precision_runs_the_networks_in_half_and_the_loss_in_float32(polic
     )
 
 
+@pytest.mark.parametrize("kind", ["conditional", "pixelcnn"])
+def test_mixed_precision_trains_and_samples_conditional_and_pixelcnn_vaes(kind):
+    # The label one-hots and the PixelCNN's masked kernels and pixel-by-pixel
+    # sampling meet half-precision tensors; all must come out float32.
+    images, labels = vae_tf.data.load_arrays("mnist", "train", source="bundled")
+    x = images[:64].astype("float32") / 255.0
+    keras.utils.set_random_seed(0)
+    with distribute.precision_policy("mixed_bfloat16"):
+        if kind == "conditional":
+            model = vae_tf.presets.conditional_mnist_vae(4, (32,), seed=0)
+            inputs, sample_args = (x, labels[:64].astype("int32")), {"labels": 3}
+        else:
+            model = vae_tf.presets.pixelcnn_vae(
+                (28, 28, 1), vae_tf.Bernoulli("dynamic"), latent_dim=4,
+                encoder_units=(32,), filters=8, num_layers=2, seed=0,
+            )  # fmt: skip
+            inputs, sample_args = (x,), {}
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        history = model.fit(*inputs, batch_size=16, epochs=2, verbose=0).history
+    assert model.decoder.compute_dtype == "bfloat16"
+    assert np.isfinite(history["loss"]).all()
+    samples = model.sample(2, seed=0, **sample_args)
+    assert samples.dtype == "float32" and samples.shape == (2, 28, 28, 1)
+    assert 0.0 <= float(np.min(samples)) <= float(np.max(samples)) <= 1.0
+
+
 def test_bad_strategy_precision_and_tf_config_are_clear_errors(monkeypatch):
     with pytest.raises(ValueError, match="Unknown strategy"):
         distribute.make_strategy("tpu")

@@ -49,6 +49,7 @@ def generate_pixels(params_fn, batch, image_shape, sample_pixel, seed, dtype):
         params = params_fn(x)
         row, col = index // width, index % width
         pixel = tf.slice(params, [0, row, col, 0], [-1, 1, 1, -1])
+        pixel = tf.cast(pixel, tf.float32)  # the likelihood works in float32
         value = sample_pixel(pixel, base + tf.stack([0, index + 1]))
         where = tf.gather(positions, index)[None]  # (1, height, width, 1)
         return index + 1, x + where * ops.cast(value, dtype)  # the pixel was 0
@@ -116,8 +117,9 @@ class MaskedConv2D(layers.Layer):
         )
 
     def call(self, inputs):
-        kernel = self.kernel * self.mask
-        return ops.conv(inputs, kernel, padding="same") + self.bias
+        dtype = self.compute_dtype  # bfloat16 / float16 under a mixed policy
+        kernel = ops.cast(self.kernel, dtype) * ops.cast(self.mask, dtype)
+        return ops.conv(inputs, kernel, padding="same") + ops.cast(self.bias, dtype)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.filters)

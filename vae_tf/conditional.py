@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vae_tf.vae import VAE
+from vae_tf.vae import VAE, float32
 
 __all__ = ["ConditionalVAE"]
 
@@ -91,10 +91,15 @@ class ConditionalVAE(VAE):
         return labels
 
     def posterior(self, x, training=False, labels=None):
-        return self.encoder(self._append(x, self._need(labels)), training=training)
+        # float32 under a mixed policy too, as VAE.posterior
+        return float32(
+            *self.encoder(self._append(x, self._need(labels)), training=training)
+        )
 
     def decode_params(self, z, training=False, labels=None, seed=None):
-        return self.decoder(self._append(z, self._need(labels)), training=training)
+        return float32(
+            self.decoder(self._append(z, self._need(labels)), training=training)
+        )
 
     def generate_params(self, num_samples, temperature=1.0, seed=None, labels=None):
         return super().generate_params(

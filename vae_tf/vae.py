@@ -315,7 +315,7 @@ class VAE(keras.Model):
                 self.image_shape,
                 seed=self.seed_generator if seed is None else seed,
             )
-            return x_params
+            return float32(x_params)
         return float32(self.decoder(z, training=training))
 
     def score_params(self, z, x, training=False, labels=None):
