@@ -148,7 +148,7 @@ def _export(args):
         from vae_tf.tflite import export_tflite
 
         images = None
-        if args.quantize == "int8":
+        if args.quantize in ("int8", "int16x8"):
             preset = presets.get(run_config["preset"])
             images, _ = data.load_arrays(
                 preset.dataset, "train", data_dir=args.data_dir, source=args.source
@@ -339,9 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--quantize",
         default="none",
-        choices=("none", "float16", "dynamic", "int8"),
-        help="TFLite weights: float32 (none), float16, int8 weights (dynamic) or "
-        "int8 weights and activations (int8, calibrated on 500 training images)",
+        choices=("none", "float16", "dynamic", "int8", "int16x8"),
+        help="TFLite weights: float32 (none), float16, int8 weights (dynamic), "
+        "int8 weights and activations (int8) or int8 weights and int16 "
+        "activations (int16x8); the last two are calibrated on 500 training "
+        "images",
     )
     export.add_argument(
         "-o",

@@ -291,8 +291,9 @@ def evaluate_rate_distortion(model, dataset) -> dict:
     """Test-set rate and distortion of a `vae_tf.LossyVAE`, latents rounded.
 
     The rate is the prior's estimate, `-log2 p(round(y))` over the image's
-    pixels (images padded as the codec pads them), which the entropy coder meets up to a few bytes per file
-    (`vae_tf.compression.LossyCodec`); PSNR is averaged over images
+    pixels (images padded as the codec pads them), which the entropy coder
+    meets up to a few bytes per file (`vae_tf.compression.LossyCodec`); PSNR
+    is averaged over images
     (`tf.image.psnr` of the 8-bit reconstruction).
 
     Returns:
