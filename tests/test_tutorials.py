@@ -206,8 +206,11 @@ def test_compression_tutorial_quick_run(quick_runs):
         metrics["kl_bits_per_image"], rel=0.1
     )
     for point in metrics["vae_points"]:
+        # One file per 256x256 mosaic: its header is a fixed cost per file,
+        # which at the quick run's low rates is a few percent of the bits.
+        payload = point["bits_per_pixel"] - 8 * point["header_bytes"] / 256**2
         assert point["model_bits_per_pixel"] < point["bits_per_pixel"]
-        assert point["bits_per_pixel"] < 1.05 * point["model_bits_per_pixel"]
+        assert payload < 1.02 * point["model_bits_per_pixel"]
     assert len(metrics["classical"]["jpeg"]) == len(metrics["classical"]["webp"]) > 3
     # Bits-back: the pop shrinks the stack, the pushes grow it, the round trip
     # is exact, and many images cost about their negative ELBO.
