@@ -151,6 +151,18 @@ def test_hyperprior_codes_each_latent_under_its_predicted_scale(hyperprior, imag
     assert hyperprior.downsampling == 8  # two stride-2 layers, one more in h_a
 
 
+def test_mixed_precision_keeps_the_rate_in_float32(images):
+    x = np.pad(images[:16], ((0, 0), (2, 2), (2, 2), (0, 0))) / 255.0
+    with vae_tf.distribute.precision_policy("mixed_bfloat16"):
+        model = tiny_lossy(hyperprior_channels=4)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        history = model.fit(x.astype("float32"), batch_size=8, epochs=1, verbose=0)
+    assert model.synthesis.compute_dtype == "bfloat16"
+    hyper = [model.prior, *model.hyper_analysis.layers, *model.hyper_synthesis.layers]
+    assert all(layer.compute_dtype == "float32" for layer in hyper)
+    assert np.isfinite(history.history["loss"]).all()
+
+
 def test_bad_settings_are_clear_errors():
     with pytest.raises(ValueError, match="lmbda must be a positive number"):
         LossyVAE(lmbda=0)

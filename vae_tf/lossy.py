@@ -24,6 +24,7 @@ it gives to `[y_tilde - 1/2, y_tilde + 1/2]`; at integers that is exactly the
 probability the entropy coder uses (`constriction`'s `QuantizedGaussian`).
 """
 
+import functools
 import math
 
 import keras
@@ -294,12 +295,13 @@ class HyperAnalysis(keras.Model):
         _check_positive(filters=filters, channels=channels)
         self.filters = filters
         self.channels = channels
+        # Sub-layers take the model's dtype (float32 in LossyVAE, also under
+        # a mixed-precision policy), which Keras does not pass down itself.
+        conv = functools.partial(keras.layers.Conv2D, dtype=self.dtype_policy)
         self.stages = [
-            keras.layers.Conv2D(filters, 3, padding="same", activation="relu"),
-            keras.layers.Conv2D(
-                filters, 5, strides=2, padding="same", activation="relu"
-            ),
-            keras.layers.Conv2D(channels, 5, padding="same"),
+            conv(filters, 3, padding="same", activation="relu"),
+            conv(filters, 5, strides=2, padding="same", activation="relu"),
+            conv(channels, 5, padding="same"),
         ]
 
     def call(self, y):
@@ -328,12 +330,18 @@ class HyperSynthesis(keras.Model):
         _check_positive(filters=filters, latent_channels=latent_channels)
         self.filters = filters
         self.latent_channels = latent_channels
+        conv = functools.partial(keras.layers.Conv2D, dtype=self.dtype_policy)
         self.stages = [
-            keras.layers.Conv2D(filters, 5, padding="same", activation="relu"),
+            conv(filters, 5, padding="same", activation="relu"),
             keras.layers.Conv2DTranspose(
-                filters, 5, strides=2, padding="same", activation="relu"
+                filters,
+                5,
+                strides=2,
+                padding="same",
+                activation="relu",
+                dtype=self.dtype_policy,
             ),
-            keras.layers.Conv2D(latent_channels, 3, padding="same"),
+            conv(latent_channels, 3, padding="same"),
         ]
 
     def call(self, z_hat):
