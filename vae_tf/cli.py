@@ -14,6 +14,7 @@ import numpy as np
 from vae_tf import __version__, data, presets, runs
 from vae_tf.export import export_saved_model
 from vae_tf.plotting import save_image_grid
+from vae_tf.tflite import FULL_INTEGER, QUANTIZATIONS
 
 __all__ = ["main", "build_parser"]
 
@@ -148,7 +149,7 @@ def _export(args):
         from vae_tf.tflite import export_tflite
 
         images = None
-        if args.quantize in ("int8", "int16x8"):
+        if args.quantize in FULL_INTEGER:
             preset = presets.get(run_config["preset"])
             images, _ = data.load_arrays(
                 preset.dataset, "train", data_dir=args.data_dir, source=args.source
@@ -339,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--quantize",
         default="none",
-        choices=("none", "float16", "dynamic", "int8", "int16x8"),
+        choices=QUANTIZATIONS,
         help="TFLite weights: float32 (none), float16, int8 weights (dynamic), "
         "int8 weights and activations (int8) or int8 weights and int16 "
         "activations (int16x8); the last two are calibrated on 500 training "

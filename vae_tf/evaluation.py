@@ -293,8 +293,7 @@ def evaluate_rate_distortion(model, dataset) -> dict:
     The rate is the prior's estimate, `-log2 p(round(y))` over the image's
     pixels (images padded as the codec pads them), which the entropy coder
     meets up to a few bytes per file (`vae_tf.compression.LossyCodec`); PSNR
-    is averaged over images
-    (`tf.image.psnr` of the 8-bit reconstruction).
+    is averaged over images (`tf.image.psnr` of the 8-bit reconstruction).
 
     Returns:
         A dict with `test_bpp`, `test_psnr_db`, `test_mse` (8-bit units) and

@@ -90,10 +90,14 @@ def _write_networks_saved_model(model, path):
 def _per_tensor_dense(network) -> bool:
     """Whether per-channel scales would cost more than
     `PER_CHANNEL_OVERHEAD_LIMIT` of `network`'s dense weights."""
+
+    def sublayers(layer):
+        for child in getattr(layer, "layers", ()):
+            yield child
+            yield from sublayers(child)
+
     dense = [
-        layer
-        for layer in network._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.Dense)
+        layer for layer in sublayers(network) if isinstance(layer, keras.layers.Dense)
     ]
     weights = sum(int(np.prod(layer.kernel.shape)) for layer in dense)
     units = sum(int(layer.units) for layer in dense)

@@ -98,11 +98,9 @@ class LossyCodec:
 
     def latent_shape(self, height: int, width: int) -> tuple:
         """The shape of one image's latents, `(h, w, M)`."""
-        f = self.model.downsampling
-        h, w = -(-height // f), -(-width // f)
-        if self.hyperprior:  # the padding is a multiple of 2 ** (layers + 1)
-            h, w = 2 * h, 2 * w
-        return (h, w, self.model.latent_channels)
+        height, width = self._padded_size(height, width)
+        f = 2**self.model.analysis.num_layers  # the analysis transform's stride
+        return (height // f, width // f, self.model.latent_channels)
 
     def side_shape(self, height: int, width: int) -> tuple:
         """The shape of one image's side information `z`, `(h / 2, w / 2, C)`;
@@ -155,11 +153,15 @@ class LossyCodec:
             yield start, stop
             start = stop
 
+    def _padded_size(self, height: int, width: int) -> tuple:
+        """`(height, width)` rounded up to multiples of the model's downsampling."""
+        f = self.model.downsampling
+        return -(-height // f) * f, -(-width // f) * f
+
     def _pad(self, images: np.ndarray) -> np.ndarray:
         """Repeat the bottom and right edges up to a multiple of the downsampling."""
         height, width = images.shape[1:3]
-        f = self.model.downsampling
-        h, w = -(-height // f) * f, -(-width // f) * f
+        h, w = self._padded_size(height, width)
         padding = ((0, 0), (0, h - height), (0, w - width), (0, 0))
         return np.pad(images, padding, mode="edge")
 
