@@ -72,27 +72,59 @@ def tf_config(ports: list, index: int) -> str:
     )
 
 
-def relative_differences(a, b) -> list:
-    keys = [k for k in a.files if k.startswith("w")]
-    return [float(np.linalg.norm(a[k] - b[k]) / np.linalg.norm(a[k])) for k in keys]
+def differences(reference, other) -> dict:
+    """Relative difference of each case's weights and of each figure it reported.
+
+    Keys are `case/weights` (the largest over the case's weights) and
+    `case/log/NAME`, `case/evaluate/NAME`, `case/vae_tf.evaluate/NAME` as
+    saved by distributed_run.py; a key the reference has and `other` lacks
+    is a failure (`other` must run every case).
+    """
+    result = {}
+    for key in reference:
+        if key == "replicas" or key.endswith("/iterations"):
+            continue
+        assert key in other, f"{key} is missing"
+        a, b = np.asarray(reference[key]), np.asarray(other[key])
+        assert np.all(np.isfinite(b)), f"{key} is not finite: {b}"
+        difference = float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-12))
+        case, name = key.split("/", 1)
+        name = "weights" if re.fullmatch(r"w\d+", name) else name
+        group = f"{case}/{name}"
+        result[group] = max(result.get(group, 0.0), difference)
+    return result
+
+
+# Six even steps of 32 images; then 1, 3, 9 and 11 images at batch 8, whose
+# last batch leaves a replica with fewer images than the other, or none.
+CASES = ["even"] + [f"{m}{n}" for m in ("vae", "lossy") for n in (1, 3, 9, 11)]
 
 
 @pytest.fixture(scope="module")
 def single_device(tmp_path_factory):
     out = tmp_path_factory.mktemp("single") / "weights.npz"
     finish(run_script("single", out), "single-device training")
-    return np.load(out)
+    return dict(np.load(out))
 
 
-def test_mirrored_on_two_devices_matches_one_device(single_device, tmp_path):
+def test_mirrored_on_two_devices_matches_one_device_for_any_dataset_size(
+    single_device, tmp_path
+):
     finish(run_script("mirrored", tmp_path / "m.npz"), "mirrored training")
-    mirrored = np.load(tmp_path / "m.npz")
+    mirrored = dict(np.load(tmp_path / "m.npz"))
     assert int(mirrored["replicas"]) == 2 and int(single_device["replicas"]) == 1
-    assert int(mirrored["iterations"]) == int(single_device["iterations"]) == 6
-    assert max(relative_differences(single_device, mirrored)) <= 1e-5
+    for case in CASES:
+        steps = int(single_device[f"{case}/iterations"])
+        assert int(mirrored[f"{case}/iterations"]) == steps
+    assert int(single_device["even/iterations"]) == 6
+    assert int(single_device["vae11/iterations"]) == 2  # batches of 8 and 3
+    found = differences(single_device, mirrored)
+    assert {key.split("/")[0] for key in found} == set(CASES)
+    assert "vae1/evaluate/loss" in found and "lossy3/log/psnr" in found
+    assert max(found.values()) <= 1e-5, {k: v for k, v in found.items() if v > 1e-5}
 
 
-def test_two_workers_end_equal_to_each_other_and_to_one_process(
+def test_two_workers_end_equal_to_each_other_and_to_one_process_for_any_size(
     single_device, tmp_path
 ):
     ports = free_ports(2)
@@ -104,10 +136,15 @@ def test_two_workers_end_equal_to_each_other_and_to_one_process(
     ]
     for i, worker in enumerate(workers):
         finish(worker, f"worker {i}")
-    first, second = (np.load(tmp_path / f"w{i}.npz") for i in range(2))
+    first, second = (dict(np.load(tmp_path / f"w{i}.npz")) for i in range(2))
     assert int(first["replicas"]) == 2
-    assert max(relative_differences(first, second)) == 0.0
-    assert max(relative_differences(single_device, first)) <= 1e-5
+    assert max(differences(first, second).values()) == 0.0
+    # Keras's evaluate does not run under a multi-worker strategy (as fit).
+    reference = {k: v for k, v in single_device.items() if "/evaluate/" not in k}
+    found = differences(reference, first)
+    assert {key.split("/")[0] for key in found} == set(CASES)
+    assert "vae11/vae_tf.evaluate/test_nll_iwae_nats" in found
+    assert max(found.values()) <= 1e-5, {k: v for k, v in found.items() if v > 1e-5}
 
 
 def test_a_run_killed_mid_training_resumes_and_trains_only_the_rest(tmp_path):

@@ -11,11 +11,16 @@
   ELBO, KL and log-likelihoods in float32 (`vae_tf.VAE` casts the networks'
   outputs); under `mixed_float16` `compile` adds loss scaling.
 
-Why the loss is divided by the replica count: each replica computes the mean
-loss of its share of the batch, and the strategy *sums* the replicas'
-gradients. `VAE.train_step` therefore takes the gradient of `loss /
-num_replicas_in_sync`, so N replicas with batches of B/N make the same update
-as one device with a batch of B; its metrics track the unscaled loss.
+Why each replica divides by the step's image count over *all* replicas: the
+strategy *sums* the replicas' gradients, and a batch does not always split
+evenly (the last batch of an epoch of 11 images at batch 8 is 3 images: 2 on
+one replica, 1 on the other; 1 image leaves a replica with none). A replica
+that averaged its own share would weigh a lone image double, and an empty one
+would divide 0 by 0. `VAE.training_loss` therefore sums its replica's
+per-image terms and divides by the step's total count (`replica_sum`), so N
+replicas make exactly the update of one device for any split, empty replicas
+included; the metrics are updated with the step's totals, so `fit` reports
+the mean over all images of the step.
 """
 
 import contextlib
@@ -36,6 +41,9 @@ __all__ = [
     "shard_batches",
     "fit_distributed",
     "HistoryLog",
+    "replica_sum",
+    "stand_in_for_empty",
+    "first_replica_batch",
 ]
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
@@ -104,6 +112,77 @@ def is_chief() -> bool:
     )
 
 
+def replica_sum(value):
+    """`value` summed over the replicas of the current step, without a gradient.
+
+    Inside `strategy.run` (as in `fit`'s step under a strategy) this is an
+    all-reduce over every replica of every worker; on one device, or in a
+    cross-replica context, it is `value` itself. The result is the same on
+    every replica, so a loss or metric computed from it is the step's global
+    one however the batch was split.
+
+    Args:
+        value: a float tensor, e.g. `(sum_of_losses, image_count)` stacked.
+
+    Returns:
+        A tensor of `value`'s shape.
+    """
+    value = tf.stop_gradient(value)
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def stand_in_for_empty(*tensors):
+    """`(tensors, count)`: a replica's batch with one zero row if it is empty.
+
+    A replica may get no image of a step's last, small batch. oneDNN's
+    convolutions return wrong shapes for an empty batch (TensorFlow 2.21), so
+    a model runs its networks on one zero image instead and keeps the first
+    `count` rows of each per-image result (`count` is 0 there, so the stand-in
+    adds nothing to any sum or gradient).
+
+    Args:
+        *tensors: batches with a leading batch dimension (images, labels).
+
+    Returns:
+        `(padded, count)`: the tensors (a tuple), each with at least one row,
+        and the number of real rows, an int32 scalar.
+    """
+    count = tf.shape(tensors[0])[0]
+
+    def pad(t):
+        return tf.cond(
+            count > 0,
+            lambda: t,
+            lambda: tf.zeros(tf.concat([[1], tf.shape(t)[1:]], 0), t.dtype),
+        )
+
+    return tuple(t if t is None else pad(t) for t in tensors), count
+
+
+def first_replica_batch(strategy, iterator):
+    """One replica's share of the next batch, for Keras's symbolic build.
+
+    Keras 3.15's `fit` and `evaluate` under a strategy average the first
+    batch over the replicas just to learn its shapes
+    (`Trainer._maybe_symbolic_build`); that fails when the batch is split
+    unevenly (1 image on 2 replicas: shapes (1, ...) and (0, ...)). One
+    replica's share has the shapes too. Models call this from their own
+    `_maybe_symbolic_build`.
+    """
+    for _, _, batches in iterator:
+        batch = next(batches)
+        return tf.nest.map_structure(
+            lambda v: strategy.experimental_local_results(v)[0]
+            if isinstance(v, tf.distribute.DistributedValues)
+            else v,
+            batch,
+        )
+    return None
+
+
 @contextlib.contextmanager
 def precision_policy(name: str = "float32"):
     """Set Keras's global dtype policy inside the block, then restore it.
@@ -127,13 +206,15 @@ def precision_policy(name: str = "float32"):
 
 
 def shard_batches(images, global_batch_size: int, shuffle: bool = True, seed: int = 0):
-    """A `dataset_fn` for `fit_distributed`: each worker's share of each batch.
+    """A `dataset_fn` for `fit_distributed`: each replica's share of each batch.
 
-    Every worker shuffles the same index order (same seed), takes every
-    `num_workers`-th index from its own offset and batches its replicas'
-    share, so at step k the workers together hold exactly the images of the
-    k-th batch that one process would see with `global_batch_size`. Only
-    whole batches are used (every worker must run the same number of steps).
+    Every worker shuffles the same index order (same seed) and cuts it into
+    the global batches one process would see with `global_batch_size`; replica
+    `r` of the `R` in sync takes images `r, r + R, r + 2R, ...` of each. The
+    last, smaller batch of an epoch is shared out the same way, so a replica
+    may get fewer images than the others or none: every replica still runs
+    every step, and `VAE.training_loss` divides by the step's total count, so
+    the update is one device's for any number of images.
 
     Args:
         images: uint8 `(N, h, w, c)` or floats in [0, 1].
@@ -142,26 +223,31 @@ def shard_batches(images, global_batch_size: int, shuffle: bool = True, seed: in
         seed: the shuffle seed.
 
     Returns:
-        `dataset_fn(input_context) -> tf.data.Dataset`.
+        `dataset_fn(input_context) -> tf.data.Dataset`, giving this worker's
+        replicas' batches in turn.
     """
     images = np.asarray(images)
     scale = 1.0 / 255.0 if images.dtype == np.uint8 else 1.0
 
     def dataset_fn(context: tf.distribute.InputContext):
-        # This worker's G / num_workers images of each global batch, as its
-        # replicas' batches of G / num_replicas.
-        batch = context.get_per_replica_batch_size(global_batch_size)
+        replicas = context.num_replicas_in_sync
+        local = replicas // context.num_input_pipelines  # replicas on this worker
+        first = context.input_pipeline_id * local
         images_t = tf.constant(images)
         indices = tf.data.Dataset.range(len(images))
         if shuffle:
             indices = indices.shuffle(
                 len(images), seed=seed, reshuffle_each_iteration=True
             )
+
+        def shares(batch):  # this worker's replicas' shares of one global batch
+            return tf.data.Dataset.range(first, first + local).map(
+                lambda replica: batch[replica::replicas]
+            )
+
         return (
-            indices.batch(global_batch_size, drop_remainder=True)
-            .unbatch()
-            .shard(context.num_input_pipelines, context.input_pipeline_id)
-            .batch(batch, drop_remainder=True)
+            indices.batch(global_batch_size)
+            .flat_map(shares)
             .map(lambda i: tf.cast(tf.gather(images_t, i), tf.float32) * scale)
             .prefetch(2)
         )
@@ -180,8 +266,8 @@ def fit_distributed(
     """Train with `strategy.run(model.train_step)`: `fit`'s loop for any strategy.
 
     The model must be built and compiled inside `strategy.scope()`. Each step
-    runs `model.train_step` on every replica's share of the batch and averages
-    the replicas' logs. Callbacks get the usual calls, so
+    runs `model.train_step` on every replica's share of the batch; a vae_tf
+    model's logs are then the step's global figures on every replica. Callbacks get the usual calls, so
     `keras.callbacks.BackupAndRestore` resumes a run here as in `fit`.
 
     Args:

@@ -2,7 +2,10 @@
 
 All numbers are averages per image in nats (or bits per dimension), computed
 with a seed of their own so that evaluating twice gives the same figures and
-leaves the model's random state alone.
+leaves the model's random state alone. The draws are stateless (each batch's
+seed is derived from `seed` and the batch's index), so evaluation runs the
+same inside a `tf.distribute` strategy's scope as on one device: a seed
+generator's variable would be mirrored there, and XLA cannot update it.
 """
 
 import math
@@ -43,6 +46,17 @@ def log_importance_weights(model, x, num_samples: int, seed=None, labels=None):
     return model.log_importance_weights(x, num_samples, seed=seed, labels=labels)
 
 
+def _batch_seed(seed: int, *indices: int) -> tf.Tensor:
+    """The stateless seed of one batch (and chunk) of an evaluation.
+
+    A scalar int64 tensor, so a compiled step takes a new one without
+    retracing; the model derives its independent draws from it
+    (`vae_tf._random.derive`).
+    """
+    state = np.random.SeedSequence([seed % 2**32, *indices]).generate_state(1)
+    return tf.constant(int(state[0]) % (2**31 - 1), tf.int64)
+
+
 def _num_dims(dataset) -> int:
     spec = dataset.element_spec
     spec = spec[0] if isinstance(spec, (tuple, list)) else spec
@@ -67,21 +81,20 @@ def evaluate_elbo(model, dataset, seed: int = 0) -> dict:
     Raises:
         ValueError: for an empty dataset.
     """
-    generator = keras.random.SeedGenerator(seed)
 
     @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
-    def batch_sums(x, labels):
+    def batch_sums(x, labels, batch_seed):
         reconstruction, kl = model.compute_terms(
-            x, training=False, seed=generator, labels=labels
+            x, training=False, seed=batch_seed, labels=labels
         )
         return ops.sum(reconstruction), ops.sum(kl), ops.shape(x)[0]
 
     totals = np.zeros(2)
     count = 0
-    for batch in dataset:
+    for index, batch in enumerate(dataset):
         x, labels = _split(model, batch)
         model._ensure_built(tuple(x.shape[1:]))
-        reconstruction, kl, n = batch_sums(x, labels)
+        reconstruction, kl, n = batch_sums(x, labels, _batch_seed(seed, index))
         totals += [float(reconstruction), float(kl)]
         count += int(n)
     if count == 0:
@@ -127,27 +140,27 @@ def evaluate_iwae(
             "num_samples must be a positive integer. Received: "
             f"num_samples={num_samples!r}"
         )
-    generator = keras.random.SeedGenerator(seed)
 
     @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
-    def chunk_logsumexp(x, labels, chunk):
+    def chunk_logsumexp(x, labels, chunk, chunk_seed):
         log_w = log_importance_weights(
-            model, x, chunk, seed=generator, labels=labels
+            model, x, chunk, seed=chunk_seed, labels=labels
         )  # (chunk, batch)
         return ops.logsumexp(log_w, axis=0)  # (batch,)
 
     bounds = []
-    for batch in dataset:
+    for index, batch in enumerate(dataset):
         x, labels = _split(model, batch)
         model._ensure_built(tuple(x.shape[1:]))
-        x = model.likelihood.prepare_targets(x, seed=generator)
+        x = model.likelihood.prepare_targets(x, seed=_batch_seed(seed, index, 0))
         chunk = max(1, min(num_samples, max_decodes // int(x.shape[0])))
         total = tf.fill((x.shape[0],), -np.inf)
         done = 0
         while done < num_samples:
             size = min(chunk, num_samples - done)
+            chunk_seed = _batch_seed(seed, index, 1 + done)
             total = tf.experimental.numpy.logaddexp(
-                total, chunk_logsumexp(x, labels, size)
+                total, chunk_logsumexp(x, labels, size, chunk_seed)
             )
             done += size
         bounds.append((total - math.log(num_samples)).numpy())  # L_k per image
@@ -194,11 +207,10 @@ def latent_diagnostics(model, dataset, threshold: float = 0.01, seed: int = 0) -
     Raises:
         ValueError: for an empty dataset.
     """
-    generator = keras.random.SeedGenerator(seed)
 
     @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
-    def batch_sums(x, labels):
-        x = model.likelihood.prepare_targets(x, seed=generator)
+    def batch_sums(x, labels, batch_seed):
+        x = model.likelihood.prepare_targets(x, seed=batch_seed)
         z_mean, z_log_var = model.posterior(x, training=False, labels=labels)
         batch = ops.shape(x)[0]
         z_mean = ops.reshape(z_mean, (batch, -1))
@@ -213,10 +225,13 @@ def latent_diagnostics(model, dataset, threshold: float = 0.01, seed: int = 0) -
 
     totals = None
     count = 0
-    for batch in dataset:
+    for index, batch in enumerate(dataset):
         x, labels = _split(model, batch)
         model._ensure_built(tuple(x.shape[1:]))
-        sums = [np.asarray(t, np.float64) for t in batch_sums(x, labels)]
+        sums = [
+            np.asarray(t, np.float64)
+            for t in batch_sums(x, labels, _batch_seed(seed, index))
+        ]
         totals = sums if totals is None else [a + b for a, b in zip(totals, sums)]
         count += int(x.shape[0])
     if count == 0:

@@ -32,6 +32,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from vae_tf.distribute import first_replica_batch, replica_sum, stand_in_for_empty
+
 __all__ = [
     "GDN",
     "AnalysisTransform",
@@ -85,7 +87,9 @@ class GDN(keras.layers.Layer):
     def call(self, x):
         beta = ops.square(self.beta_root) + 1e-6  # (C,)
         gamma = ops.square(self.gamma_root)  # (C_in, C_out)
-        norm = ops.sqrt(ops.tensordot(ops.square(x), gamma, axes=1) + beta)
+        # einsum, not tensordot: tensordot's reshape fails on an empty batch
+        # (a replica with no image) and is slower here.
+        norm = ops.sqrt(ops.einsum("...i,ij->...j", ops.square(x), gamma) + beta)
         return x * norm if self.inverse else x / norm
 
     def get_config(self):
@@ -522,12 +526,32 @@ class LossyVAE(keras.Model):
         return bits, squared_error
 
     def _objective(self, x, training):
-        bits, squared_error = self.terms(x, training)
+        """`(loss, bpp, mse)` of the step's images over all replicas.
+
+        As `VAE.training_loss`: the values are the global batch's, and the
+        loss's gradient is this replica's share of it (its images' terms over
+        the step's image count), so any split of the batch across replicas
+        updates the weights as one device does.
+        """
+        (x,), count = stand_in_for_empty(x)
+        bits, squared_error = self.terms(x, training)  # (batch,) each
+        bits, squared_error = bits[:count], squared_error[:count]
         pixels = ops.cast(ops.shape(x)[1] * ops.shape(x)[2], "float32")
-        channels = ops.cast(ops.shape(x)[3], "float32")
-        bpp = ops.mean(bits) / pixels
-        mse = ops.mean(squared_error) / (pixels * channels)
-        return bpp + self.lmbda * mse, bpp, mse
+        values = pixels * ops.cast(ops.shape(x)[3], "float32")
+        local = ops.stack(
+            [
+                ops.sum(bits),
+                ops.sum(squared_error),
+                ops.cast(ops.shape(bits)[0], "float32"),
+            ]
+        )
+        totals = replica_sum(local)
+        images = ops.maximum(totals[2], 1.0)  # over all replicas
+        bpp = totals[0] / (images * pixels)
+        mse = totals[1] / (images * values)
+        value = bpp + self.lmbda * mse
+        share = (local[0] / pixels + self.lmbda * local[1] / values) / images
+        return share + ops.stop_gradient(value - share), bpp, mse
 
     def _update(self, loss, bpp, mse):
         psnr = 10.0 * ops.log(255.0**2 / ops.maximum(mse, 1e-10)) / ops.log(10.0)
@@ -538,16 +562,29 @@ class LossyVAE(keras.Model):
     def train_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
+            # The global batch's loss; its gradient is this replica's share.
             loss, bpp, mse = self._objective(x, training=True)
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = loss / replicas  # replicas' gradients are summed
-        gradients = tape.gradient(scaled, self.trainable_weights)
+            total_loss = loss
+            if self.losses:  # the same on every replica, whose gradients add up
+                replicas = tf.distribute.get_strategy().num_replicas_in_sync
+                total_loss = loss + ops.sum(self.losses) / replicas
+            # Under mixed_float16, the LossScaleOptimizer's scale (else a no-op).
+            scaled_loss = self.optimizer.scale_loss(total_loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
         return self._update(loss, bpp, mse)
 
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self._update(*self._objective(x, training=False))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras averages the first batch over the replicas to learn its shapes,
+        # which fails on an uneven split; one replica's share has them.
+        if iterator is not None and self._distribute_strategy is not None:
+            data_batch = first_replica_batch(self.distribute_strategy, iterator)
+            iterator = None
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def get_config(self):
         return {

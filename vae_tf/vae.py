@@ -9,6 +9,7 @@ from keras import ops
 from vae_tf import corruption as corruption_lib
 from vae_tf import likelihoods as likelihoods_lib
 from vae_tf._random import derive, normal
+from vae_tf.distribute import first_replica_batch, replica_sum, stand_in_for_empty
 from vae_tf.bounds import (
     gaussian_kl,
     gaussian_log_prob,
@@ -104,9 +105,11 @@ class VAE(keras.Model):
 
     `fit` reports the batch means of `loss`, `reconstruction_loss`, `kl_loss`
     and `elbo` (the true bound, `-(reconstruction_loss + kl_loss)`, whatever
-    `beta`). Under a `tf.distribute` strategy the gradient is taken of the
-    loss divided by the number of replicas, since the replicas' gradients are
-    summed; under `mixed_float16` it is also scaled by the optimizer's loss
+    `beta`), each the mean over every image of the step. Under a
+    `tf.distribute` strategy each replica divides its images' terms by the
+    step's image count over all replicas (`training_loss`), so the summed
+    gradients and the reported metrics are one device's for any split of
+    the batch; under `mixed_float16` the loss is also scaled by the optimizer's loss
     scale (`compile` wraps the optimizer in a `LossScaleOptimizer`). With a
     mixed-precision policy the networks run in half precision and the loss
     terms in float32.
@@ -449,39 +452,82 @@ class VAE(keras.Model):
     def training_loss(self, reconstruction_loss, kl):
         """The minimised loss: mean reconstruction + beta * (floored) KL.
 
+        ```
+        loss = mean_i rec_i + beta * sum_d max(free_bits, mean_i kl_id)
+        ```
+
+        The means run over every image of the step: under a `tf.distribute`
+        strategy, over all replicas (`vae_tf.distribute.replica_sum`), so
+        the value is the global batch's loss on every replica. Its gradient is
+        this replica's share of the global gradient (its images' terms
+        divided by the global count): the strategy sums the replicas'
+        gradients into exactly one device's, however unevenly the batch was
+        split, a replica with no image included.
+
         Args:
             reconstruction_loss: `(batch,)` nats.
             kl: `(batch, num_latent_dims)` nats, as from `kl_per_dim`.
 
         Returns:
-            A scalar: `mean(reconstruction_loss) + beta * sum_d max(free_bits,
-            mean_batch kl_d)`; with `free_bits=0` the batch mean of the
-            beta-weighted negative ELBO.
+            A scalar; with `free_bits=0` the batch mean of the beta-weighted
+            negative ELBO.
         """
-        kl_dims = ops.mean(kl, axis=0)  # (num_latent_dims,)
+        local_kl = ops.sum(kl, axis=0)  # (num_latent_dims,)
+        local_reconstruction = ops.sum(reconstruction_loss)
+        count = ops.cast(ops.shape(kl)[0], "float32")
+        totals = replica_sum(
+            ops.concatenate([local_reconstruction[None], local_kl, count[None]])
+        )  # (num_latent_dims + 2,)
+        images = ops.maximum(totals[-1], 1.0)  # over all replicas
+        kl_dims = totals[1:-1] / images  # (num_latent_dims,) global means
+        weights = ops.ones_like(kl_dims)
         if self.free_bits > 0:
+            # d max(f, m) / d m is 1 where m >= f (as tf.maximum's gradient).
+            weights = ops.cast(kl_dims >= self.free_bits, "float32")
             kl_dims = ops.maximum(kl_dims, self.free_bits)
-        return ops.mean(reconstruction_loss) + self.beta_variable * ops.sum(kl_dims)
+        value = totals[0] / images + self.beta_variable * ops.sum(kl_dims)
+        share = (
+            local_reconstruction + self.beta_variable * ops.sum(local_kl * weights)
+        ) / images
+        return share + ops.stop_gradient(value - share)
 
     def _update_metrics(self, loss, reconstruction_loss, kl_loss):
+        """Update the trackers with the step's totals over all replicas."""
+        totals = replica_sum(
+            ops.stack(
+                [
+                    ops.sum(reconstruction_loss),
+                    ops.sum(kl_loss),
+                    ops.cast(ops.shape(kl_loss)[0], "float32"),
+                ]
+            )
+        )
+        images = totals[2]
+        reconstruction = totals[0] / ops.maximum(images, 1.0)
+        kl = totals[1] / ops.maximum(images, 1.0)
         self.loss_tracker.update_state(loss)
-        self.reconstruction_loss_tracker.update_state(reconstruction_loss)
-        self.kl_loss_tracker.update_state(kl_loss)
-        self.elbo_tracker.update_state(-(reconstruction_loss + kl_loss))
+        self.reconstruction_loss_tracker.update_state(
+            reconstruction, sample_weight=images
+        )
+        self.kl_loss_tracker.update_state(kl, sample_weight=images)
+        self.elbo_tracker.update_state(-(reconstruction + kl), sample_weight=images)
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         self._ensure_built(tuple(x.shape[1:]))
-        labels = self.prepare_labels(y)
+        (x, labels), count = stand_in_for_empty(x, self.prepare_labels(y))
         with tf.GradientTape() as tape:
             reconstruction_loss, kl = self.kl_per_dim(x, training=True, labels=labels)
+            reconstruction_loss, kl = reconstruction_loss[:count], kl[:count]
+            # The global batch's loss; its gradient is this replica's share.
             loss = self.training_loss(reconstruction_loss, kl)
-            total_loss = loss + ops.sum(self.losses) if self.losses else loss
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_loss = total_loss / replicas  # replicas' gradients are summed
+            total_loss = loss
+            if self.losses:  # the same on every replica, whose gradients add up
+                replicas = tf.distribute.get_strategy().num_replicas_in_sync
+                total_loss = loss + ops.sum(self.losses) / replicas
             # Under mixed_float16, the LossScaleOptimizer's scale (else a no-op).
-            scaled_loss = self.optimizer.scale_loss(scaled_loss)
+            scaled_loss = self.optimizer.scale_loss(total_loss)
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
         return self._update_metrics(loss, reconstruction_loss, ops.sum(kl, axis=-1))
@@ -489,11 +535,19 @@ class VAE(keras.Model):
     def test_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         self._ensure_built(tuple(x.shape[1:]))
-        reconstruction_loss, kl = self.kl_per_dim(
-            x, training=False, labels=self.prepare_labels(y)
-        )
+        (x, labels), count = stand_in_for_empty(x, self.prepare_labels(y))
+        reconstruction_loss, kl = self.kl_per_dim(x, training=False, labels=labels)
+        reconstruction_loss, kl = reconstruction_loss[:count], kl[:count]
         loss = self.training_loss(reconstruction_loss, kl)
         return self._update_metrics(loss, reconstruction_loss, ops.sum(kl, axis=-1))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras averages the first batch over the replicas to learn its shapes,
+        # which fails on an uneven split; one replica's share has them.
+        if iterator is not None and self._distribute_strategy is not None:
+            data_batch = first_replica_batch(self.distribute_strategy, iterator)
+            iterator = None
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def _ensure_built(self, image_shape=None):
         if not self.built:
