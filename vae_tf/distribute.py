@@ -175,9 +175,11 @@ def first_replica_batch(strategy, iterator):
     for _, _, batches in iterator:
         batch = next(batches)
         return tf.nest.map_structure(
-            lambda v: strategy.experimental_local_results(v)[0]
-            if isinstance(v, tf.distribute.DistributedValues)
-            else v,
+            lambda v: (
+                strategy.experimental_local_results(v)[0]
+                if isinstance(v, tf.distribute.DistributedValues)
+                else v
+            ),
             batch,
         )
     return None
@@ -267,8 +269,9 @@ def fit_distributed(
 
     The model must be built and compiled inside `strategy.scope()`. Each step
     runs `model.train_step` on every replica's share of the batch; a vae_tf
-    model's logs are then the step's global figures on every replica. Callbacks get the usual calls, so
-    `keras.callbacks.BackupAndRestore` resumes a run here as in `fit`.
+    model's logs are then the step's global figures on every replica.
+    Callbacks get the usual calls, so `keras.callbacks.BackupAndRestore`
+    resumes a run here as in `fit`.
 
     Args:
         model: a compiled `vae_tf.VAE` (or any model with a `train_step`).

@@ -9,13 +9,13 @@ from keras import ops
 from vae_tf import corruption as corruption_lib
 from vae_tf import likelihoods as likelihoods_lib
 from vae_tf._random import derive, normal
-from vae_tf.distribute import first_replica_batch, replica_sum, stand_in_for_empty
 from vae_tf.bounds import (
     gaussian_kl,
     gaussian_log_prob,
     standard_normal_log_prob,
     sum_per_example,
 )
+from vae_tf.distribute import first_replica_batch, replica_sum, stand_in_for_empty
 from vae_tf.generation import gaussian_grid, interpolate_latents
 
 __all__ = ["VAE", "check_images"]
