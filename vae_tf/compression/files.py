@@ -1,11 +1,13 @@
 """Image files in, `.vtfz` files out, and back: what `vae-tf compress` runs.
 
-Images are read with Pillow (PNG, or anything Pillow reads) and written back
-as PNG. Outputs are written to a temporary file and renamed into place, so a
-failure never leaves a half-written file behind.
+Images are read by `vae_tf.images` (the exact policy for lossless coding, the
+convert policy for lossy coding) and written back as PNG. Outputs are written
+to a temporary file and renamed into place, so a failure never leaves a
+half-written file behind.
 """
 
 import os
+import sys
 from pathlib import Path
 
 import keras
@@ -14,70 +16,18 @@ import numpy as np
 from vae_tf.compression import container
 from vae_tf.compression.bitsback import BitsBackCodec
 from vae_tf.compression.lossy import LossyCodec
+from vae_tf.images import read_images
 
-__all__ = ["read_images", "compress_files", "decompress_file", "PROGRESS_FROM"]
+__all__ = ["compress_files", "decompress_file", "PROGRESS_FROM"]
 
 # Batches of at least this many images show a progress bar.
 PROGRESS_FROM = 1000
 
 
 def _pillow():
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    return Image, UnidentifiedImageError
-
-
-def read_images(paths, image_shape) -> list:
-    """Read image files as uint8 `(height, width, channels)` arrays, with clear
-    errors.
-
-    Greyscale models take greyscale files (`L`, `1` or palette images that
-    are grey); colour models take RGB (or RGBA that is fully opaque).
-    `image_shape` is `(height, width, channels)`; `height` and `width` may be
-    `None` for a model that takes any size.
-
-    Raises:
-        FileNotFoundError: a path does not exist.
-        ValueError: a file is unreadable, or has the wrong size or colours.
-    """
-    Image, UnidentifiedImageError = _pillow()
-    height, width, channels = image_shape
-    if not paths:
-        raise ValueError("No image files given.")
-    images = []
-    for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"No image file at {path}.")
-        try:
-            with Image.open(path) as image:
-                image.load()
-        except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(f"{path} is not a readable image: {error}") from None
-        array = np.asarray(image.convert("RGBA"))
-        if (array[..., 3] != 255).any():
-            raise ValueError(
-                f"{path} has transparent pixels; expected an opaque image."
-            )
-        rgb = array[..., :3]
-        if channels == 1:
-            if not (
-                np.array_equal(rgb[..., 0], rgb[..., 1])
-                and np.array_equal(rgb[..., 0], rgb[..., 2])
-            ):
-                raise ValueError(
-                    f"{path} is a colour image; this model codes greyscale images."
-                )
-            array = rgb[..., :1]
-        else:
-            array = rgb
-        if height is not None and array.shape[:2] != (height, width):
-            raise ValueError(
-                f"{path} is {array.shape[1]}x{array.shape[0]} pixels; this model "
-                f"codes {width}x{height} images."
-            )
-        images.append(array)
-    return images
+    return Image
 
 
 def _write_atomically(path: Path, write):
@@ -97,18 +47,38 @@ def _progress(total: int, verbose: bool):
     return lambda count: bar.add(count)
 
 
+def _conversions(paths, notes, verbose: bool) -> dict:
+    """`{path: notes}` of the files with notes, printed on stderr if verbose."""
+    conversions = {str(path): n for path, n in zip(paths, notes) if n}
+    if verbose:
+        for path, file_notes in conversions.items():
+            print(f"{path}: {'; '.join(file_notes)}", file=sys.stderr)
+    return conversions
+
+
 def compress_files(model, paths, output, lossless: bool = True, verbose: bool = True):
     """Compress image files into one `.vtfz` file.
 
     `lossless` codes with bits-back (`BitsBackCodec`, any trained VAE with a
     supported likelihood and its image size), otherwise with the lossy codec
-    (`LossyCodec`, a trained `LossyVAE`, images of any size).
+    (`LossyCodec`, a trained `LossyVAE`, images of any size). Every file is
+    read before anything is written: lossless with `vae_tf.images`' exact
+    policy (a file that cannot be given back bit for bit is refused), lossy
+    with its convert policy (16-bit samples scaled, transparency composited on
+    white, ...; with `verbose`, one line per converted file on stderr).
 
     Returns:
-        A dict of figures: `images`, `bytes`, `bits_per_dim` (whole file) and,
-        lossless, the coder's `net_bits_per_dim`; lossy, `bits_per_pixel`.
+        A dict of figures: `images`, `bytes`, `bits_per_dim` (whole file),
+        `conversions` (`{path: [notes]}` for the files the reader converted or
+        turned upright; often empty) and, lossless, the coder's
+        `net_bits_per_dim`; lossy, `bits_per_pixel`.
+
+    Raises:
+        IsADirectoryError: `output` is a directory.
+        FileNotFoundError: an image file does not exist.
+        ValueError: the model has no codec for the mode, or a file is refused.
     """
-    output = Path(output)
+    paths, output = list(paths), Path(output)
     if output.is_dir():
         raise IsADirectoryError(f"-o must be a file path, not a directory: {output}")
     if lossless:
@@ -119,13 +89,16 @@ def compress_files(model, paths, output, lossless: bool = True, verbose: bool = 
                 "run such as mnist-8bit."
             )
         codec = BitsBackCodec(model)
-        images = codec.check_images(np.stack(read_images(paths, codec.image_shape)))
+        images, notes = read_images(paths, codec.image_shape, exact=True)
+        conversions = _conversions(paths, notes, verbose)
+        images = codec.check_images(np.stack(images))
         payload, stats = codec.encode(images, progress=_progress(len(images), verbose))
         data = codec.pack(payload, len(images))
         extra = {"net_bits_per_dim": stats["bits_per_dim"]}
     else:
         codec = LossyCodec(model)
-        images = read_images(paths, (None, None, codec.channels))
+        images, notes = read_images(paths, (None, None, codec.channels))
+        conversions = _conversions(paths, notes, verbose)
         data = codec.compress(images)
         pixels = sum(image.shape[0] * image.shape[1] for image in images)
         extra = {"bits_per_pixel": 8 * len(data) / pixels}
@@ -135,6 +108,7 @@ def compress_files(model, paths, output, lossless: bool = True, verbose: bool = 
         "images": len(images),
         "bytes": len(data),
         "bits_per_dim": 8 * len(data) / values,
+        "conversions": conversions,
         **extra,
     }
 
@@ -147,7 +121,7 @@ def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True)
     Returns:
         The paths written.
     """
-    Image, _ = _pillow()
+    Image = _pillow()
     path, out_dir = Path(path), Path(out_dir)
     if not path.is_file():
         raise FileNotFoundError(f"No compressed file at {path}.")
