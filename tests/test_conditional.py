@@ -100,7 +100,7 @@ def test_evaluation_uses_the_labels(trained_cvae):
         ([0, 2, 1], r"must be in \[0, 2\)"),
         ([0, -1, 1], r"must be in \[0, 2\)"),
         ([0, 1], "one label per image"),
-        ([0.5, 1.0, 0.0], "integer class ids"),
+        ([0.5, 1.0, 0.0], "int class ids"),
     ],
 )
 def test_bad_labels_give_clear_errors(trained_cvae, labels, message):

@@ -16,6 +16,9 @@ from vae_tf.tflite import (
 @pytest.fixture(scope="module")
 def model_and_images(mnist_subset):
     train, test = mnist_subset
+    # Seeded before the weights are made, so the model does not depend on
+    # which tests ran before.
+    keras.utils.set_random_seed(0)
     likelihood = vae_tf.likelihoods.DiscretizedGaussian()
     model = vae_tf.VAE(
         vae_tf.ConvEncoder(latent_dim=8, filters=(8, 16), residual_blocks=0),
@@ -54,6 +57,12 @@ TOLERANCE = {
 def test_converted_networks_match_keras(model_and_images, quantize, tmp_path):
     model, calibration, x = model_and_images
     paths = export_tflite(model, tmp_path, quantize, images=calibration)
+    if quantize in ("int8", "int16x8"):
+        # A full-integer network clips to the ranges seen in calibration: a
+        # test image whose z_log_var falls below the calibrated minimum comes
+        # out at that minimum (measured: -4.58 -> -4.42, 7% of the range).
+        # Compare where the network was calibrated.
+        x = calibration[:64]
     z_mean, z_log_var = (np.asarray(t) for t in model.encoder(x))
     params = np.asarray(model.decoder(z_mean))
     encoded = TFLiteNetwork(paths["encoder"])(x=x)

@@ -1,6 +1,23 @@
-"""Argument checks shared by the model constructors, with Keras-style messages."""
+"""Argument checks with Keras-style messages: constructors' arguments, and
+model inputs checked in graph mode as well as eagerly."""
 
-__all__ = ["positive_int", "non_negative_int", "positive_ints"]
+import collections.abc
+import inspect
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "positive_int",
+    "non_negative_int",
+    "positive_ints",
+    "float_images",
+    "assert_images",
+    "class_ids",
+    "assert_positive",
+    "CheckedData",
+]
 
 
 def positive_int(name: str, value) -> int:
@@ -37,3 +54,217 @@ def positive_ints(name: str, values, example: str = "(512, 256)", min_length=0):
             f"Received: {name}={values!r}"
         )
     return values
+
+
+# Input checks that hold in graph mode too: the public methods check their
+# inputs eagerly with clear errors; these make the same checks inside a traced
+# step (fit, evaluate), a tf.data pipeline or an exported SavedModel, as
+# assertions whose messages carry the same text. (XLA drops assertions, which
+# is why fit's data are checked in their tf.data pipeline.)
+
+
+def float_images(x, name: str = "x"):
+    """`x` as a float tensor, refusing integer pixels at trace time.
+
+    Raises:
+        TypeError: `x` is not floating point (e.g. uint8 pixels not yet
+            divided by 255).
+    """
+    x = tf.convert_to_tensor(x)
+    if not x.dtype.is_floating:
+        hint = " Divide uint8 pixels by 255." if x.dtype == tf.uint8 else ""
+        raise TypeError(
+            f"{name} must hold floating-point pixels in [0, 1].{hint} "
+            f"Received: {name}.dtype={x.dtype.name}"
+        )
+    return x
+
+
+def assert_images(x, name: str = "x"):
+    """`x` (float images) with assertions that it is finite and in [0, 1].
+
+    Returns:
+        `x`, to be used in place of the input so the assertions run.
+
+    Raises:
+        TypeError: as `float_images`.
+        tf.errors.InvalidArgumentError: when run on non-finite values or
+            values outside [0, 1] (eagerly: at once).
+    """
+    x = float_images(x, name)
+    checks = [
+        tf.debugging.assert_all_finite(x, f"{name} contains NaN or infinite values."),
+        tf.debugging.assert_greater_equal(
+            x,
+            tf.zeros((), x.dtype),
+            message=f"{name} must hold pixel values in [0, 1]",
+        ),
+        tf.debugging.assert_less_equal(
+            x, tf.ones((), x.dtype), message=f"{name} must hold pixel values in [0, 1]"
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(x)
+
+
+def class_ids(labels, num_classes: int, name: str = "labels"):
+    """Int class ids `(batch,)` in `[0, num_classes)`, checked in any mode.
+
+    Accepts int labels of shape `(batch,)` or `(batch, 1)`, and floats that
+    hold whole numbers. Eagerly, a bad value raises a `ValueError`; in a
+    graph, an assertion with the same message.
+
+    Raises:
+        ValueError: a shape other than `(batch,)` / `(batch, 1)` (one-hot
+            labels included), or (eagerly) non-whole or out-of-range values.
+        TypeError: labels that are neither integers nor floats.
+        tf.errors.InvalidArgumentError: in a graph, non-whole or out-of-range
+            values.
+    """
+    labels = tf.convert_to_tensor(labels)
+    shape = labels.shape
+    expected = f"{name} must be int class ids of shape (batch,), in [0, {num_classes})"
+    if shape.rank is not None and (
+        shape.rank > 2 or (shape.rank == 2 and shape[-1] not in (1, None))
+    ):
+        hint = (
+            " These look like one-hot labels: pass their argmax."
+            if shape.rank == 2 and shape[-1] == num_classes
+            else ""
+        )
+        raise ValueError(f"{expected}. Received: {name}.shape={tuple(shape)}.{hint}")
+    if not (labels.dtype.is_integer or labels.dtype.is_floating):
+        raise TypeError(f"{expected}. Received: {name}.dtype={labels.dtype.name}")
+    labels = tf.reshape(labels, (-1,))
+    range_message = f"{name} must be in [0, {num_classes})"
+    if tf.executing_eagerly():
+        values = labels.numpy()
+        if values.size and not np.all(values == np.round(values)):
+            raise ValueError(f"{expected}. Received: non-integer values")
+        if values.size and (values.min() < 0 or values.max() >= num_classes):
+            raise ValueError(
+                f"{range_message}. Received: values in "
+                f"[{values.min():g}, {values.max():g}]"
+            )
+        return tf.cast(labels, tf.int32)
+    checks = [
+        tf.debugging.assert_greater_equal(
+            labels, tf.zeros((), labels.dtype), message=range_message
+        ),
+        tf.debugging.assert_less(
+            labels, tf.cast(num_classes, labels.dtype), message=range_message
+        ),
+    ]
+    if labels.dtype.is_floating:
+        checks.append(
+            tf.debugging.assert_equal(
+                labels, tf.round(labels), message=f"{expected} (whole numbers)"
+            )
+        )
+    with tf.control_dependencies(checks):
+        return tf.cast(labels, tf.int32)
+
+
+def assert_positive(value, name: str):
+    """A scalar `value` with an assertion that it is finite and > 0."""
+    value = tf.convert_to_tensor(value)
+    check = tf.debugging.Assert(
+        tf.logical_and(
+            tf.math.is_finite(tf.cast(value, tf.float32)),
+            value > tf.zeros((), value.dtype),
+        ),
+        [f"{name} must be a positive number. Received:", value],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(value)
+
+
+class CheckedData:
+    """Mixin for a `keras.Model`: `fit`, `evaluate` and `predict` check their data.
+
+    The compiled step may run under XLA, which drops assertions, so the data
+    are checked before it: arrays eagerly (a `ValueError` or `TypeError`
+    naming the problem), a `tf.data.Dataset` by a `map` in its own pipeline,
+    a generator or `keras.utils.PyDataset` batch by batch as it is read.
+    `check_batch` says what is checked; a model overrides it to check more
+    (a conditional model's labels).
+    """
+
+    def check_batch(self, *batch):
+        """Check one batch `x` or `(x, y[, sample_weight])`; return it.
+
+        Works eagerly and in a graph: `x` must be float images in [0, 1].
+        """
+        x = assert_images(batch[0], "x")
+        return (x, *batch[1:]) if len(batch) > 1 else x
+
+    def _check_arrays(self, *batch):
+        batch = [b for b in batch if b is not None]
+        try:
+            self.check_batch(*batch)
+        except tf.errors.InvalidArgumentError as error:
+            raise ValueError(error.message.split("\n")[0]) from None
+
+    def _checked_data(self, x, y=None):
+        if x is None:
+            return x, y
+        if isinstance(x, tf.data.Dataset):
+            return x.map(self.check_batch), y
+        if isinstance(x, keras.utils.PyDataset):
+            return _CheckedPyDataset(x, self), y
+        if inspect.isgenerator(x) or isinstance(x, collections.abc.Iterator):
+            return (self._checked_element(batch) for batch in x), y
+        if isinstance(x, (tuple, list)) and y is None and len(x) == 2:
+            self._check_arrays(*x)  # (images, labels) for predict
+        else:
+            self._check_arrays(x, y)
+        return x, y
+
+    def _checked_element(self, batch):
+        parts = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+        self._check_arrays(*parts)
+        return batch
+
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        x, y = self._checked_data(x, y)
+        if isinstance(validation_data, (tuple, list)):
+            self._check_arrays(*validation_data[:2])
+        elif validation_data is not None:
+            validation_data, _ = self._checked_data(validation_data)
+        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        x, y = self._checked_data(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        x, _ = self._checked_data(x)
+        return super().predict(x, *args, **kwargs)
+
+
+class _CheckedPyDataset(keras.utils.PyDataset):
+    """A `PyDataset` whose batches a model checks as they are read."""
+
+    def __init__(self, inner, model):
+        super().__init__(
+            workers=inner.workers,
+            use_multiprocessing=inner.use_multiprocessing,
+            max_queue_size=inner.max_queue_size,
+        )
+        self.inner, self.model = inner, model
+
+    def __len__(self):
+        return len(self.inner)
+
+    @property
+    def num_batches(self):
+        return self.inner.num_batches
+
+    def __getitem__(self, index):
+        return self.model._checked_element(self.inner[index])
+
+    def on_epoch_begin(self):
+        self.inner.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.inner.on_epoch_end()

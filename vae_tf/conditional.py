@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from vae_tf._validation import assert_images, class_ids
 from vae_tf.vae import VAE, float32
 
 __all__ = ["ConditionalVAE"]
@@ -107,9 +108,33 @@ class ConditionalVAE(VAE):
         )
 
     def prepare_labels(self, labels):
-        """One-hot float labels `(batch, num_classes)` from int labels `(batch,)`."""
-        labels = ops.reshape(ops.cast(self._need(labels), "int32"), (-1,))
-        return ops.one_hot(labels, self.num_classes)
+        """One-hot float labels `(batch, num_classes)` from int class ids.
+
+        The ids are checked in any mode (`vae_tf._validation.class_ids`):
+        eagerly a `ValueError`, in a traced step or an exported SavedModel an
+        assertion, both saying "labels must be in [0, num_classes)".
+        """
+        ids = class_ids(self._need(labels), self.num_classes)  # (batch,)
+        return ops.one_hot(ids, self.num_classes)
+
+    def check_batch(self, *batch):
+        """Check one `(x, labels[, sample_weight])` batch; return it.
+
+        Used on `fit`'s, `evaluate`'s and `predict`'s data before the compiled
+        step: images in [0, 1], one class id in `[0, num_classes)` per image.
+        """
+        if len(batch) < 2 or batch[1] is None:
+            self._need(None)
+        x = assert_images(batch[0], "x")
+        ids = class_ids(batch[1], self.num_classes)  # (batch,)
+        same = tf.debugging.assert_equal(
+            tf.shape(x)[0],
+            tf.shape(ids)[0],
+            message="labels must hold one class id per image",
+        )
+        with tf.control_dependencies([same]):
+            ids = tf.identity(ids)
+        return (x, ids, *batch[2:])
 
     def check_labels(self, labels, batch: int, name: str = "labels"):
         """Check int labels eagerly; one label is repeated for the whole batch.
@@ -126,9 +151,11 @@ class ConditionalVAE(VAE):
         values = np.asarray(labels)
         if values.ndim == 0:
             values = np.full((batch,), values)
-        if values.dtype.kind not in "iu" and not (
-            values.dtype.kind == "f" and np.all(values == np.round(values))
-        ):
+        if values.ndim == 2 and values.shape[-1] == 1:
+            values = values[:, 0]
+        elif values.ndim >= 2:  # e.g. one-hot: refused, with what is expected
+            class_ids(tf.constant(values), self.num_classes, name)
+        if values.dtype.kind not in "iuf":
             raise ValueError(
                 f"{name} must be integer class ids. Received: {name}.dtype="
                 f"{values.dtype}"
@@ -138,12 +165,9 @@ class ConditionalVAE(VAE):
                 f"{name} must hold one label per image ({batch}) or a single "
                 f"label. Received: {name}.shape={values.shape}"
             )
-        if values.size and (values.min() < 0 or values.max() >= self.num_classes):
-            raise ValueError(
-                f"{name} must be in [0, {self.num_classes}). Received: values in "
-                f"[{values.min()}, {values.max()}]"
-            )
-        return self.prepare_labels(tf.constant(values.astype(np.int32)))
+        return ops.one_hot(
+            class_ids(tf.constant(values), self.num_classes, name), self.num_classes
+        )
 
     def call(self, inputs, training=False):
         """Reconstruct `(images, int_labels)`: the decoded mean at `z = z_mean`."""

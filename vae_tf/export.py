@@ -28,6 +28,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from vae_tf._validation import assert_images, assert_positive
+
 __all__ = ["export_saved_model"]
 
 
@@ -90,18 +92,23 @@ def _add_endpoints(archive, model):
     image_spec, latent_spec, temperature_spec, seed_spec = _specs(model)
 
     def encode(x):
-        z_mean, z_log_var = model.posterior(x)
+        z_mean, z_log_var = model.posterior(assert_images(x))
         return {"z_mean": z_mean, "z_log_var": z_log_var}
 
     def decode(z):
         return {"x_mean": model.likelihood.mean(model.decode_params(z))}
 
     def sample(num_samples, temperature, seed):
-        x_params = model.generate_params(num_samples, temperature, seed=seed)
+        x_params = model.generate_params(
+            assert_positive(num_samples, "num_samples"),
+            assert_positive(temperature, "temperature"),
+            seed=seed,
+        )
         return {"x_mean": model.likelihood.mean(x_params)}
 
     def reconstruct(x):
-        return {"x_mean": model.likelihood.mean(model.reconstruct_params(x))}
+        x_params = model.reconstruct_params(assert_images(x))
+        return {"x_mean": model.likelihood.mean(x_params)}
 
     archive.track(model)
     archive.add_endpoint("encode", encode, input_signature=[image_spec])
@@ -122,24 +129,35 @@ def _add_conditional_endpoints(archive, model):
     image_spec, latent_spec, temperature_spec, seed_spec = _specs(model)
     label_spec = tf.TensorSpec((None,), tf.int32, name="labels")
 
+    # The labels are checked in the graph as in Python: ids in [0, num_classes),
+    # one per image (`ConditionalVAE.check_batch`, `prepare_labels`).
     def encode(x, labels):
+        x, labels = model.check_batch(x, labels)
         z_mean, z_log_var = model.posterior(x, labels=model.prepare_labels(labels))
         return {"z_mean": z_mean, "z_log_var": z_log_var}
 
     def decode(z, labels):
-        x_params = model.decode_params(z, labels=model.prepare_labels(labels))
+        same = tf.debugging.assert_equal(
+            tf.shape(z)[0],
+            tf.shape(labels)[0],
+            message="labels must hold one class id per latent",
+        )
+        with tf.control_dependencies([same]):
+            labels = model.prepare_labels(labels)
+        x_params = model.decode_params(z, labels=labels)
         return {"x_mean": model.likelihood.mean(x_params)}
 
     def sample(labels, temperature, seed):
         x_params = model.generate_params(
             tf.shape(labels)[0],
-            temperature,
+            assert_positive(temperature, "temperature"),
             seed=seed,
             labels=model.prepare_labels(labels),
         )
         return {"x_mean": model.likelihood.mean(x_params)}
 
     def reconstruct(x, labels):
+        x, labels = model.check_batch(x, labels)
         x_params = model.reconstruct_params(x, labels=model.prepare_labels(labels))
         return {"x_mean": model.likelihood.mean(x_params)}
 
@@ -160,14 +178,24 @@ def _add_lossy_endpoints(archive, model):
         (None, None, None, model.latent_channels), tf.float32, name="y_hat"
     )
 
+    def checked(x):  # images in [0, 1], sized a multiple of the downsampling
+        factor = model.downsampling
+        sized = tf.debugging.assert_equal(
+            tf.shape(x)[1:3] % factor,
+            0,
+            message=f"x's height and width must be multiples of {factor}",
+        )
+        with tf.control_dependencies([sized]):
+            return assert_images(x)
+
     def analysis(x):
-        return {"y": model.analysis(x)}
+        return {"y": model.analysis(checked(x))}
 
     def synthesis(y_hat):
         return {"x_hat": tf.clip_by_value(model.synthesis(y_hat), 0.0, 1.0)}
 
     def reconstruct(x):
-        return synthesis(tf.round(model.analysis(x)))
+        return synthesis(tf.round(model.analysis(checked(x))))
 
     archive.track(model)
     archive.add_endpoint("analysis", analysis, input_signature=[image_spec])

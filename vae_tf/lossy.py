@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from vae_tf._validation import CheckedData
 from vae_tf.distribute import first_replica_batch, replica_sum, stand_in_for_empty
 
 __all__ = [
@@ -363,7 +364,7 @@ class HyperSynthesis(keras.Model):
 
 
 @register
-class LossyVAE(keras.Model):
+class LossyVAE(CheckedData, keras.Model):
     """A transform-coding VAE trained on rate + lambda * distortion.
 
     ```

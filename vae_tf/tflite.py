@@ -38,6 +38,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vae_tf.vae import check_images
+
 __all__ = [
     "QUANTIZATIONS",
     "export_tflite",
@@ -241,13 +243,20 @@ def lite_pair(paths, num_threads: int | None = None):
 
     `encode(x)` returns `(z_mean, z_log_var)` and `decode(z)` the `x_params`,
     as numpy arrays: the same contract as the Keras networks, so
-    `negative_elbo` can score either.
+    `negative_elbo` can score either. `encode` checks its images as
+    `VAE.encode` does (float, finite, in [0, 1], the model's shape).
+
+    Raises:
+        ValueError, TypeError: from `encode`, for images `VAE.encode` refuses.
     """
     encoder = TFLiteNetwork(paths["encoder"], num_threads=num_threads)
     decoder = TFLiteNetwork(paths["decoder"], num_threads=num_threads)
 
     def encode(x):
-        out = encoder(x=x)
+        # The TFLite file cannot check its input (LiteRT has no assertions):
+        # check here what `VAE.encode` checks.
+        x = check_images(x, tuple(encoder.runner.get_input_details()["x"]["shape"][1:]))
+        out = encoder(x=x.numpy())
         return out["z_mean"], out["z_log_var"]
 
     def decode(z):

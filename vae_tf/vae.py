@@ -9,6 +9,7 @@ from keras import ops
 from vae_tf import corruption as corruption_lib
 from vae_tf import likelihoods as likelihoods_lib
 from vae_tf._random import derive, normal
+from vae_tf._validation import CheckedData, assert_images
 from vae_tf.bounds import (
     gaussian_kl,
     gaussian_log_prob,
@@ -65,7 +66,7 @@ def check_images(x, image_shape=None, name: str = "x"):
             f"{name} is an empty batch. Received: {name}.shape={tuple(x.shape)}"
         )
     if not tf.executing_eagerly():
-        return x
+        return assert_images(x, name)  # the same checks, as assertions
     if not bool(tf.reduce_all(tf.math.is_finite(x))):
         raise ValueError(f"{name} contains NaN or infinite values.")
     low, high = float(tf.reduce_min(x)), float(tf.reduce_max(x))
@@ -89,7 +90,7 @@ def float32(*tensors):
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
-class VAE(keras.Model):
+class VAE(CheckedData, keras.Model):
     """A variational autoencoder trained by maximising the ELBO.
 
     The encoder maps an image `x` to a diagonal Gaussian `q(z | x)`, a latent
