@@ -2,9 +2,9 @@
 Title: Scaling out: tf.distribute, mixed precision, resuming, your own images
 Author: vae_tf developers
 Date created: 2026/11/28
-Last modified: 2026/11/28
+Last modified: 2026/11/29
 Description: Train the same VAE on several devices and several worker
-processes, see why the loss must be divided by the number of replicas, run
+processes, see what each replica must divide its loss by, run
 the networks in half precision, survive a crash, and train on a folder of
 your own images, all on a CPU.
 """
@@ -101,29 +101,38 @@ def small_vae(seed=config.seed):
 
 
 """
-## Part 1: why the loss is divided by the number of replicas
+## Part 1: what each replica divides its loss by
 
-Each replica computes the *mean* loss of its share of the batch, and the
-strategy *sums* the replicas' gradients. With N replicas, the sum of N
-per-replica means is N times the gradient of the global mean: the update
-would be N times too large, as if the learning rate had been multiplied by
-N. `vae_tf.VAE.train_step` therefore takes the gradient of `loss /
-num_replicas_in_sync` (its metrics keep the unscaled loss).
+The strategy *sums* the replicas' gradients. If each replica took the *mean*
+loss of its own share of the batch, N replicas would add up N means: an
+update N times too large, as if the learning rate had been multiplied by N.
+Dividing that mean by N fixes even batches, but not the last, smaller batch
+of an epoch: 3 images on 2 replicas split 2 + 1, and the lone image would
+weigh double; 1 image leaves a replica with none, whose mean is 0 / 0.
+
+`vae_tf.VAE.training_loss` does what holds for any split: each replica sums
+its images' terms and divides by the step's image count over *all*
+replicas (`vae_tf.distribute.replica_sum`, an all-reduce of the counts), so
+the summed gradients are exactly one device's. The reported metrics are the
+step's totals too.
 
 We check it with one plain SGD step from the same weights on the same batch:
 on one device, under `MirroredStrategy` with 2 replicas, and under
-`MirroredStrategy` with a `train_step` that forgets the division. The noise
-`eps` differs between the runs, so we compare the size of the update.
+`MirroredStrategy` with a `train_step` that takes each replica's own mean.
+The noise `eps` differs between the runs, so we compare the size of the
+update.
 """
 
 
-class UnscaledVAE(vae_tf.VAE):
-    """The mistake: the replicas' summed gradients make an update 2x too large."""
+class LocalMeanVAE(vae_tf.VAE):
+    """The mistake: each replica's own mean; the summed update is 2x too large."""
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
             reconstruction, kl = self.kl_per_dim(data, training=True)
-            loss = self.training_loss(reconstruction, kl)
+            loss = keras.ops.mean(reconstruction) + keras.ops.mean(
+                keras.ops.sum(kl, axis=-1)
+            )
         gradients = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
         return {"loss": loss}
@@ -147,18 +156,20 @@ mirrored = tf.distribute.MirroredStrategy()
 print("replicas:", mirrored.num_replicas_in_sync)
 one_device = update_norm(tf.distribute.get_strategy(), vae_tf.VAE)
 scaled = update_norm(mirrored, vae_tf.VAE)
-unscaled = update_norm(mirrored, UnscaledVAE)
-print(f"update size, 1 device:                  {one_device:.4f}")
-print(f"update size, 2 replicas, loss / 2:      {scaled:.4f}")
-print(f"update size, 2 replicas, no division:   {unscaled:.4f}")
+unscaled = update_norm(mirrored, LocalMeanVAE)
+print(f"update size, 1 device:                         {one_device:.4f}")
+print(f"update size, 2 replicas, global count:         {scaled:.4f}")
+print(f"update size, 2 replicas, each replica's mean:  {unscaled:.4f}")
 metrics["update_ratio_scaled"] = scaled / one_device
 metrics["update_ratio_unscaled"] = unscaled / one_device
 
 """
-The scaled run moves the weights as far as one device does; the unscaled one
-twice as far. (`tests/test_distribute.py` checks the stronger statement: with
-the same noise, mirrored and multi-worker training end with the same weights
-as one device, to 1e-5.)
+The package's step moves the weights as far as one device does; the
+per-replica mean twice as far. (`tests/test_distribute.py` checks the
+stronger statement: with the same noise, mirrored and multi-worker training
+end with the same weights as one device, to 1e-5, for datasets of 1, 3, 9
+and 11 images at batch 8, whose last batch splits unevenly or leaves a
+replica empty.)
 
 ## Part 2: `fit` under `MirroredStrategy`
 
@@ -166,7 +177,8 @@ Build and compile the model inside `strategy.scope()` (its variables are then
 mirrored on every device) and call `fit` as usual, with the *global* batch
 size. Two settings differ from one device: `jit_compile=False`, since XLA
 fails under `MirroredStrategy` on CPU devices in TF 2.21 (on GPUs you may try
-it), and batches must split evenly across the replicas.
+it). Batches need not split evenly: the last, smaller batch of an epoch is
+shared out as it comes, and the loss is still the mean over its images.
 """
 
 with mirrored.scope():
