@@ -25,8 +25,8 @@ def run_dir(tmp_path_factory):
             str(out),
             "--source",
             "bundled",
-            "--verbose",
-            "0",
+            "--progress",
+            "none",
         ]
     )
     assert code == 0
@@ -129,7 +129,7 @@ def test_sample_files_match_the_grid_of_the_same_seed(run_dir, tmp_path):
 def test_conditional_preset_trains_and_samples_the_chosen_classes(tmp_path):
     run = tmp_path / "cvae"
     argv = ["train", "--preset", "mnist-cvae", "--epochs", "1", "--batch-size", "256"]
-    argv += ["--output-dir", str(run), "--source", "bundled", "--verbose", "0"]
+    argv += ["--output-dir", str(run), "--source", "bundled", "--progress", "none"]
     assert cli.main(argv) == 0
     out = tmp_path / "digits"
     labels = ["3", "3", "7"]

@@ -152,7 +152,7 @@ def test_a_run_killed_mid_training_resumes_and_trains_only_the_rest(tmp_path):
     argv = [
         sys.executable, "-m", "vae_tf.cli", "train", "--preset", "mnist-dense",
         "--source", "bundled", "--epochs", str(epochs), "--batch-size", "250",
-        "--output-dir", str(out), "--verbose", "2",
+        "--output-dir", str(out), "--progress", "epochs",
     ]  # fmt: skip
     first = subprocess.Popen(
         argv, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -330,7 +330,24 @@ def test_bad_image_folders_are_clear_errors(tmp_path, capsys):
     data = (broken / "img001.jpg").read_bytes()
     (broken / "img001.jpg").write_bytes(data[:20])  # a JPEG header, then nothing
     argv = ["train", "--preset", "mnist-dense", "--image-dir", str(broken)]
-    argv += ["--epochs", "1", "--output-dir", str(tmp_path / "run"), "--verbose", "0"]
+    argv += ["--epochs", "1", "--output-dir", str(tmp_path / "run")]
+    argv += ["--progress", "none"]
     assert cli.main(argv) == 2
     assert "could not be decoded" in capsys.readouterr().err
     assert not (tmp_path / "run" / "model.keras").exists()
+    # Damaged after a sound header: listed, then found while training, and the
+    # error is one line naming the file and what is wrong with it.
+    late = tmp_path / "late"
+    write_images(late, 4)
+    png = late / "img002.png"
+    Image.fromarray(np.full((40, 40, 3), 7, np.uint8)).save(png)
+    png.write_bytes(png.read_bytes()[:60])  # the IHDR chunk, half an IDAT
+    image_folders.list_images(late)  # the header is sound
+    argv[argv.index(str(broken))] = str(late)
+    argv[argv.index(str(tmp_path / "run"))] = str(tmp_path / "late-run")
+    assert cli.main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("Data: 4 image files under") and len(lines) == 2
+    assert lines[1].startswith("vae-tf train: error: An image in")
+    assert f"{png} is truncated or damaged" in lines[1]
+    assert not (tmp_path / "late-run" / "model.keras").exists()

@@ -228,7 +228,7 @@ run_dir = output_dir / "multi_worker_run"
 command = [
     sys.executable, "-m", "vae_tf.cli", "train", "--preset", "mnist-dense",
     "--epochs", "1", "--batch-size", "256", "--strategy", "multi-worker",
-    "--output-dir", str(run_dir), "--overwrite", "--verbose", "0",
+    "--output-dir", str(run_dir), "--overwrite", "--progress", "none",
 ]  # fmt: skip
 if args.quick:
     command += ["--source", "bundled"]  # the 10,000-image MNIST subset

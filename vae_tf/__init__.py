@@ -1,5 +1,13 @@
-"""vae_tf: variational autoencoders in Keras 3, for generating and compressing "
-"images."""
+"""vae_tf: variational autoencoders in Keras 3, for generating and compressing
+images."""
+
+# First, before anything imports TensorFlow: the `vae-tf` command hides
+# TensorFlow's start-up log lines (unless --verbose); other programs keep them.
+from vae_tf import _tf_logs
+
+_tf_logs.quiet_for_the_cli()
+
+# ruff: noqa: E402
 
 from vae_tf import (
     bounds,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import keras
 
-__all__ = ["EpochTimer", "BetaSchedule"]
+__all__ = ["EpochTimer", "BetaSchedule", "StepProgbarLogger"]
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
@@ -164,3 +164,49 @@ class BetaSchedule(keras.callbacks.Callback):
             "cycle_epochs": self.cycle_epochs,
             "ramp_fraction": self.ramp_fraction,
         }
+
+
+@keras.saving.register_keras_serializable(package="vae_tf")
+class StepProgbarLogger(keras.callbacks.ProgbarLogger):
+    """Keras's progress bar, ending at the number of steps the data really has.
+
+    With `compile(steps_per_execution=k)`, Keras 3 reports each compiled
+    call's end as `k` steps after the previous one, also for the last call of
+    an epoch, which runs the remaining steps only. Over 157 steps with
+    `k = 50`, `keras.callbacks.ProgbarLogger` then ends each epoch at
+    `200/157` with a negative time left (and, when stdout is not a terminal,
+    leaves that line in the log). This logger caps the reported step at the
+    step count `fit` (or `evaluate`, `predict`) was given, so the bar ends at
+    `157/157` and the time per step is the real one. Pass it in `callbacks`:
+    `fit` then adds no progress bar of its own. With data of unknown length
+    (no step count), it shows what Keras shows.
+
+    Example:
+
+    >>> vae.compile(optimizer="adam", steps_per_execution=50)
+    >>> vae.fit(train, epochs=10, callbacks=[vae_tf.callbacks.StepProgbarLogger()])
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._steps = None
+
+    def get_config(self):
+        return {}
+
+    def set_params(self, params):
+        super().set_params(params)
+        self._steps = params.get("steps")
+
+    def _real_step(self, batch: int) -> int:
+        """The index of the last step run: `batch`, at most the last one."""
+        return batch if self._steps is None else min(batch, self._steps - 1)
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(self._real_step(batch), logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        super().on_test_batch_end(self._real_step(batch), logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        super().on_predict_batch_end(self._real_step(batch), logs)

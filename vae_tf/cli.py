@@ -2,19 +2,22 @@
 
 Argument parsing and calls only: every command is one call of a function a
 Python user can call too (`vae_tf.runs`, `vae_tf.export`, `vae_tf.plotting`).
+
+Every command hides TensorFlow's own log lines unless given `--verbose`
+(`vae_tf._tf_logs`): `main` decides that from the arguments before anything
+imports TensorFlow, so this module imports the rest of vae_tf (and
+TensorFlow) only inside functions.
 """
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from vae_tf import __version__, data, presets, runs
-from vae_tf.export import export_saved_model
-from vae_tf.plotting import save_image_grid
-from vae_tf.tflite import FULL_INTEGER, QUANTIZATIONS
+from vae_tf import __version__, _tf_logs
 
 __all__ = ["main", "build_parser"]
 
@@ -55,6 +58,8 @@ def _positive_float(text: str) -> float:
 
 
 def _add_data_args(parser):
+    from vae_tf import data
+
     parser.add_argument(
         "--data-dir",
         help="folder with keras-layout mnist.npz / cifar10.npz "
@@ -75,7 +80,21 @@ def _dumps(payload: dict) -> str:
     return "{\n" + ",\n".join(lines) + "\n}"
 
 
+def _add_verbose_arg(parser):
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's own log lines (hidden by default, whatever "
+        "$TF_CPP_MIN_LOG_LEVEL says)",
+    )
+
+
+_PROGRESS = {"bar": 1, "epochs": 2, "none": 0}  # --progress: fit's verbose
+
+
 def _train(args):
+    from vae_tf import runs
+
     metrics = runs.train(
         args.preset,
         args.output_dir,
@@ -84,13 +103,14 @@ def _train(args):
         data_dir=args.data_dir,
         source=args.source,
         seed=args.seed,
-        verbose=args.verbose,
+        verbose=_PROGRESS[args.progress],
         overwrite=args.overwrite,
         lmbda=args.lmbda,
         strategy=args.strategy,
         precision=args.precision,
         image_dir=args.image_dir,
         jit_compile=None if args.xla is None else args.xla == "on",
+        print_data_source=True,
     )
     if not metrics:  # a worker other than the chief writes nothing
         return
@@ -102,17 +122,23 @@ def _train(args):
 
 
 def _evaluate(args):
+    from vae_tf import runs
+
     results = runs.evaluate_run(
         args.run_dir,
         iwae_k=args.iwae_k,
         data_dir=args.data_dir,
         source=args.source,
         seed=args.seed,
+        print_data_source=True,
     )
     print(_dumps(results))
 
 
 def _sample(args):
+    from vae_tf import runs
+    from vae_tf.plotting import save_image_grid
+
     model, _ = runs.load_run(args.run_dir)
     labels = args.labels
     num_samples = args.num_samples or (len(labels) if labels else 64)
@@ -144,19 +170,25 @@ def _sample(args):
 
 
 def _export(args):
+    from vae_tf import runs
+    from vae_tf.export import export_saved_model
+
     model, run_config = runs.load_run(args.run_dir)
     if args.format == "tflite":
-        from vae_tf.tflite import export_tflite
+        from vae_tf.tflite import FULL_INTEGER, export_tflite
 
         images = None
         if args.quantize in FULL_INTEGER:
-            preset = presets.get(run_config["preset"])
-            images, _ = data.load_arrays(
-                preset.dataset, "train", data_dir=args.data_dir, source=args.source
+            images = runs.calibration_images(
+                run_config["preset"],
+                500,
+                data_dir=args.data_dir,
+                source=args.source,
+                print_data_source=True,
             )
-            images = images[:500].astype("float32") / 255.0
         output = args.output or Path(args.run_dir) / f"tflite_{args.quantize}"
-        paths = export_tflite(model, output, args.quantize, images=images)
+        with contextlib.nullcontext() if args.verbose else _tf_logs.filtered_stderr():
+            paths = export_tflite(model, output, args.quantize, images=images)
         for name, path in paths.items():
             print(f"Wrote the {name}: {path} ({path.stat().st_size} bytes)")
         return
@@ -167,6 +199,7 @@ def _export(args):
 
 
 def _compress(args):
+    from vae_tf import runs
     from vae_tf.compression.files import compress_files
 
     model, _ = runs.load_run(args.run_dir)
@@ -178,6 +211,7 @@ def _compress(args):
 
 
 def _decompress(args):
+    from vae_tf import runs
     from vae_tf.compression.files import decompress_file
 
     model, _ = runs.load_run(args.run_dir)
@@ -186,6 +220,10 @@ def _decompress(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `vae-tf` parser (this imports vae_tf's modules, and TensorFlow)."""
+    from vae_tf import presets
+    from vae_tf.tflite import QUANTIZATIONS
+
     parser = argparse.ArgumentParser(
         prog="vae-tf",
         description="Variational autoencoders in Keras: train, evaluate, sample, "
@@ -253,13 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace a model already in --output-dir",
     )
     train.add_argument(
-        "--verbose",
-        type=int,
-        choices=(0, 1, 2),
-        default=1,
-        help="fit's verbosity: 1 shows progress bars",
+        "--progress",
+        choices=tuple(_PROGRESS),
+        default="bar",
+        help="training progress on stdout: a bar per epoch, one line per epoch, "
+        "or none (default: bar)",
     )
     _add_data_args(train)
+    _add_verbose_arg(train)
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser(
@@ -279,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed of the evaluation's samples"
     )
     _add_data_args(evaluate)
+    _add_verbose_arg(evaluate)
     evaluate.set_defaults(func=_evaluate)
 
     sample = commands.add_parser(
@@ -321,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace sample files already in --out-dir",
     )
+    _add_verbose_arg(sample)
     sample.set_defaults(func=_sample)
 
     export = commands.add_parser(
@@ -352,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output path (default: RUN_DIR/saved_model, or RUN_DIR/tflite_QUANTIZE)",
     )
     _add_data_args(export)
+    _add_verbose_arg(export)
     export.set_defaults(func=_export)
 
     compress = commands.add_parser(
@@ -369,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument(
         "--lossless", action="store_true", help="bits-back coding, exact round trip"
     )
+    _add_verbose_arg(compress)
     compress.set_defaults(func=_compress)
 
     decompress = commands.add_parser(
@@ -385,12 +428,21 @@ def build_parser() -> argparse.ArgumentParser:
     decompress.add_argument(
         "--overwrite", action="store_true", help="replace PNG files already there"
     )
+    _add_verbose_arg(decompress)
     decompress.set_defaults(func=_decompress)
     return parser
 
 
 def main(argv=None) -> int:
-    """Entry point of the `vae-tf` console script."""
+    """Entry point of the `vae-tf` console script.
+
+    TensorFlow's own log lines are hidden unless the command has `--verbose`
+    (`vae_tf._tf_logs.configure_tensorflow_logs`); that is set before
+    anything imports TensorFlow, and left as it is when TensorFlow is loaded
+    already (e.g. when `main` is called from Python).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _tf_logs.configure_tensorflow_logs(show=_tf_logs.asks_for_tensorflow_logs(argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -36,6 +36,7 @@ __all__ = [
     "load",
     "binarize",
     "resolve_source",
+    "describe_source",
     "tile_batches",
 ]
 
@@ -47,16 +48,17 @@ BUNDLED_MNIST = Path(__file__).parent / "assets" / "mnist_subset.npz"
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
-    """What vae_tf knows of a dataset: its image shape and where tfds downloads it."""
+    """What vae_tf knows of a dataset: image shape, tfds download host, title."""
 
     image_shape: tuple
     num_classes: int
     download_host: str
+    title: str = ""
 
 
 DATASETS = {
-    "mnist": DatasetInfo((28, 28, 1), 10, "storage.googleapis.com"),
-    "cifar10": DatasetInfo((32, 32, 3), 10, "www.cs.toronto.edu"),
+    "mnist": DatasetInfo((28, 28, 1), 10, "storage.googleapis.com", "MNIST"),
+    "cifar10": DatasetInfo((32, 32, 3), 10, "www.cs.toronto.edu", "CIFAR-10"),
 }
 
 
@@ -136,6 +138,52 @@ def resolve_source(name: str, source: str = "auto", data_dir: str | None = None)
         "keras-layout "
         f"{name}.npz in a folder and set {DATA_DIR_ENV} to it."
     )
+
+
+def _local_file(name: str, data_dir: str | None) -> Path:
+    """The keras-layout file of `name` in `data_dir` (else `$VAE_TF_DATA_DIR`)."""
+    folder = data_dir or os.environ.get(DATA_DIR_ENV)
+    if not folder:
+        raise ValueError(
+            f"source='local' needs a folder: pass data_dir= or set {DATA_DIR_ENV}."
+        )
+    return Path(folder) / f"{name}.npz"
+
+
+def describe_source(
+    name: str, source: str = "auto", data_dir: str | None = None
+) -> str:
+    """Where `load_arrays(name, ..., data_dir, source)` reads the images, in words.
+
+    Args:
+        name: `"mnist"` or `"cifar10"`.
+        source: `"auto"`, `"local"`, `"tfds"` or `"bundled"`; pass the source
+            `resolve_source` chose, as `"auto"` decides again (which may take
+            a few seconds).
+        data_dir: folder of keras-layout `.npz` files (else `$VAE_TF_DATA_DIR`).
+
+    Returns:
+        The dataset's name and where it comes from, e.g.
+        `"MNIST from /data/mnist.npz"`, `"MNIST from tensorflow-datasets"` or
+        `"MNIST from the bundled subset"`.
+
+    Raises:
+        ValueError, RuntimeError: as `resolve_source`; `"local"` without a
+            folder.
+
+    Example:
+
+    >>> vae_tf.data.describe_source("mnist", "bundled")
+    'MNIST from the bundled subset'
+    """
+    chosen = resolve_source(name, source, data_dir)
+    if chosen == "local":
+        where = os.fspath(_local_file(name, data_dir))
+    elif chosen == "tfds":
+        where = "tensorflow-datasets"
+    else:
+        where = "the bundled subset"
+    return f"{_info(name).title or name} from {where}"
 
 
 def _as_nhwc(images: np.ndarray, name: str, where: str) -> np.ndarray:
@@ -233,12 +281,7 @@ def load_arrays(
     _check_split(split)
     chosen = resolve_source(name, source, data_dir)
     if chosen == "local":
-        folder = data_dir or os.environ.get(DATA_DIR_ENV)
-        if not folder:
-            raise ValueError(
-                f"source='local' needs a folder: pass data_dir= or set {DATA_DIR_ENV}."
-            )
-        return _load_npz(Path(folder) / f"{name}.npz", name, split)
+        return _load_npz(_local_file(name, data_dir), name, split)
     if chosen == "tfds":
         try:
             return _load_tfds(name, split)

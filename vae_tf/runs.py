@@ -17,6 +17,7 @@ Python so that a notebook can do the same.
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -27,13 +28,14 @@ import numpy as np
 import tensorflow as tf
 
 from vae_tf import data, evaluation, image_folders, plotting, presets
-from vae_tf.callbacks import EpochTimer
+from vae_tf.callbacks import EpochTimer, StepProgbarLogger
 from vae_tf.export import export_saved_model
 
 __all__ = [
     "train",
     "load_run",
     "evaluate_run",
+    "calibration_images",
     "test_dataset",
     "write_json",
     "write_samples",
@@ -54,17 +56,41 @@ def write_json(path, payload: dict):
 
 def test_dataset(preset, data_dir=None, source="auto", batch_size: int = 500):
     """The preset's test set, binarised once (seed 0) when the preset says so."""
-    return data.load(
-        preset.dataset,
-        "test",
+    images, labels = data.load_arrays(preset.dataset, "test", data_dir, source)
+    return _test_pipeline(preset, images, labels, batch_size)
+
+
+def _test_pipeline(preset, images, labels, batch_size: int = 500):
+    if preset.binarized_test:
+        images = data.binarize(images, seed=0)
+    return data.make_dataset(
+        images,
+        labels if preset.conditional else None,
         batch_size=batch_size,
-        data_dir=data_dir,
-        source=source,
         shuffle=False,
-        binarized=preset.binarized_test,
         seed=0,
-        with_labels=preset.conditional,
     )
+
+
+def _data_line(dataset: str, source: str, data_dir, sizes: str) -> str:
+    """`Data: MNIST from ... (sizes).`, with how to get the full set if bundled."""
+    line = f"Data: {data.describe_source(dataset, source, data_dir)} ({sizes})."
+    if source == "bundled":
+        line += (
+            f" For the full set, pass --data-dir DIR holding {dataset}.npz or set "
+            f"${data.DATA_DIR_ENV}."
+        )
+    return line
+
+
+def _folder_line(image_dir, train_files: list, test_files: list) -> str:
+    """`Data: N image files under DIR (train / test).`"""
+    total = len(set(train_files) | set(test_files))
+    if train_files == test_files:
+        sizes = f"all {total:,} for training and testing: too few to hold any out"
+    else:
+        sizes = f"{len(train_files):,} train / {len(test_files):,} test"
+    return f"Data: {total:,} image files under {image_dir} ({sizes})."
 
 
 def _check_output_dir(output_dir: Path, overwrite: bool):
@@ -81,7 +107,8 @@ def _check_output_dir(output_dir: Path, overwrite: bool):
 
 
 def _train_data(preset, batch_size, data_dir, source, seed, image_dir):
-    """`(train_ds, test_ds, num_train_images, source)` of a preset or a folder."""
+    """`(train_ds, test_ds, num_train_images, source, train_images, data_line)`
+    of a preset or a folder (`train_images` `None` for a folder)."""
     if image_dir is not None:
         if preset.conditional:
             raise ValueError(
@@ -96,7 +123,8 @@ def _train_data(preset, batch_size, data_dir, source, seed, image_dir):
             train_files, shape, batch_size, shuffle=True, seed=seed
         )
         test_ds = image_folders.folder_dataset(test_files, shape, 500, shuffle=False)
-        return train_ds, test_ds, len(train_files), "image-dir", None
+        line = _folder_line(image_dir, train_files, test_files)
+        return train_ds, test_ds, len(train_files), "image-dir", None, line
     chosen_source = data.resolve_source(preset.dataset, source, data_dir)
     train_images, train_labels = data.load_arrays(
         preset.dataset, "train", data_dir, chosen_source
@@ -117,8 +145,13 @@ def _train_data(preset, batch_size, data_dir, source, seed, image_dir):
     )
     if grid > 1:
         train_ds = data.tile_batches(train_ds, grid)
-    test_ds = test_dataset(preset, data_dir, chosen_source)
-    return train_ds, test_ds, len(train_images), chosen_source, train_images
+    test_images, test_labels = data.load_arrays(
+        preset.dataset, "test", data_dir, chosen_source
+    )
+    test_ds = _test_pipeline(preset, test_images, test_labels)
+    sizes = f"{len(train_images):,} train / {len(test_images):,} test images"
+    line = _data_line(preset.dataset, chosen_source, data_dir, sizes)
+    return train_ds, test_ds, len(train_images), chosen_source, train_images, line
 
 
 def train(
@@ -136,6 +169,7 @@ def train(
     precision: str = "float32",
     image_dir=None,
     jit_compile: bool | None = None,
+    print_data_source: bool = False,
 ) -> dict:
     """Train a preset and write its run directory; resume it if it was cut short.
 
@@ -154,7 +188,9 @@ def train(
         data_dir: folder of keras-layout `.npz` files (else `$VAE_TF_DATA_DIR`).
         source: data source, see `vae_tf.data`.
         seed: seed of the weights, the data order and the model's draws.
-        verbose: `fit`'s verbosity (progress bars by default).
+        verbose: `fit`'s verbosity: 1 (or `"auto"`) a progress bar, 2 one line
+            per epoch, 0 silent. The bar counts the real steps
+            (`vae_tf.callbacks.StepProgbarLogger`).
         overwrite: replace a model already in `output_dir` (and discard a
             backup instead of resuming from it).
         lmbda: the rate-distortion weight of a lossy-codec preset (its
@@ -168,6 +204,10 @@ def train(
         jit_compile: compile the step with XLA; default: the preset's choice
             on one device, off under a distribution strategy (XLA fails there
             on CPU devices in TF 2.21).
+        print_data_source: print one line on stderr before training naming
+            the data's source and its train and test sizes (on the chief
+            worker only), e.g. `Data: MNIST from /data/mnist.npz (60,000
+            train / 10,000 test images).`
 
     Returns:
         The metrics written to `metrics.json`.
@@ -214,7 +254,9 @@ def train(
             "an --image-dir with the default or mirrored strategy."
         )
     loaded = _train_data(preset, batch_size, data_dir, source, seed, image_dir)
-    train_ds, test_ds, num_train, chosen_source, train_images = loaded
+    train_ds, test_ds, num_train, chosen_source, train_images, data_line = loaded
+    if print_data_source and chief:
+        print(data_line, file=sys.stderr, flush=True)
 
     keras.utils.set_random_seed(seed)
     with distribute.precision_policy(precision), distributed.scope():
@@ -249,16 +291,19 @@ def train(
                 epochs=epochs,
                 validation_data=test_ds,
                 shuffle=False,  # the dataset reshuffles itself every epoch
-                callbacks=callbacks,
+                callbacks=[*callbacks, StepProgbarLogger()],
                 verbose=verbose,
             )
     except tf.errors.InvalidArgumentError as error:
         if image_dir is None:
             raise
+        # The reader's one-line reason, naming the file (vae_tf.image_folders
+        # raises it in the pipeline as an assertion).
+        found = re.search(r"assertion failed: \[(.+?)\]", error.message)
+        reason = found.group(1) if found else error.message.splitlines()[0]
         raise ValueError(
-            f"An image in {image_dir} could not be decoded ({error.message}): a "
-            "file there is damaged. Remove or replace it, then run the same command "
-            "again to resume."
+            f"An image in {image_dir} could not be decoded: {reason.rstrip('.')}. "
+            "Remove or replace it, then run the same command again to resume."
         ) from None
     train_seconds = time.perf_counter() - start
     if not chief:
@@ -388,9 +433,25 @@ def load_run(run_dir):
 
 
 def evaluate_run(
-    run_dir, iwae_k: int | None = 1000, data_dir=None, source="auto", seed=0
+    run_dir,
+    iwae_k: int | None = 1000,
+    data_dir=None,
+    source="auto",
+    seed=0,
+    print_data_source: bool = False,
 ) -> dict:
     """Evaluate a run directory's model on its preset's test set.
+
+    Args:
+        run_dir: a run directory written by `train`.
+        iwae_k: importance samples per image for the IWAE bound (`None`: the
+            ELBO only).
+        data_dir: folder of keras-layout `.npz` files (else `$VAE_TF_DATA_DIR`).
+        source: data source, see `vae_tf.data`; `"auto"` without a folder
+            reads from the source the run was trained on.
+        seed: seed of the evaluation's samples.
+        print_data_source: print one line on stderr naming the test set's
+            source and size.
 
     Returns:
         `vae_tf.evaluation.evaluate`'s figures (`test_elbo_nats`,
@@ -400,8 +461,54 @@ def evaluate_run(
     preset = presets.get(run_config["preset"])
     if source == "auto" and not (data_dir or os.environ.get(data.DATA_DIR_ENV)):
         source = run_config.get("data_source", "auto")
-    test_ds = test_dataset(preset, data_dir, source)
+    source = data.resolve_source(preset.dataset, source, data_dir)
+    images, labels = data.load_arrays(preset.dataset, "test", data_dir, source)
+    if print_data_source:
+        line = _data_line(
+            preset.dataset, source, data_dir, f"{len(images):,} test images"
+        )
+        print(line, file=sys.stderr, flush=True)
+    test_ds = _test_pipeline(preset, images, labels)
     return evaluation.evaluate(model, test_ds, iwae_k=iwae_k, seed=seed)
+
+
+def calibration_images(
+    preset_name: str,
+    count: int = 500,
+    data_dir=None,
+    source="auto",
+    print_data_source: bool = False,
+) -> np.ndarray:
+    """The first `count` training images of a preset's dataset, to calibrate on.
+
+    Full-integer TFLite quantisation (`vae_tf.tflite.export_tflite` with
+    `"int8"` or `"int16x8"`) measures the activations' ranges on these.
+
+    Args:
+        preset_name: a name from `vae_tf.presets.PRESETS`.
+        count: images (all of them if the split has fewer).
+        data_dir: folder of keras-layout `.npz` files (else `$VAE_TF_DATA_DIR`).
+        source: data source, see `vae_tf.data`.
+        print_data_source: print one line on stderr naming the images' source.
+
+    Returns:
+        float32 images in [0, 1], `(count, height, width, channels)`.
+    """
+    preset = presets.get(preset_name)
+    source = data.resolve_source(preset.dataset, source, data_dir)
+    images, _ = data.load_arrays(preset.dataset, "train", data_dir, source)
+    chosen = images[:count]
+    if print_data_source:
+        sizes = (
+            f"the first {len(chosen):,} of {len(images):,} train images, for "
+            "calibration"
+        )
+        print(
+            _data_line(preset.dataset, source, data_dir, sizes),
+            file=sys.stderr,
+            flush=True,
+        )
+    return chosen.astype("float32") / 255.0
 
 
 def write_samples(
