@@ -16,6 +16,7 @@ __all__ = [
     "assert_images",
     "class_ids",
     "assert_positive",
+    "one_label_each",
     "CheckedData",
 ]
 
@@ -163,6 +164,17 @@ def class_ids(labels, num_classes: int, name: str = "labels"):
         )
     with tf.control_dependencies(checks):
         return tf.cast(labels, tf.int32)
+
+
+def one_label_each(labels, batch, what: str = "image"):
+    """`labels` with an assertion that they number as many as `batch`'s rows."""
+    same = tf.debugging.assert_equal(
+        tf.shape(batch)[0],
+        tf.shape(labels)[0],
+        message=f"labels must hold one class id per {what}",
+    )
+    with tf.control_dependencies([same]):
+        return tf.identity(labels)
 
 
 def assert_positive(value, name: str):

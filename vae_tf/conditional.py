@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vae_tf._validation import assert_images, class_ids
+from vae_tf._validation import assert_images, class_ids, one_label_each
 from vae_tf.vae import VAE, float32
 
 __all__ = ["ConditionalVAE"]
@@ -126,14 +126,7 @@ class ConditionalVAE(VAE):
         if len(batch) < 2 or batch[1] is None:
             self._need(None)
         x = assert_images(batch[0], "x")
-        ids = class_ids(batch[1], self.num_classes)  # (batch,)
-        same = tf.debugging.assert_equal(
-            tf.shape(x)[0],
-            tf.shape(ids)[0],
-            message="labels must hold one class id per image",
-        )
-        with tf.control_dependencies([same]):
-            ids = tf.identity(ids)
+        ids = one_label_each(class_ids(batch[1], self.num_classes), x)  # (batch,)
         return (x, ids, *batch[2:])
 
     def check_labels(self, labels, batch: int, name: str = "labels"):

@@ -28,7 +28,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from vae_tf._validation import assert_images, assert_positive
+from vae_tf._validation import assert_images, assert_positive, one_label_each
 
 __all__ = ["export_saved_model"]
 
@@ -137,13 +137,7 @@ def _add_conditional_endpoints(archive, model):
         return {"z_mean": z_mean, "z_log_var": z_log_var}
 
     def decode(z, labels):
-        same = tf.debugging.assert_equal(
-            tf.shape(z)[0],
-            tf.shape(labels)[0],
-            message="labels must hold one class id per latent",
-        )
-        with tf.control_dependencies([same]):
-            labels = model.prepare_labels(labels)
+        labels = model.prepare_labels(one_label_each(labels, z, "latent"))
         x_params = model.decode_params(z, labels=labels)
         return {"x_mean": model.likelihood.mean(x_params)}
 
