@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import keras
 
+from vae_tf.vae import VAE
+
 __all__ = ["EpochTimer", "BetaSchedule", "StepProgbarLogger"]
 
 
@@ -141,7 +143,7 @@ class BetaSchedule(keras.callbacks.Callback):
         return self.max_beta * min(1.0, position / self.ramp_fraction)
 
     def on_epoch_begin(self, epoch, logs=None):
-        if not hasattr(self.model, "beta_variable"):
+        if not isinstance(self.model, VAE):
             raise TypeError(
                 "BetaSchedule schedules a vae_tf.VAE's beta. Received a model of "
                 f"type {type(self.model).__name__}."

@@ -21,15 +21,15 @@ from vae_tf import __version__, _tf_logs
 
 __all__ = ["main", "build_parser"]
 
-# Errors that bad input produces; anything else is a bug and keeps its traceback.
+# What bad arguments, files or data raise (vae_tf.models.NotSupportedError, a
+# model asked for what its family cannot do, is a ValueError). A TypeError or
+# RuntimeError is a bug: it keeps its traceback.
 USER_ERRORS = (
     ValueError,
-    TypeError,
     FileNotFoundError,
     FileExistsError,
     NotADirectoryError,
     IsADirectoryError,
-    RuntimeError,
 )
 
 

@@ -5,7 +5,13 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vae_tf._validation import assert_images, class_ids, one_label_each
+from vae_tf._validation import (
+    assert_images,
+    assert_positive,
+    class_ids,
+    one_label_each,
+)
+from vae_tf.models.base import NotSupportedError
 from vae_tf.vae import VAE, float32
 
 __all__ = ["ConditionalVAE"]
@@ -160,6 +166,70 @@ class ConditionalVAE(VAE):
             )
         return ops.one_hot(
             class_ids(tf.constant(values), self.num_classes, name), self.num_classes
+        )
+
+    coding = ()  # bits-back would need the labels too
+
+    def check_coding(self, kind: str):
+        raise NotSupportedError(
+            f"A ConditionalVAE cannot code {kind} files: its codes would need the "
+            "labels too. Use an unconditional run (e.g. mnist-8bit)."
+        )
+
+    def example_samples(self, count: int = 64, seed: int = 0):
+        """One row per class: `count // 8` draws of each of (up to) 8 classes."""
+        classes = np.repeat(np.arange(min(self.num_classes, 8)), max(1, count // 8))
+        images = self.sample(len(classes), seed=seed, labels=classes)
+        return images, "Samples: one class per row, z ~ N(0, I)"
+
+    def add_endpoints(self, archive):
+        """`encode(x, labels)`, `decode(z, labels)`, `sample(labels, temperature,
+        seed)` (one image per label) and `reconstruct(x, labels)`; labels are
+        int32 class ids `(batch,)`, checked in the graph as in Python."""
+        image_spec, latent_spec, temperature_spec, seed_spec = self._endpoint_specs()
+        label_spec = tf.TensorSpec((None,), tf.int32, name="labels")
+
+        def encode(x, labels):
+            x, labels = self.check_batch(x, labels)
+            z_mean, z_log_var = self.posterior(x, labels=self.prepare_labels(labels))
+            return {"z_mean": z_mean, "z_log_var": z_log_var}
+
+        def decode(z, labels):
+            labels = self.prepare_labels(one_label_each(labels, z, "latent"))
+            return {
+                "x_mean": self.likelihood.mean(self.decode_params(z, labels=labels))
+            }
+
+        def sample(labels, temperature, seed):
+            x_params = self.generate_params(
+                tf.shape(labels)[0],
+                assert_positive(temperature, "temperature"),
+                seed=seed,
+                labels=self.prepare_labels(labels),
+            )
+            return {"x_mean": self.likelihood.mean(x_params)}
+
+        def reconstruct(x, labels):
+            x, labels = self.check_batch(x, labels)
+            x_params = self.reconstruct_params(x, labels=self.prepare_labels(labels))
+            return {"x_mean": self.likelihood.mean(x_params)}
+
+        archive.track(self)
+        archive.add_endpoint("encode", encode, input_signature=[image_spec, label_spec])
+        archive.add_endpoint(
+            "decode", decode, input_signature=[latent_spec, label_spec]
+        )
+        archive.add_endpoint(
+            "sample", sample, input_signature=[label_spec, temperature_spec, seed_spec]
+        )
+        archive.add_endpoint(
+            "reconstruct", reconstruct, input_signature=[image_spec, label_spec]
+        )
+
+    def tflite_networks(self, images=None) -> dict:
+        raise NotSupportedError(
+            "TFLite export covers unconditional VAEs (z in, x_params out); a "
+            "ConditionalVAE's networks also take the labels."
         )
 
     def call(self, inputs, training=False):

@@ -321,9 +321,7 @@ def evaluate_rate_distortion(model, dataset) -> dict:
         pixels = height * width
         # Padded like the codec pads (edges repeated to a multiple of the
         # downsampling), so the rate is the one the files will have.
-        f = model.downsampling
-        padding = ((0, 0), (0, -height % f), (0, -width % f), (0, 0))
-        padded = np.pad(np.asarray(x, np.float32), padding, mode="edge")
+        padded = model.pad(x)
         y_hat, image_bits = model.rate_bits(tf.cast(model.analysis(padded), tf.float32))
         x_hat = model.synthesis(y_hat)[:, :height, :width]
         x_hat = tf.round(tf.clip_by_value(x_hat, 0.0, 1.0) * 255.0)

@@ -33,6 +33,10 @@ class Likelihood:
     weights.
     """
 
+    # Whether bits-back coding (`vae_tf.compression.BitsBackCodec`) can code
+    # images under this likelihood.
+    can_code = False
+
     def param_channels(self, channels: int) -> int:
         """Number of decoder output channels for an image with `channels`."""
         raise NotImplementedError
@@ -96,6 +100,8 @@ class Bernoulli(Likelihood):
     """
 
     BINARIZATIONS = ("dynamic", "static", None)
+
+    can_code = True  # binary images, one bit each
 
     def __init__(self, binarization: str | None = "dynamic"):
         if binarization not in self.BINARIZATIONS:
@@ -520,6 +526,8 @@ class LocalAutoregressiveGaussian(Likelihood):
     """
 
     MAX_LOG_SCALE = 1.0
+
+    can_code = True  # 8-bit images, pixel by pixel
 
     def __init__(self, min_log_scale: float = -6.0):
         if not -10.0 <= min_log_scale < self.MAX_LOG_SCALE:

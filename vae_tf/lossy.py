@@ -32,8 +32,9 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from vae_tf._validation import CheckedData
-from vae_tf.distribute import first_replica_batch, replica_sum, stand_in_for_empty
+from vae_tf import evaluation
+from vae_tf._validation import assert_images
+from vae_tf.models.base import GenerativeModel, NotSupportedError
 
 __all__ = [
     "GDN",
@@ -364,7 +365,7 @@ class HyperSynthesis(keras.Model):
 
 
 @register
-class LossyVAE(CheckedData, keras.Model):
+class LossyVAE(GenerativeModel):
     """A transform-coding VAE trained on rate + lambda * distortion.
 
     ```
@@ -444,23 +445,31 @@ class LossyVAE(CheckedData, keras.Model):
             hyperprior_channels or latent_channels, dtype="float32"
         )
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.trackers = {
-            name: keras.metrics.Mean(name=name)
-            for name in ("loss", "bpp", "mse", "psnr")
-        }
         # Fully convolutional: every weight's shape is known now, so the model
         # is built at once (for any image size) and loads like any Keras model.
         self.build((None, None, None, channels))
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     @property
     def downsampling(self) -> int:
         """Images are padded to a multiple of this (`2 ** num_layers`, twice that
         with a hyperprior)."""
         return 2**self.analysis.num_layers * (2 if self.hyperprior_channels else 1)
+
+    def pad(self, images) -> np.ndarray:
+        """Images padded on the bottom and right to a multiple of `downsampling`,
+        by repeating the edge pixels (as the codec pads them).
+
+        Args:
+            images: `(batch, height, width, channels)`.
+
+        Returns:
+            float32 `(batch, padded_height, padded_width, channels)`.
+        """
+        images = np.asarray(images, np.float32)
+        height, width = images.shape[1:3]
+        f = self.downsampling
+        padding = ((0, 0), (0, -height % f), (0, -width % f), (0, 0))
+        return np.pad(images, padding, mode="edge")
 
     @property
     def channels(self) -> int:
@@ -526,66 +535,120 @@ class LossyVAE(CheckedData, keras.Model):
         squared_error = ops.sum(ops.square(255.0 * (x - x_hat)), axis=(1, 2, 3))
         return bits, squared_error
 
-    def _objective(self, x, training):
-        """`(loss, bpp, mse)` of the step's images over all replicas.
+    # -- The GenerativeModel interface ----------------------------------------
 
-        As `VAE.training_loss`: the values are the global batch's, and the
-        loss's gradient is this replica's share of it (its images' terms over
-        the step's image count), so any split of the batch across replicas
-        updates the weights as one device does.
-        """
-        (x,), count = stand_in_for_empty(x)
+    METRICS = ("bpp", "mse", "psnr")
+    coding = ("lossy",)
+    loss_curves = {"loss": "bpp + lmbda MSE", "bpp": "bits/pixel", "psnr": "dB"}
+
+    def per_image_terms(self, x, labels=None, training=False) -> dict:
+        """`{"bpp": (batch,), "mse": (batch,)}`: each image's rate in bits per
+        pixel and squared error per value (8-bit units)."""
         bits, squared_error = self.terms(x, training)  # (batch,) each
-        bits, squared_error = bits[:count], squared_error[:count]
         pixels = ops.cast(ops.shape(x)[1] * ops.shape(x)[2], "float32")
         values = pixels * ops.cast(ops.shape(x)[3], "float32")
-        local = ops.stack(
-            [
-                ops.sum(bits),
-                ops.sum(squared_error),
-                ops.cast(ops.shape(bits)[0], "float32"),
-            ]
-        )
-        totals = replica_sum(local)
-        images = ops.maximum(totals[2], 1.0)  # over all replicas
-        bpp = totals[0] / (images * pixels)
-        mse = totals[1] / (images * values)
-        value = bpp + self.lmbda * mse
-        share = (local[0] / pixels + self.lmbda * local[1] / values) / images
-        return share + ops.stop_gradient(value - share), bpp, mse
+        return {"bpp": bits / pixels, "mse": squared_error / values}
 
-    def _update(self, loss, bpp, mse):
+    def objective(self, means: dict):
+        """Rate + lambda x distortion: `bpp + lmbda * mse`."""
+        return means["bpp"] + self.lmbda * means["mse"]
+
+    def step_metrics(self, means: dict) -> dict:
+        mse = means["mse"]
         psnr = 10.0 * ops.log(255.0**2 / ops.maximum(mse, 1e-10)) / ops.log(10.0)
-        for name, value in zip(("loss", "bpp", "mse", "psnr"), (loss, bpp, mse, psnr)):
-            self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return {"bpp": means["bpp"], "mse": mse, "psnr": psnr}
 
-    def train_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            # The global batch's loss; its gradient is this replica's share.
-            loss, bpp, mse = self._objective(x, training=True)
-            total_loss = loss
-            if self.losses:  # the same on every replica, whose gradients add up
-                replicas = tf.distribute.get_strategy().num_replicas_in_sync
-                total_loss = loss + ops.sum(self.losses) / replicas
-            # Under mixed_float16, the LossScaleOptimizer's scale (else a no-op).
-            scaled_loss = self.optimizer.scale_loss(total_loss)
-        gradients = tape.gradient(scaled_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-        return self._update(loss, bpp, mse)
+    def evaluate_dataset(self, dataset, seed: int = 0, iwae_k: int | None = None):
+        """`vae_tf.evaluation.evaluate_rate_distortion` (`test_bpp`,
+        `test_psnr_db`, ...) and `lmbda`; `seed` and `iwae_k` do not apply."""
+        return {
+            **evaluation.evaluate_rate_distortion(self, dataset),
+            "lmbda": self.lmbda,
+        }
 
-    def test_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._update(*self._objective(x, training=False))
+    def reconstruct(self, x, labels=None):
+        """Decoded images `(batch, height, width, channels)` in [0, 1], latents
+        rounded as the codec codes them (any size: padded like the codec pads,
+        edges repeated, and cropped back)."""
+        x = assert_images(x)
+        height, width = int(x.shape[1]), int(x.shape[2])
+        y_hat = ops.round(ops.cast(self.analysis(self.pad(x)), "float32"))
+        x_hat = self.synthesis(y_hat)[:, :height, :width]
+        return ops.clip(ops.cast(x_hat, "float32"), 0.0, 1.0)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras averages the first batch over the replicas to learn its shapes,
-        # which fails on an uneven split; one replica's share has them.
-        if iterator is not None and self._distribute_strategy is not None:
-            data_batch = first_replica_batch(self.distribute_strategy, iterator)
-            iterator = None
-        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+    def check_coding(self, kind: str):
+        if kind == "lossless":
+            raise NotSupportedError(
+                "This model is a lossy codec (a LossyVAE): it has no likelihood of "
+                "the pixels to code them losslessly. Drop --lossless, or use a VAE "
+                "run such as mnist-8bit."
+            )
+        super().check_coding(kind)
+
+    def coding_networks(self) -> tuple:
+        networks = (self.analysis, self.synthesis, self.prior)
+        if self.hyperprior_channels:
+            networks += (self.hyper_analysis, self.hyper_synthesis)
+        return networks
+
+    def add_endpoints(self, archive):
+        """`analysis(x) -> y`, `synthesis(y_hat) -> x_hat` and `reconstruct(x)
+        -> x_hat` (latents rounded), for images whose height and width are
+        multiples of `downsampling` (checked in the graph)."""
+        image_spec = tf.TensorSpec((None, None, None, self.channels), tf.float32, "x")
+        latent_spec = tf.TensorSpec(
+            (None, None, None, self.latent_channels), tf.float32, name="y_hat"
+        )
+        factor = self.downsampling
+
+        def checked(x):  # images in [0, 1], sized a multiple of the downsampling
+            sized = tf.debugging.assert_equal(
+                tf.shape(x)[1:3] % factor,
+                0,
+                message=f"x's height and width must be multiples of {factor}",
+            )
+            with tf.control_dependencies([sized]):
+                return assert_images(x)
+
+        def analysis(x):
+            return {"y": self.analysis(checked(x))}
+
+        def synthesis(y_hat):
+            return {"x_hat": tf.clip_by_value(self.synthesis(y_hat), 0.0, 1.0)}
+
+        def reconstruct(x):
+            return synthesis(tf.round(self.analysis(checked(x))))
+
+        archive.track(self)
+        archive.add_endpoint("analysis", analysis, input_signature=[image_spec])
+        archive.add_endpoint("synthesis", synthesis, input_signature=[latent_spec])
+        archive.add_endpoint("reconstruct", reconstruct, input_signature=[image_spec])
+
+    def tflite_networks(self, images=None) -> dict:
+        """The analysis (`x -> y`) and synthesis (`y_hat -> x_hat`) transforms,
+        for `vae_tf.tflite.export_tflite`; with `images`, the synthesis is
+        calibrated on their rounded latents."""
+        image_spec = tf.TensorSpec((None, None, None, self.channels), tf.float32, "x")
+        latent_spec = tf.TensorSpec(
+            (None, None, None, self.latent_channels), tf.float32, name="y_hat"
+        )
+        if images is not None:
+            images = self.pad(images)
+        y_hat = None if images is None else np.round(np.asarray(self.analysis(images)))
+        return {
+            "analysis": {
+                "function": lambda x: {"y": self.analysis(x)},
+                "input_signature": [image_spec],
+                "network": self.analysis,
+                "representative": images,
+            },
+            "synthesis": {
+                "function": lambda y: {"x_hat": self.synthesis(y)},
+                "input_signature": [latent_spec],
+                "network": self.synthesis,
+                "representative": y_hat,
+            },
+        }
 
     def get_config(self):
         return {

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_tf import data, evaluation, image_folders, plotting, presets
+from vae_tf import data, image_folders, plotting, presets
 from vae_tf.callbacks import EpochTimer, StepProgbarLogger
 from vae_tf.export import export_saved_model
 
@@ -323,11 +323,7 @@ def train(
         for mine, theirs in zip(model.optimizer.variables, trained.optimizer.variables):
             mine.assign(theirs)  # the optimizer state too (step count, moments)
 
-    if preset.lossy:
-        test = evaluation.evaluate_rate_distortion(model, test_ds)
-        test["lmbda"] = model.lmbda
-    else:
-        test = evaluation.evaluate(model, test_ds, iwae_k=None, seed=0)
+    test = model.evaluate_dataset(test_ds, seed=0, iwae_k=None)
     tmp_model = output_dir / f".{MODEL_FILE}.tmp.keras"
     model.save(tmp_model)
     os.replace(tmp_model, output_dir / MODEL_FILE)
@@ -365,45 +361,28 @@ def train(
 def write_figures(
     model, test_ds, history: dict, output_dir, seed: int = 0, count: int = 32
 ):
-    """Loss curves, test reconstructions and prior samples of a trained model."""
+    """Loss curves, test reconstructions and (if the model generates) samples."""
     output_dir = Path(output_dir)
     originals = next(iter(test_ds.unbatch().batch(count)))
-    if hasattr(model, "synthesis"):  # a LossyVAE: rate, quality, reconstructions
-        plotting.plot_loss_curves(
-            output_dir / "loss_curves.png",
-            history,
-            keys=("loss", "bpp", "psnr"),
-            units={"loss": "bpp + lmbda MSE", "bpp": "bits/pixel", "psnr": "dB"},
-        )
-        plotting.plot_reconstructions(
-            output_dir / "reconstructions.png",
-            originals.numpy(),
-            np.clip(np.asarray(model(originals)), 0.0, 1.0),
-            title=f"Test images and their decoded codes (lmbda = {model.lmbda:g})",
-        )
-        return
-    plotting.plot_loss_curves(output_dir / "loss_curves.png", history)
     labels = None
     if isinstance(originals, tuple):
         originals, labels = originals
-    conditional = getattr(model, "num_classes", None)
+    plotting.plot_loss_curves(
+        output_dir / "loss_curves.png",
+        history,
+        keys=tuple(model.loss_curves),
+        units=model.loss_curves,
+    )
     plotting.plot_reconstructions(
         output_dir / "reconstructions.png",
         originals.numpy(),
-        np.asarray(
-            model.reconstruct(originals, labels=labels if conditional else None)
-        ),
-        title="Test images and their reconstructions (decoded mean at z = z_mean)",
+        np.asarray(model.reconstruct(originals, labels=labels)),
+        title="Test images and their reconstructions",
     )
-    if conditional:
-        # One row per class: 8 draws of each of (up to) 8 classes.
-        classes = np.repeat(np.arange(min(conditional, 8)), 8)
-        samples = model.sample(len(classes), seed=seed, labels=classes)
-        title = "Samples: one class per row, z ~ N(0, I)"
-    else:
-        samples = model.sample(64, seed=seed)
-        title = "Samples: decoded means of z ~ N(0, I)"
-    plotting.plot_samples(output_dir / "samples.png", np.asarray(samples), title)
+    examples = model.example_samples(64, seed=seed)
+    if examples is not None:
+        images, title = examples
+        plotting.plot_samples(output_dir / "samples.png", np.asarray(images), title)
 
 
 def load_run(run_dir):
@@ -469,7 +448,7 @@ def evaluate_run(
         )
         print(line, file=sys.stderr, flush=True)
     test_ds = _test_pipeline(preset, images, labels)
-    return evaluation.evaluate(model, test_ds, iwae_k=iwae_k, seed=seed)
+    return model.evaluate_dataset(test_ds, seed=seed, iwae_k=iwae_k)
 
 
 def calibration_images(

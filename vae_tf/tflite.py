@@ -57,35 +57,14 @@ FULL_INTEGER = ("int8", "int16x8")
 PER_CHANNEL_OVERHEAD_LIMIT = 0.1
 
 
-def _check_model(model):
-    if getattr(model, "num_classes", None) or getattr(model, "autoregressive", False):
-        raise ValueError(
-            "TFLite export covers unconditional VAEs with a factorised decoder "
-            f"(z in, x_params out); this is a {type(model).__name__} with a "
-            f"{type(model.decoder).__name__}."
-        )
-    if not model.built or getattr(model, "image_shape", None) is None:
-        raise ValueError("The VAE is not built: train or load it before exporting.")
-
-
-def _write_networks_saved_model(model, path):
-    """A SavedModel with signatures `encoder` (x -> z_mean, z_log_var), `decoder`."""
+def _write_networks_saved_model(networks: dict, model, path):
+    """A SavedModel with one signature per network (`model.tflite_networks()`)."""
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        "encoder",
-        lambda x: dict(zip(("z_mean", "z_log_var"), model.encoder(x))),
-        input_signature=[
-            tf.TensorSpec((None, *model.image_shape), tf.float32, name="x")
-        ],
-    )
-    archive.add_endpoint(
-        "decoder",
-        lambda z: {"x_params": model.decoder(z)},
-        input_signature=[
-            tf.TensorSpec((None, *model.latent_shape), tf.float32, name="z")
-        ],
-    )
+    for key, network in networks.items():
+        archive.add_endpoint(
+            key, network["function"], input_signature=network["input_signature"]
+        )
     archive.write_out(path, verbose=False)
 
 
@@ -136,46 +115,57 @@ def _converter(saved_model, key, quantize, representative, per_tensor_dense=Fals
 
 
 def export_tflite(model, output_dir, quantize: str = "none", images=None) -> dict:
-    """Write `encoder.tflite` and `decoder.tflite` for `model` into `output_dir`.
+    """Write one `.tflite` file per network of `model` into `output_dir`.
+
+    The networks are the model's own (`model.tflite_networks()`): a VAE's
+    `encoder.tflite` and `decoder.tflite`, a lossy codec's `analysis.tflite`
+    and `synthesis.tflite`.
 
     Args:
-        model: a built, unconditional `vae_tf.VAE` with a factorised decoder.
+        model: a built `vae_tf` model (e.g. an unconditional `vae_tf.VAE` with a
+            factorised decoder, or a `vae_tf.LossyVAE`).
         output_dir: folder to write (created; files in it are replaced).
         quantize: one of `QUANTIZATIONS`.
         images: float32 images in [0, 1] that calibrate `"int8"` and
-            `"int16x8"` (a few hundred training images); their posterior
-            means calibrate the decoder.
+            `"int16x8"` (a few hundred training images); the model derives
+            each network's calibration inputs from them (e.g. the decoder's
+            from their posterior means).
 
     Returns:
-        `{"encoder": path, "decoder": path}`.
+        `{network_name: path}`.
+
+    Raises:
+        ValueError: an unknown `quantize`, no images for a full-integer mode,
+            or a model that is not built.
+        vae_tf.models.NotSupportedError: a model family with no TFLite export.
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(
             f"quantize must be one of {QUANTIZATIONS}. Received: quantize={quantize!r}"
         )
-    _check_model(model)
-    representative = {"encoder": None, "decoder": None}
     if quantize in FULL_INTEGER:
         if images is None or len(images) == 0:
             raise ValueError(
                 f"{quantize} quantisation needs representative images (--data-dir)."
             )
         images = np.asarray(images, np.float32)
-        z_mean, _ = model.encoder(images)
-        representative = {"encoder": images, "decoder": np.asarray(z_mean)}
+    else:
+        images = None
+    networks = model.tflite_networks(images)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".tflite-", dir=output_dir)
     try:
-        _write_networks_saved_model(model, os.path.join(staging, "saved_model"))
+        saved_model = os.path.join(staging, "saved_model")
+        _write_networks_saved_model(networks, model, saved_model)
         paths = {}
-        for key in ("encoder", "decoder"):
+        for key, network in networks.items():
             converter = _converter(
-                os.path.join(staging, "saved_model"),
+                saved_model,
                 key,
                 quantize,
-                representative[key],
-                per_tensor_dense=_per_tensor_dense(getattr(model, key)),
+                network["representative"],
+                per_tensor_dense=_per_tensor_dense(network["network"]),
             )
             flatbuffer = converter.convert()
             tmp = Path(staging) / f"{key}.tflite"

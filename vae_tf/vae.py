@@ -7,17 +7,18 @@ import tensorflow as tf
 from keras import ops
 
 from vae_tf import corruption as corruption_lib
+from vae_tf import evaluation
 from vae_tf import likelihoods as likelihoods_lib
 from vae_tf._random import derive, normal
-from vae_tf._validation import CheckedData, assert_images
+from vae_tf._validation import assert_images, assert_positive
 from vae_tf.bounds import (
     gaussian_kl,
     gaussian_log_prob,
     standard_normal_log_prob,
     sum_per_example,
 )
-from vae_tf.distribute import first_replica_batch, replica_sum, stand_in_for_empty
 from vae_tf.generation import gaussian_grid, interpolate_latents
+from vae_tf.models.base import GenerativeModel, NotSupportedError
 
 __all__ = ["VAE", "check_images"]
 
@@ -90,7 +91,7 @@ def float32(*tensors):
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
-class VAE(CheckedData, keras.Model):
+class VAE(GenerativeModel):
     """A variational autoencoder trained by maximising the ELBO.
 
     The encoder maps an image `x` to a diagonal Gaussian `q(z | x)`, a latent
@@ -211,12 +212,6 @@ class VAE(CheckedData, keras.Model):
             trainable=False,
             name="beta",
         )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_loss_tracker = keras.metrics.Mean(
-            name="reconstruction_loss"
-        )
-        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
-        self.elbo_tracker = keras.metrics.Mean(name="elbo")
         self.image_shape = None
 
     @property
@@ -231,15 +226,6 @@ class VAE(CheckedData, keras.Model):
                 f"beta must be a finite number >= 0. Received: beta={value!r}"
             )
         self.beta_variable.assign(float(value))
-
-    @property
-    def metrics(self):
-        return [
-            self.loss_tracker,
-            self.reconstruction_loss_tracker,
-            self.kl_loss_tracker,
-            self.elbo_tracker,
-        ]
 
     def build(self, input_shape):
         """Build the encoder and decoder for images of `input_shape[1:]`.
@@ -450,6 +436,180 @@ class VAE(CheckedData, keras.Model):
         )
         return reconstruction_loss, ops.sum(kl, axis=-1)
 
+    # -- The GenerativeModel interface: the loss and what fit reports --------
+
+    METRICS = ("reconstruction_loss", "kl_loss", "elbo")
+    can_generate = True
+    loss_curves = {
+        "loss": "loss (nats)",
+        "reconstruction_loss": "reconstruction_loss (nats)",
+        "kl_loss": "kl_loss (nats)",
+    }
+
+    @property
+    def coding(self) -> tuple:
+        """`("lossless",)` when bits-back can code with this model's likelihood."""
+        codes = self.likelihood.can_code and not self.autoregressive
+        return ("lossless",) if codes else ()
+
+    def check_coding(self, kind: str):
+        """Bits-back codes losslessly with a factorised decoder and a likelihood
+        that can code (`Bernoulli`, `LocalAutoregressiveGaussian`)."""
+        if kind == "lossless" and kind not in self.coding:
+            reason = (
+                f"its decoder, a {type(self.decoder).__name__}, is autoregressive"
+                if self.autoregressive
+                else f"its likelihood is {self.likelihood!r}"
+            )
+            raise NotSupportedError(
+                "Lossless coding supports a Bernoulli likelihood (binary images) or "
+                "a LocalAutoregressiveGaussian (8-bit images, e.g. the mnist-8bit "
+                f"preset) with a factorised decoder; this {type(self).__name__} "
+                f"cannot: {reason}."
+            )
+        if kind == "lossy":
+            also = (
+                ", which only codes losslessly (bits-back, --lossless)"
+                if self.coding
+                else ""
+            )
+            raise NotSupportedError(
+                "Lossy coding needs a model trained for it (a vae_tf.LossyVAE, e.g. "
+                f"the cifar10-lossy preset). Received: a {type(self).__name__}{also}."
+            )
+        super().check_coding(kind)
+
+    def prepare_batch(self, x, y=None):
+        self._ensure_built(tuple(x.shape[1:]))
+        return x, self.prepare_labels(y)
+
+    def per_image_terms(self, x, labels=None, training=False) -> dict:
+        """`{"reconstruction": (batch,), "kl": (batch, num_latent_dims)}`, nats.
+
+        One posterior sample per image (`kl_per_dim`).
+        """
+        reconstruction_loss, kl = self.kl_per_dim(x, training=training, labels=labels)
+        return {"reconstruction": reconstruction_loss, "kl": kl}
+
+    def objective(self, means: dict):
+        """`mean rec + beta * sum_d max(free_bits, mean kl_d)` (free bits floor
+        each dimension's KL; 0 is the beta-weighted negative ELBO)."""
+        kl_dims = means["kl"]  # (num_latent_dims,)
+        if self.free_bits > 0:
+            kl_dims = ops.maximum(kl_dims, self.free_bits)
+        return means["reconstruction"] + self.beta_variable * ops.sum(kl_dims)
+
+    def step_metrics(self, means: dict) -> dict:
+        """The true terms whatever `beta` and `free_bits`: `reconstruction_loss`,
+        `kl_loss` and `elbo`, nats per image."""
+        kl = ops.sum(means["kl"])
+        return {
+            "reconstruction_loss": means["reconstruction"],
+            "kl_loss": kl,
+            "elbo": -(means["reconstruction"] + kl),
+        }
+
+    def evaluate_dataset(self, dataset, seed: int = 0, iwae_k: int | None = None):
+        """`vae_tf.evaluation.evaluate`: test ELBO, active units, KL per
+        dimension and, with `iwae_k`, the importance-weighted NLL."""
+        return evaluation.evaluate(self, dataset, iwae_k=iwae_k, seed=seed)
+
+    def coding_networks(self) -> tuple:
+        return (self.likelihood, self.encoder, self.decoder)
+
+    def tflite_networks(self, images=None) -> dict:
+        """The encoder (`x -> z_mean, z_log_var`) and the decoder (`z ->
+        x_params`), for `vae_tf.tflite.export_tflite`.
+
+        Args:
+            images: calibration images, or `None`; the decoder is calibrated
+                on their posterior means.
+
+        Returns:
+            `{name: {"function", "input_signature", "network",
+            "representative"}}`.
+
+        Raises:
+            NotSupportedError: an autoregressive decoder (it needs the pixels
+                drawn so far, one network call per pixel).
+            ValueError: the model is not built.
+        """
+        if self.autoregressive:
+            raise NotSupportedError(
+                "TFLite export covers VAEs with a factorised decoder (z in, "
+                f"x_params out); this {type(self).__name__} has a "
+                f"{type(self.decoder).__name__}."
+            )
+        image_spec, latent_spec, _, _ = self._endpoint_specs()
+        z_mean = None if images is None else np.asarray(self.encoder(images)[0])
+        return {
+            "encoder": {
+                "function": lambda x: dict(
+                    zip(("z_mean", "z_log_var"), self.encoder(x))
+                ),
+                "input_signature": [image_spec],
+                "network": self.encoder,
+                "representative": images,
+            },
+            "decoder": {
+                "function": lambda z: {"x_params": self.decoder(z)},
+                "input_signature": [latent_spec],
+                "network": self.decoder,
+                "representative": z_mean,
+            },
+        }
+
+    def _endpoint_specs(self):
+        """`(image, latent, temperature, seed)` `tf.TensorSpec`s of the endpoints.
+
+        Raises:
+            ValueError: the model is not built (its image shape is unknown).
+        """
+        if not self.built or self.image_shape is None:
+            raise ValueError(
+                "The VAE is not built, so its image shape is unknown: train it or "
+                "call `build((None, height, width, channels))` before exporting."
+            )
+        return (
+            tf.TensorSpec((None, *self.image_shape), tf.float32, name="x"),
+            tf.TensorSpec((None, *self.latent_shape), tf.float32, name="z"),
+            tf.TensorSpec((), tf.float32, name="temperature"),
+            tf.TensorSpec((), tf.int32, name="seed"),
+        )
+
+    def add_endpoints(self, archive):
+        """`encode(x)`, `decode(z)`, `sample(num_samples, temperature, seed)` and
+        `reconstruct(x)`; inputs are checked in the graph as in Python."""
+        image_spec, latent_spec, temperature_spec, seed_spec = self._endpoint_specs()
+
+        def encode(x):
+            z_mean, z_log_var = self.posterior(assert_images(x))
+            return {"z_mean": z_mean, "z_log_var": z_log_var}
+
+        def decode(z):
+            return {"x_mean": self.likelihood.mean(self.decode_params(z))}
+
+        def sample(num_samples, temperature, seed):
+            x_params = self.generate_params(
+                assert_positive(num_samples, "num_samples"),
+                assert_positive(temperature, "temperature"),
+                seed=seed,
+            )
+            return {"x_mean": self.likelihood.mean(x_params)}
+
+        def reconstruct(x):
+            x_params = self.reconstruct_params(assert_images(x))
+            return {"x_mean": self.likelihood.mean(x_params)}
+
+        count_spec = tf.TensorSpec((), tf.int32, name="num_samples")
+        archive.track(self)
+        archive.add_endpoint("encode", encode, input_signature=[image_spec])
+        archive.add_endpoint("decode", decode, input_signature=[latent_spec])
+        archive.add_endpoint(
+            "sample", sample, input_signature=[count_spec, temperature_spec, seed_spec]
+        )
+        archive.add_endpoint("reconstruct", reconstruct, input_signature=[image_spec])
+
     def training_loss(self, reconstruction_loss, kl):
         """The minimised loss: mean reconstruction + beta * (floored) KL.
 
@@ -458,12 +618,9 @@ class VAE(CheckedData, keras.Model):
         ```
 
         The means run over every image of the step: under a `tf.distribute`
-        strategy, over all replicas (`vae_tf.distribute.replica_sum`), so
-        the value is the global batch's loss on every replica. Its gradient is
-        this replica's share of the global gradient (its images' terms
-        divided by the global count): the strategy sums the replicas'
-        gradients into exactly one device's, however unevenly the batch was
-        split, a replica with no image included.
+        strategy, over all replicas, so the value is the global batch's loss
+        on every replica and its gradient this replica's share of the global
+        gradient (`GenerativeModel.step_loss`).
 
         Args:
             reconstruction_loss: `(batch,)` nats.
@@ -473,82 +630,7 @@ class VAE(CheckedData, keras.Model):
             A scalar; with `free_bits=0` the batch mean of the beta-weighted
             negative ELBO.
         """
-        local_kl = ops.sum(kl, axis=0)  # (num_latent_dims,)
-        local_reconstruction = ops.sum(reconstruction_loss)
-        count = ops.cast(ops.shape(kl)[0], "float32")
-        totals = replica_sum(
-            ops.concatenate([local_reconstruction[None], local_kl, count[None]])
-        )  # (num_latent_dims + 2,)
-        images = ops.maximum(totals[-1], 1.0)  # over all replicas
-        kl_dims = totals[1:-1] / images  # (num_latent_dims,) global means
-        weights = ops.ones_like(kl_dims)
-        if self.free_bits > 0:
-            # d max(f, m) / d m is 1 where m >= f (as tf.maximum's gradient).
-            weights = ops.cast(kl_dims >= self.free_bits, "float32")
-            kl_dims = ops.maximum(kl_dims, self.free_bits)
-        value = totals[0] / images + self.beta_variable * ops.sum(kl_dims)
-        share = (
-            local_reconstruction + self.beta_variable * ops.sum(local_kl * weights)
-        ) / images
-        return share + ops.stop_gradient(value - share)
-
-    def _update_metrics(self, loss, reconstruction_loss, kl_loss):
-        """Update the trackers with the step's totals over all replicas."""
-        totals = replica_sum(
-            ops.stack(
-                [
-                    ops.sum(reconstruction_loss),
-                    ops.sum(kl_loss),
-                    ops.cast(ops.shape(kl_loss)[0], "float32"),
-                ]
-            )
-        )
-        images = totals[2]
-        reconstruction = totals[0] / ops.maximum(images, 1.0)
-        kl = totals[1] / ops.maximum(images, 1.0)
-        self.loss_tracker.update_state(loss)
-        self.reconstruction_loss_tracker.update_state(
-            reconstruction, sample_weight=images
-        )
-        self.kl_loss_tracker.update_state(kl, sample_weight=images)
-        self.elbo_tracker.update_state(-(reconstruction + kl), sample_weight=images)
-        return {m.name: m.result() for m in self.metrics}
-
-    def train_step(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        self._ensure_built(tuple(x.shape[1:]))
-        (x, labels), count = stand_in_for_empty(x, self.prepare_labels(y))
-        with tf.GradientTape() as tape:
-            reconstruction_loss, kl = self.kl_per_dim(x, training=True, labels=labels)
-            reconstruction_loss, kl = reconstruction_loss[:count], kl[:count]
-            # The global batch's loss; its gradient is this replica's share.
-            loss = self.training_loss(reconstruction_loss, kl)
-            total_loss = loss
-            if self.losses:  # the same on every replica, whose gradients add up
-                replicas = tf.distribute.get_strategy().num_replicas_in_sync
-                total_loss = loss + ops.sum(self.losses) / replicas
-            # Under mixed_float16, the LossScaleOptimizer's scale (else a no-op).
-            scaled_loss = self.optimizer.scale_loss(total_loss)
-        gradients = tape.gradient(scaled_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-        return self._update_metrics(loss, reconstruction_loss, ops.sum(kl, axis=-1))
-
-    def test_step(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        self._ensure_built(tuple(x.shape[1:]))
-        (x, labels), count = stand_in_for_empty(x, self.prepare_labels(y))
-        reconstruction_loss, kl = self.kl_per_dim(x, training=False, labels=labels)
-        reconstruction_loss, kl = reconstruction_loss[:count], kl[:count]
-        loss = self.training_loss(reconstruction_loss, kl)
-        return self._update_metrics(loss, reconstruction_loss, ops.sum(kl, axis=-1))
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras averages the first batch over the replicas to learn its shapes,
-        # which fails on an uneven split; one replica's share has them.
-        if iterator is not None and self._distribute_strategy is not None:
-            data_batch = first_replica_batch(self.distribute_strategy, iterator)
-            iterator = None
-        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        return self.step_loss({"reconstruction": reconstruction_loss, "kl": kl})[0]
 
     def _ensure_built(self, image_shape=None):
         if not self.built:

@@ -75,12 +75,7 @@ def supported_likelihood(model) -> str:
     Raises:
         ValueError: naming the model's likelihood, if it cannot code any.
     """
-    if getattr(model, "autoregressive", False) or getattr(model, "num_classes", None):
-        raise ValueError(
-            "Lossless coding needs an unconditional VAE with a factorised or "
-            f"LocalAutoregressiveGaussian likelihood; {type(model).__name__} with "
-            f"a {type(model.decoder).__name__} decoder is not supported."
-        )
+    model.check_coding("lossless")
     if isinstance(model.likelihood, Bernoulli):
         return "binary"
     if isinstance(model.likelihood, LocalAutoregressiveGaussian):
@@ -127,7 +122,7 @@ class BitsBackCodec:
         seed_words: int = 32,
     ):
         self.kind = supported_likelihood(model)
-        if not getattr(model, "built", False) or not hasattr(model, "image_shape"):
+        if not model.built or model.image_shape is None:
             raise ValueError("The model must be built (trained or loaded) first.")
         settings = dict(
             latent_bits=latent_bits,

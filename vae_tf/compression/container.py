@@ -30,6 +30,7 @@ import json
 import struct
 import zlib
 
+import keras
 import numpy as np
 
 __all__ = [
@@ -104,15 +105,13 @@ def model_fingerprint(model) -> bytes:
     """
     digest = hashlib.sha256()
     digest.update(type(model).__name__.encode())
-    if hasattr(model, "synthesis"):  # a LossyVAE: transforms and prior
-        networks = (model.analysis, model.synthesis, model.prior)
-        if getattr(model, "hyperprior_channels", 0):
-            networks += (model.hyper_analysis, model.hyper_synthesis)
-    else:
-        digest.update(repr(model.likelihood).encode())
-        likelihood = model.likelihood.get_config()
-        digest.update(json.dumps(likelihood, sort_keys=True).encode())
-        networks = (model.encoder, model.decoder)
+    networks = []
+    for part in model.coding_networks():  # e.g. likelihood, encoder, decoder
+        if isinstance(part, keras.layers.Layer):
+            networks.append(part)
+        else:  # a likelihood: its kind and settings
+            digest.update(repr(part).encode())
+            digest.update(json.dumps(part.get_config(), sort_keys=True).encode())
     for network in networks:
         config = network.get_config()
         config.pop("name", None)

@@ -82,12 +82,6 @@ def compress_files(model, paths, output, lossless: bool = True, verbose: bool = 
     if output.is_dir():
         raise IsADirectoryError(f"-o must be a file path, not a directory: {output}")
     if lossless:
-        if hasattr(model, "synthesis"):
-            raise ValueError(
-                "This model is a lossy codec (a LossyVAE): it has no likelihood of "
-                "the pixels to code them losslessly. Drop --lossless, or use a VAE "
-                "run such as mnist-8bit."
-            )
         codec = BitsBackCodec(model)
         images, notes = read_images(paths, codec.image_shape, exact=True)
         conversions = _conversions(paths, notes, verbose)

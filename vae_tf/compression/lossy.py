@@ -61,12 +61,7 @@ class LossyCodec:
     PARAM_BOUNDS = {"latent_limit": (1, 1 << 20)}
 
     def __init__(self, model, latent_limit: int = 4096, batch_size: int = 64):
-        if not hasattr(model, "synthesis"):
-            raise ValueError(
-                "Lossy coding needs a model trained for it (a vae_tf.LossyVAE, e.g. "
-                f"the cifar10-lossy preset). Received: a {type(model).__name__}, "
-                "which only codes losslessly (bits-back, --lossless)."
-            )
+        model.check_coding("lossy")
         low, high = self.PARAM_BOUNDS["latent_limit"]
         if not isinstance(latent_limit, int) or not low <= latent_limit <= high:
             raise ValueError(
@@ -90,7 +85,7 @@ class LossyCodec:
         self._mean = np.asarray(model.prior.mean.numpy(), np.float64)  # (C,)
         self._std = np.asarray(model.prior.scale.numpy(), np.float64)  # (C,)
         self._scales = scale_table()
-        self.hyperprior = bool(getattr(model, "hyperprior_channels", 0))
+        self.hyperprior = bool(model.hyperprior_channels)
 
     @property
     def channels(self) -> int:
@@ -158,13 +153,6 @@ class LossyCodec:
         f = self.model.downsampling
         return -(-height // f) * f, -(-width // f) * f
 
-    def _pad(self, images: np.ndarray) -> np.ndarray:
-        """Repeat the bottom and right edges up to a multiple of the downsampling."""
-        height, width = images.shape[1:3]
-        h, w = self._padded_size(height, width)
-        padding = ((0, 0), (0, h - height), (0, w - width), (0, 0))
-        return np.pad(images, padding, mode="edge")
-
     def _params(self, count: int):
         """Factorised-prior means and scales for `count` symbols in `(..., C)`
         order."""
@@ -186,7 +174,7 @@ class LossyCodec:
         (`z_hat` is None without a hyperprior)."""
         sizes = [image.shape[:2] for image in images]
         for start, stop in self._groups(sizes):
-            batch = self._pad(np.stack(images[start:stop])).astype(np.float32)
+            batch = self.model.pad(np.stack(images[start:stop])).astype(np.float32)
             y = self.model.analysis(batch / 255.0).numpy()
             z_hat = None
             if self.hyperprior:
