@@ -22,6 +22,7 @@ from vae_tf import (
     images,
     likelihoods,
     lossy,
+    models,
     presets,
     runs,
 )
@@ -49,11 +50,14 @@ from vae_tf.likelihoods import (
     LocalAutoregressiveGaussian,
 )
 from vae_tf.lossy import LossyVAE
+from vae_tf.models import GenerativeModel, NotSupportedError
 from vae_tf.vae import VAE
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GenerativeModel",
+    "NotSupportedError",
     "VAE",
     "ConditionalVAE",
     "LossyVAE",
@@ -88,6 +92,7 @@ __all__ = [
     "images",
     "likelihoods",
     "lossy",
+    "models",
     "presets",
     "runs",
     "__version__",
