@@ -25,6 +25,7 @@ from vae_tf import (
     models,
     presets,
     runs,
+    vqvae,
 )
 from vae_tf.autoregressive import MADEDecoder, PixelCNNDecoder
 from vae_tf.conditional import ConditionalVAE
@@ -52,6 +53,7 @@ from vae_tf.likelihoods import (
 from vae_tf.lossy import LossyVAE
 from vae_tf.models import GenerativeModel, NotSupportedError
 from vae_tf.vae import VAE
+from vae_tf.vqvae import VQVAE
 
 __version__ = "0.1.0"
 
@@ -59,6 +61,7 @@ __all__ = [
     "GenerativeModel",
     "NotSupportedError",
     "VAE",
+    "VQVAE",
     "ConditionalVAE",
     "LossyVAE",
     "DenseEncoder",
@@ -95,5 +98,6 @@ __all__ = [
     "models",
     "presets",
     "runs",
+    "vqvae",
     "__version__",
 ]

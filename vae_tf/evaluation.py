@@ -18,6 +18,7 @@ from keras import ops
 from vae_tf.bounds import bits_per_dim, gaussian_kl
 
 __all__ = [
+    "batch_seed",
     "evaluate_rate_distortion",
     "log_importance_weights",
     "evaluate_elbo",
@@ -46,7 +47,7 @@ def log_importance_weights(model, x, num_samples: int, seed=None, labels=None):
     return model.log_importance_weights(x, num_samples, seed=seed, labels=labels)
 
 
-def _batch_seed(seed: int, *indices: int) -> tf.Tensor:
+def batch_seed(seed: int, *indices: int) -> tf.Tensor:
     """The stateless seed of one batch (and chunk) of an evaluation.
 
     A scalar int64 tensor, so a compiled step takes a new one without
@@ -94,7 +95,7 @@ def evaluate_elbo(model, dataset, seed: int = 0) -> dict:
     for index, batch in enumerate(dataset):
         x, labels = _split(model, batch)
         model._ensure_built(tuple(x.shape[1:]))
-        reconstruction, kl, n = batch_sums(x, labels, _batch_seed(seed, index))
+        reconstruction, kl, n = batch_sums(x, labels, batch_seed(seed, index))
         totals += [float(reconstruction), float(kl)]
         count += int(n)
     if count == 0:
@@ -152,13 +153,13 @@ def evaluate_iwae(
     for index, batch in enumerate(dataset):
         x, labels = _split(model, batch)
         model._ensure_built(tuple(x.shape[1:]))
-        x = model.likelihood.prepare_targets(x, seed=_batch_seed(seed, index, 0))
+        x = model.likelihood.prepare_targets(x, seed=batch_seed(seed, index, 0))
         chunk = max(1, min(num_samples, max_decodes // int(x.shape[0])))
         total = tf.fill((x.shape[0],), -np.inf)
         done = 0
         while done < num_samples:
             size = min(chunk, num_samples - done)
-            chunk_seed = _batch_seed(seed, index, 1 + done)
+            chunk_seed = batch_seed(seed, index, 1 + done)
             total = tf.experimental.numpy.logaddexp(
                 total, chunk_logsumexp(x, labels, size, chunk_seed)
             )
@@ -230,7 +231,7 @@ def latent_diagnostics(model, dataset, threshold: float = 0.01, seed: int = 0) -
         model._ensure_built(tuple(x.shape[1:]))
         sums = [
             np.asarray(t, np.float64)
-            for t in batch_sums(x, labels, _batch_seed(seed, index))
+            for t in batch_sums(x, labels, batch_seed(seed, index))
         ]
         totals = sums if totals is None else [a + b for a, b in zip(totals, sums)]
         count += int(x.shape[0])
