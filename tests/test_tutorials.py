@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import json
+import math
 import os
 import subprocess
 import sys
@@ -37,6 +38,7 @@ ORDER = [
     ("09_scaling_out.py", False),
     ("07_compression.py", True),
     ("04_challenges.py", False),
+    ("10_vq_vae.py", False),
     ("02_latent_space_and_generation.py", False),
     ("08_model_compression_and_deployment.py", False),
     ("06_denoising_and_test_images.py", False),
@@ -241,3 +243,22 @@ def test_scaling_out_tutorial_quick_run(quick_runs):
     }
     assert metrics["image_dir"]["files"] == 60
     assert metrics["image_dir"]["num_test_images"] == 3
+
+
+def test_vq_vae_tutorial_quick_run(quick_runs):
+    metrics, tmp_path = quick_runs("10_vq_vae.py")
+    # The uniform prior's bound is the reconstruction plus 49 log 128 nats.
+    assert metrics["vq_negative_elbo_uniform_prior_nats"] == pytest.approx(
+        metrics["vq_reconstruction_nats"] + 49 * math.log(128), rel=1e-6
+    )
+    # The learned prior spends fewer nats than a uniform one...
+    assert metrics["vq_prior_nats"] < 49 * math.log(128)
+    # ...and the 7x7 code map carries more than the Gaussian's 64 numbers.
+    assert metrics["vq_reconstruction_nats"] < metrics["gaussian_reconstruction_nats"]
+    assert 1.0 <= metrics["vq_perplexity"] <= 128.0
+    assert 0.0 < metrics["vq_codebook_usage"] <= 1.0
+    changes = metrics["vq_interpolation_code_changes"]
+    assert len(changes) == 7 and all(0 <= c <= 49 for c in changes) and sum(changes)
+    for name in ("samples.png", "interpolation.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert (tmp_path / "saved_model" / "saved_model.pb").exists()
