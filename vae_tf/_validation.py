@@ -14,6 +14,7 @@ __all__ = [
     "positive_ints",
     "float_images",
     "assert_images",
+    "check_images",
     "class_ids",
     "assert_positive",
     "one_label_each",
@@ -62,6 +63,62 @@ def positive_ints(name: str, values, example: str = "(512, 256)", min_length=0):
 # step (fit, evaluate), a tf.data pipeline or an exported SavedModel, as
 # assertions whose messages carry the same text. (XLA drops assertions, which
 # is why fit's data are checked in their tf.data pipeline.)
+
+
+def check_images(x, image_shape=None, name: str = "x"):
+    """Check a batch of images eagerly and return it as a float32 tensor.
+
+    Args:
+        x: images, shape `(batch, height, width, channels)`, floats in [0, 1].
+        image_shape: the expected `(height, width, channels)`, or `None`.
+        name: the argument's name, used in error messages.
+
+    Returns:
+        `x` as a float32 `tf.Tensor`.
+
+    Raises:
+        ValueError: for a wrong rank or shape, an empty batch, non-finite
+            values or values outside [0, 1].
+        TypeError: for a non-floating dtype (e.g. uint8 pixels not yet
+            scaled to [0, 1]).
+    """
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        x = np.asarray(x)
+        dtype = x.dtype
+    dtype = tf.as_dtype(dtype)
+    if not dtype.is_floating:
+        hint = " Divide uint8 pixels by 255." if dtype == tf.uint8 else ""
+        raise TypeError(
+            f"{name} must hold floating-point pixels in [0, 1].{hint} "
+            f"Received: {name}.dtype={dtype.name}"
+        )
+    x = tf.convert_to_tensor(x, tf.float32)
+    if x.shape.rank != 4:
+        raise ValueError(
+            f"{name} must be a batch of images of shape (batch, height, width, "
+            f"channels). Received: {name}.shape={tuple(x.shape)}"
+        )
+    if image_shape is not None and tuple(x.shape[1:]) != tuple(image_shape):
+        raise ValueError(
+            f"{name} must hold images of shape {tuple(image_shape)}. "
+            f"Received: {name}.shape={tuple(x.shape)}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError(
+            f"{name} is an empty batch. Received: {name}.shape={tuple(x.shape)}"
+        )
+    if not tf.executing_eagerly():
+        return assert_images(x, name)  # the same checks, as assertions
+    if not bool(tf.reduce_all(tf.math.is_finite(x))):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    low, high = float(tf.reduce_min(x)), float(tf.reduce_max(x))
+    if low < 0.0 or high > 1.0:
+        raise ValueError(
+            f"{name} must hold pixel values in [0, 1]. "
+            f"Received: values in [{low:g}, {high:g}]"
+        )
+    return x
 
 
 def float_images(x, name: str = "x"):

@@ -38,7 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_tf.vae import check_images
+from vae_tf._validation import check_images
 
 __all__ = [
     "QUANTIZATIONS",

@@ -10,7 +10,7 @@ from vae_tf import corruption as corruption_lib
 from vae_tf import evaluation
 from vae_tf import likelihoods as likelihoods_lib
 from vae_tf._random import derive, normal
-from vae_tf._validation import assert_images, assert_positive
+from vae_tf._validation import assert_images, assert_positive, check_images
 from vae_tf.bounds import (
     gaussian_kl,
     gaussian_log_prob,
@@ -21,62 +21,6 @@ from vae_tf.generation import gaussian_grid, interpolate_latents
 from vae_tf.models.base import GenerativeModel, NotSupportedError
 
 __all__ = ["VAE", "check_images"]
-
-
-def check_images(x, image_shape=None, name: str = "x"):
-    """Check a batch of images eagerly and return it as a float32 tensor.
-
-    Args:
-        x: images, shape `(batch, height, width, channels)`, floats in [0, 1].
-        image_shape: the expected `(height, width, channels)`, or `None`.
-        name: the argument's name, used in error messages.
-
-    Returns:
-        `x` as a float32 `tf.Tensor`.
-
-    Raises:
-        ValueError: for a wrong rank or shape, an empty batch, non-finite
-            values or values outside [0, 1].
-        TypeError: for a non-floating dtype (e.g. uint8 pixels not yet
-            scaled to [0, 1]).
-    """
-    dtype = getattr(x, "dtype", None)
-    if dtype is None:
-        x = np.asarray(x)
-        dtype = x.dtype
-    dtype = tf.as_dtype(dtype)
-    if not dtype.is_floating:
-        hint = " Divide uint8 pixels by 255." if dtype == tf.uint8 else ""
-        raise TypeError(
-            f"{name} must hold floating-point pixels in [0, 1].{hint} "
-            f"Received: {name}.dtype={dtype.name}"
-        )
-    x = tf.convert_to_tensor(x, tf.float32)
-    if x.shape.rank != 4:
-        raise ValueError(
-            f"{name} must be a batch of images of shape (batch, height, width, "
-            f"channels). Received: {name}.shape={tuple(x.shape)}"
-        )
-    if image_shape is not None and tuple(x.shape[1:]) != tuple(image_shape):
-        raise ValueError(
-            f"{name} must hold images of shape {tuple(image_shape)}. "
-            f"Received: {name}.shape={tuple(x.shape)}"
-        )
-    if x.shape[0] == 0:
-        raise ValueError(
-            f"{name} is an empty batch. Received: {name}.shape={tuple(x.shape)}"
-        )
-    if not tf.executing_eagerly():
-        return assert_images(x, name)  # the same checks, as assertions
-    if not bool(tf.reduce_all(tf.math.is_finite(x))):
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    low, high = float(tf.reduce_min(x)), float(tf.reduce_max(x))
-    if low < 0.0 or high > 1.0:
-        raise ValueError(
-            f"{name} must hold pixel values in [0, 1]. "
-            f"Received: values in [{low:g}, {high:g}]"
-        )
-    return x
 
 
 def float32(*tensors):

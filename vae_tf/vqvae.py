@@ -42,12 +42,16 @@ from keras import layers, ops
 
 from vae_tf import likelihoods as likelihoods_lib
 from vae_tf._random import derive, uniform
-from vae_tf._validation import assert_images, assert_positive, positive_int
+from vae_tf._validation import (
+    assert_images,
+    assert_positive,
+    check_images,
+    positive_int,
+)
 from vae_tf.autoregressive import MaskedConv2D
 from vae_tf.encoders import resolution_stages
 from vae_tf.evaluation import batch_seed
 from vae_tf.models.base import GenerativeModel
-from vae_tf.vae import check_images
 
 __all__ = ["VectorQuantizer", "VQEncoder", "CodePrior", "VQVAE"]
 
