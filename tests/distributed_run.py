@@ -11,14 +11,20 @@ Cases: the VAE for 6 even steps of 32 images; then, at batch 8, datasets of
 1, 3, 9 and 11 images (so the last batch splits unevenly, or leaves a replica
 with no image) for a VAE with free bits and for a lossy VAE with a
 hyperprior; after each, the VAE is evaluated with `evaluate` (Keras's
-`test_step`) and `vae_tf.evaluate` (ELBO and IWAE).
+`test_step`) and `vae_tf.evaluate` (ELBO and IWAE). Alone and mirrored, a
+conditional VAE that is not built yet trains on 9 images with labels. Mode
+`runs-mirrored` trains a preset with `vae_tf.runs.train` on 2 devices, as
+`vae-tf train --strategy mirrored` does.
 
     python distributed_run.py single OUT.npz
     python distributed_run.py mirrored OUT.npz        # 2 logical CPU devices
     python distributed_run.py worker OUT.npz          # TF_CONFIG names the worker
+    python distributed_run.py runs-mirrored OUT.npz   # runs.train, 2 devices
 """
 
+import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +34,7 @@ UNEVEN_BATCH, UNEVEN_SIZES = 8, (1, 3, 9, 11)
 
 import tensorflow as tf  # noqa: E402
 
-if MODE == "mirrored":
+if MODE in ("mirrored", "runs-mirrored"):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2
@@ -44,6 +50,12 @@ from vae_tf import distribute  # noqa: E402
 class FixedNoiseVAE(vae_tf.VAE):
     def reparameterize(self, z_mean, z_log_var, seed=None):
         eps = ops.stop_gradient(ops.sin(3.0 * z_mean + 1.0))  # a function of the image
+        return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+
+class FixedNoiseConditionalVAE(vae_tf.ConditionalVAE):
+    def reparameterize(self, z_mean, z_log_var, seed=None):
+        eps = ops.stop_gradient(ops.sin(3.0 * z_mean + 1.0))
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
 
@@ -82,6 +94,26 @@ def build_lossy():
     model.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=False)
     return model
 
+
+if MODE == "runs-mirrored":
+    # What `vae-tf train --strategy mirrored` runs, in a process of its own (a
+    # second MirroredStrategy in one process would share collective keys):
+    # the preset's compile (one step per call under a strategy) and fit.
+    import tempfile
+
+    run_dir = Path(tempfile.mkdtemp())
+    metrics = vae_tf.runs.train(
+        "mnist-dense",
+        run_dir,
+        epochs=1,
+        batch_size=500,
+        source="bundled",
+        strategy="mirrored",
+        verbose=0,
+    )
+    run = json.loads((run_dir / "run.json").read_text())
+    np.savez(OUT, replicas=run["replicas"], test_elbo_nats=metrics["test_elbo_nats"])
+    sys.exit(0)
 
 mnist, _ = vae_tf.data.load_arrays("mnist", "train", source="bundled")
 strategy = distribute.make_strategy(
@@ -135,5 +167,23 @@ for size in UNEVEN_SIZES:
     crops = mnist[:size, 2:26, 2:26]  # 24x24: a multiple of the downsampling
     model, logs = train(build_lossy, crops, UNEVEN_BATCH)
     record(f"lossy{size}", model, logs)
+
+if MODE != "worker":
+    # A conditional model that is not built yet: fit builds it from a batch of
+    # (images, labels), also when Keras builds it from one replica's share.
+    labels = vae_tf.data.load_arrays("mnist", "train", source="bundled")[1][:9]
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = FixedNoiseConditionalVAE(
+            vae_tf.DenseEncoder(4, (32,)),
+            vae_tf.DenseDecoder((28, 28, 1), (32,)),
+            num_classes=10,
+            likelihood=vae_tf.Bernoulli("static"),
+            seed=0,
+        )
+        model.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=False)
+    dataset = vae_tf.data.make_dataset(mnist[:9], labels, batch_size=UNEVEN_BATCH)
+    history = model.fit(dataset, epochs=1, verbose=0)
+    record("cvae9", model, {k: v[-1] for k, v in history.history.items()})
 
 np.savez(OUT, **results)

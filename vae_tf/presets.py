@@ -377,13 +377,29 @@ class Preset:
             )
         return keras.optimizers.Adam(rate)
 
-    def compile(self, model: VAE, num_train_images: int, epochs: int, batch_size: int):
-        """Compile `model` with this preset's optimizer, XLA and steps per execution."""
+    def compile(
+        self,
+        model,
+        num_train_images: int,
+        epochs: int,
+        batch_size: int,
+        distributed: bool = False,
+    ):
+        """Compile `model` with this preset's optimizer, XLA and steps per execution.
+
+        `distributed`: the model trains under a `tf.distribute` strategy; it
+        then runs one step per call (Keras 3.15 fails with several steps per
+        call under `MirroredStrategy` on 2 or more replicas: a placeholder is
+        left unfed, keras-team/keras#19246) and without XLA (which fails
+        there on CPU devices in TF 2.21); `runs.train` may turn XLA back on.
+        """
         steps_per_epoch = math.ceil(num_train_images / batch_size)
         model.compile(
             optimizer=self.optimizer(steps_per_epoch, epochs),
-            jit_compile=self.jit_compile,
-            steps_per_execution=min(self.steps_per_execution, steps_per_epoch),
+            jit_compile=self.jit_compile and not distributed,
+            steps_per_execution=1
+            if distributed
+            else min(self.steps_per_execution, steps_per_epoch),
         )
         return model
 

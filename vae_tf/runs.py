@@ -262,8 +262,10 @@ def train(
     with distribute.precision_policy(precision), distributed.scope():
         model = preset.build_model(seed, lmbda=lmbda)
         model.build((None, *data.DATASETS[preset.dataset].image_shape))
-        preset.compile(model, num_train, epochs, batch_size)
-        if strategy != "default" or jit_compile is not None:
+        preset.compile(
+            model, num_train, epochs, batch_size, distributed=strategy != "default"
+        )
+        if jit_compile is not None:
             model.jit_compile = bool(jit_compile)
     output_dir.mkdir(parents=True, exist_ok=True)
     timer = EpochTimer()

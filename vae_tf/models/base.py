@@ -228,4 +228,10 @@ class GenerativeModel(CheckedData, keras.Model):
         if iterator is not None and self._distribute_strategy is not None:
             data_batch = first_replica_batch(self.distribute_strategy, iterator)
             iterator = None
+        if data_batch is not None and not self.built:
+            # A model builds itself from a batch (`prepare_batch`), labels
+            # included; Keras would call it on the images alone.
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(data_batch)
+            with self.distribute_strategy.scope():
+                self.prepare_batch(x, y)
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
