@@ -171,7 +171,7 @@ def test_export_command_writes_quantised_tflite_networks(run_dir, tmp_path, caps
     assert cli.main([*argv, "-o", str(out)]) == 0
     assert (out / "encoder.tflite").stat().st_size > 0
     assert (out / "decoder.tflite").stat().st_size > 0
-    assert "decoder.tflite" in capsys.readouterr().out
+    assert "decoder.tflite" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -269,6 +269,21 @@ def test_cli_compresses_pngs_and_decompresses_them_exactly(
     # Without --lossless there is no codec for this model: a clear error.
     assert cli.main(argv) == 2
     assert "--lossless" in capsys.readouterr().err
+    # An existing file is kept unless --overwrite; a missing folder is made.
+    before = packed.read_bytes()
+    assert cli.main([*argv, "--lossless"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert packed.read_bytes() == before
+    assert cli.main([*argv, "--lossless", "--overwrite"]) == 0
+    deeper = tmp_path / "new" / "folder" / "d.vtfz"
+    argv[argv.index(str(packed))] = str(deeper)
+    assert cli.main([*argv, "--lossless"]) == 0
+    assert deeper.read_bytes() == before  # the same images, the same bytes
+    # A damaged file's error names it.
+    damaged = tmp_path / "damaged.vtfz"
+    damaged.write_bytes(before[: len(before) // 2])
+    assert cli.main(["decompress", str(run_dir), str(damaged), "-o", str(out)]) == 2
+    assert f"error: {damaged}: " in capsys.readouterr().err
 
 
 def test_cli_rejects_foreign_files_and_bad_images(run_dir, tmp_path, capsys):

@@ -125,6 +125,9 @@ def test_labels_must_match_the_images_in_number_on_every_path(cvae, served):
         cvae.fit(dataset(IMAGES, LABELS).map(lambda x, y: (x, y[:1])), verbose=0)
     with pytest.raises(ERRORS, match="one class id per image"):
         served[0].reconstruct(tf.constant(IMAGES), tf.constant(LABELS[:5], tf.int32))
+    short = tf.data.Dataset.from_tensors((IMAGES, LABELS[:5]))
+    with pytest.raises(ERRORS, match="one class id per image"):
+        vae_tf.evaluate(cvae, short, iwae_k=4)
 
 
 @pytest.mark.parametrize("case", sorted(BAD_IMAGES))

@@ -144,8 +144,8 @@ def cli_arguments():
     """The command's arguments if this process is the `vae-tf` command, else
     `None`.
 
-    The console script runs as `.../vae-tf ARGS`; `python -m vae_tf.cli
-    ARGS` shows in `sys.orig_argv` (while the package is imported,
+    The console script runs as `.../vae-tf ARGS`; `python -m vae_tf ARGS` (or
+    `vae_tf.cli`) shows in `sys.orig_argv` (while the package is imported,
     `sys.argv[0]` is still `"-m"`).
     """
     if os.path.basename(sys.argv[0]) in ("vae-tf", "vae-tf.exe"):
@@ -154,7 +154,9 @@ def cli_arguments():
     for index, word in enumerate(original[:-1]):
         if word == "-m":
             return (
-                original[index + 2 :] if original[index + 1] == "vae_tf.cli" else None
+                original[index + 2 :]
+                if original[index + 1] in ("vae_tf", "vae_tf.cli")
+                else None
             )
     return None
 

@@ -190,7 +190,8 @@ def _export(args):
         with contextlib.nullcontext() if args.verbose else _tf_logs.filtered_stderr():
             paths = export_tflite(model, output, args.quantize, images=images)
         for name, path in paths.items():
-            print(f"Wrote the {name}: {path} ({path.stat().st_size} bytes)")
+            size = path.stat().st_size
+            print(f"Wrote the {name}: {path} ({size} bytes)", file=sys.stderr)
         return
     if args.quantize != "none":
         raise ValueError("--quantize applies to --format tflite only.")
@@ -204,7 +205,12 @@ def _compress(args):
 
     model, _ = runs.load_run(args.run_dir)
     figures = compress_files(
-        model, args.images, args.output, lossless=args.lossless, verbose=True
+        model,
+        args.images,
+        args.output,
+        lossless=args.lossless,
+        verbose=True,
+        overwrite=args.overwrite,
     )
     print(_dumps(figures))
     print(f"Wrote {args.output}", file=sys.stderr)
@@ -216,7 +222,8 @@ def _decompress(args):
 
     model, _ = runs.load_run(args.run_dir)
     names = decompress_file(model, args.file, args.output, overwrite=args.overwrite)
-    print(f"Wrote {len(names)} PNG images to {args.output}", file=sys.stderr)
+    images = "image" if len(names) == 1 else "images"
+    print(f"Wrote {len(names)} PNG {images} to {args.output}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -409,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     compress.add_argument("-o", "--output", required=True, help="the file to write")
     compress.add_argument(
+        "--overwrite", action="store_true", help="replace the -o file if it exists"
+    )
+    compress.add_argument(
         "--lossless", action="store_true", help="bits-back coding, exact round trip"
     )
     _add_verbose_arg(compress)
@@ -418,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
         "decompress",
         help="decode a compressed file into PNG images",
         description="Decode a .vtfz file with the run's model that wrote it into "
-        "OUT_DIR/00000.png, 00001.png, ... in the order the images were given.",
+        "OUTPUT/00000.png, 00001.png, ... in the order the images were given.",
     )
     decompress.add_argument(
         "run_dir", help="the run directory whose model wrote the file"

@@ -31,10 +31,16 @@ __all__ = [
 
 
 def _split(model, batch):
-    """`(images, labels)` of a batch; labels as the model takes them (or None)."""
-    if isinstance(batch, (tuple, list)):
-        return batch[0], model.prepare_labels(batch[1] if len(batch) > 1 else None)
-    return batch, model.prepare_labels(None)
+    """`(images, labels)` of a batch, checked as `fit` checks them (images in
+    [0, 1]; a conditional model's labels, one per image); labels as the model
+    takes them (or None)."""
+    parts = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+    x, *rest = (
+        model.check_batch(*parts[:2])
+        if len(parts) > 1
+        else (model.check_batch(parts[0]),)
+    )
+    return x, model.prepare_labels(rest[0] if rest else None)
 
 
 def log_importance_weights(model, x, num_samples: int, seed=None, labels=None):

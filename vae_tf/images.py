@@ -126,7 +126,9 @@ def _damaged(path, error) -> ValueError:
     """The error for a file Pillow (or TensorFlow, `error` a message) refused."""
     reason = str(error).rstrip(".")
     if isinstance(error, Image.DecompressionBombError):
-        return _refuse(path, f"is too large to decode ({reason})")
+        return _refuse(
+            path, f"is over the limit of pixels decoded ({reason}); it was not decoded"
+        )
     return _refuse(path, f"is truncated or damaged ({reason})")
 
 

@@ -56,7 +56,14 @@ def _conversions(paths, notes, verbose: bool) -> dict:
     return conversions
 
 
-def compress_files(model, paths, output, lossless: bool = True, verbose: bool = True):
+def compress_files(
+    model,
+    paths,
+    output,
+    lossless: bool = True,
+    verbose: bool = True,
+    overwrite: bool = False,
+):
     """Compress image files into one `.vtfz` file.
 
     `lossless` codes with bits-back (`BitsBackCodec`, any trained VAE with a
@@ -73,16 +80,24 @@ def compress_files(model, paths, output, lossless: bool = True, verbose: bool = 
         turned upright; often empty) and, lossless, the coder's
         `net_bits_per_dim`; lossy, `bits_per_pixel`.
 
+    The folder of `output` is created if needed; an existing `output` is
+    replaced only with `overwrite`.
+
     Raises:
         IsADirectoryError: `output` is a directory.
+        FileExistsError: `output` exists and `overwrite` is false.
         FileNotFoundError: an image file does not exist.
         ValueError: the model has no codec for the mode, or a file is refused.
     """
     paths, output = list(paths), Path(output)
     if output.is_dir():
         raise IsADirectoryError(f"-o must be a file path, not a directory: {output}")
+    codec = BitsBackCodec(model) if lossless else LossyCodec(model)
+    if output.exists() and not overwrite:
+        raise FileExistsError(
+            f"{output} already exists. Choose another -o or pass --overwrite."
+        )
     if lossless:
-        codec = BitsBackCodec(model)
         images, notes = read_images(paths, codec.image_shape, exact=True)
         conversions = _conversions(paths, notes, verbose)
         images = codec.check_images(np.stack(images))
@@ -90,12 +105,12 @@ def compress_files(model, paths, output, lossless: bool = True, verbose: bool = 
         data = codec.pack(payload, len(images))
         extra = {"net_bits_per_dim": stats["bits_per_dim"]}
     else:
-        codec = LossyCodec(model)
         images, notes = read_images(paths, (None, None, codec.channels))
         conversions = _conversions(paths, notes, verbose)
         data = codec.compress(images)
         pixels = sum(image.shape[0] * image.shape[1] for image in images)
         extra = {"bits_per_pixel": 8 * len(data) / pixels}
+    output.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(output, lambda tmp: tmp.write_bytes(data))
     values = sum(image.size for image in images)
     return {
@@ -120,15 +135,18 @@ def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True)
     if not path.is_file():
         raise FileNotFoundError(f"No compressed file at {path}.")
     data = path.read_bytes()
-    if container.unpack(data).kind == container.LOSSY:
-        images = LossyCodec.decompress_bytes(model, data)
-    else:
-        codec, parsed = BitsBackCodec.from_file(model, data)
-        images = codec.decode(
-            parsed.payload,
-            parsed.num_images,
-            progress=_progress(parsed.num_images, verbose),
-        )
+    try:
+        if container.unpack(data).kind == container.LOSSY:
+            images = LossyCodec.decompress_bytes(model, data)
+        else:
+            codec, parsed = BitsBackCodec.from_file(model, data)
+            images = codec.decode(
+                parsed.payload,
+                parsed.num_images,
+                progress=_progress(parsed.num_images, verbose),
+            )
+    except ValueError as error:  # damaged, foreign or another model's file
+        raise type(error)(f"{path}: {error}") from None
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"-o must be a directory. Received: {out_dir}")
     digits = max(5, len(str(len(images) - 1)))
@@ -136,7 +154,8 @@ def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True)
     existing = [name for name in names if name.exists()]
     if existing and not overwrite:
         raise FileExistsError(
-            f"{existing[0]} already exists ({len(existing)} of the outputs do). "
+            f"{existing[0]} already exists ({len(existing)} of the {len(names)} "
+            "outputs do). "
             "Choose another directory or pass --overwrite."
         )
     out_dir.mkdir(parents=True, exist_ok=True)
