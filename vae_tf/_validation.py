@@ -15,6 +15,7 @@ __all__ = [
     "float_images",
     "assert_images",
     "check_images",
+    "check_sampling",
     "class_ids",
     "assert_positive",
     "one_label_each",
@@ -119,6 +120,30 @@ def check_images(x, image_shape=None, name: str = "x"):
             f"Received: values in [{low:g}, {high:g}]"
         )
     return x
+
+
+def check_sampling(num_samples, temperature) -> tuple:
+    """`(num_samples, temperature)` as an int and a float, checked eagerly.
+
+    Raises:
+        ValueError: `num_samples` not a positive integer, or `temperature`
+            not a positive finite number.
+    """
+    if (
+        isinstance(num_samples, bool)
+        or not isinstance(num_samples, (int, np.integer))
+        or num_samples <= 0
+    ):
+        raise ValueError(
+            "num_samples must be a positive integer. Received: "
+            f"num_samples={num_samples!r}"
+        )
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(
+            "temperature must be a positive number. Received: "
+            f"temperature={temperature!r}"
+        )
+    return int(num_samples), float(temperature)
 
 
 def float_images(x, name: str = "x"):

@@ -10,7 +10,12 @@ from vae_tf import corruption as corruption_lib
 from vae_tf import evaluation
 from vae_tf import likelihoods as likelihoods_lib
 from vae_tf._random import derive, normal
-from vae_tf._validation import assert_images, assert_positive, check_images
+from vae_tf._validation import (
+    assert_images,
+    assert_positive,
+    check_images,
+    check_sampling,
+)
 from vae_tf.bounds import (
     gaussian_kl,
     gaussian_log_prob,
@@ -661,16 +666,7 @@ class VAE(GenerativeModel):
         Returns:
             Mean images, shape `(num_samples, height, width, channels)`.
         """
-        if not isinstance(num_samples, (int, np.integer)) or num_samples <= 0:
-            raise ValueError(
-                "num_samples must be a positive integer. Received: "
-                f"num_samples={num_samples!r}"
-            )
-        if not (np.isfinite(temperature) and temperature > 0):
-            raise ValueError(
-                "temperature must be a positive number. Received: "
-                f"temperature={temperature!r}"
-            )
+        num_samples, temperature = check_sampling(num_samples, temperature)
         labels = self.check_labels(labels, int(num_samples))
         if self.latent_shape is None:
             self._ensure_built()

@@ -46,6 +46,7 @@ from vae_tf._validation import (
     assert_images,
     assert_positive,
     check_images,
+    check_sampling,
     positive_int,
 )
 from vae_tf.autoregressive import MaskedConv2D
@@ -494,16 +495,7 @@ class VQVAE(GenerativeModel):
         """
         if labels is not None:
             raise ValueError("A VQVAE is unconditional: it takes no labels.")
-        if not isinstance(num_samples, (int, np.integer)) or num_samples <= 0:
-            raise ValueError(
-                "num_samples must be a positive integer. Received: "
-                f"num_samples={num_samples!r}"
-            )
-        if not (np.isfinite(temperature) and temperature > 0):
-            raise ValueError(
-                "temperature must be a positive number. Received: "
-                f"temperature={temperature!r}"
-            )
+        num_samples, temperature = check_sampling(num_samples, temperature)
         self._ensure_built()
         seed = self.seed_generator if seed is None else seed
         codes = self.prior.sample(int(num_samples), self.map_shape, temperature, seed)
