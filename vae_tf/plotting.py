@@ -6,9 +6,10 @@ pyplot state or backend.
 """
 
 import math
-import os
 
 import numpy as np
+
+from vae_tf._files import write_atomically
 
 __all__ = [
     "image_grid",
@@ -75,9 +76,7 @@ def save_image(path, image):
 
     image = _as_uint8(np.asarray(image)[None])[0]
     mode_image = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-    tmp = f"{path}.tmp"
-    mode_image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: mode_image.save(tmp, format="PNG"))
 
 
 def save_image_grid(path, images, rows: int | None = None, cols: int | None = None):

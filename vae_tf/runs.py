@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_tf import data, image_folders, plotting, presets
+from vae_tf._files import write_atomically
 from vae_tf.callbacks import EpochTimer, StepProgbarLogger
 from vae_tf.export import export_saved_model
 
@@ -48,10 +49,8 @@ METRICS_FILE = "metrics.json"
 
 def write_json(path, payload: dict):
     """Write `payload` as indented JSON, atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def test_dataset(preset, data_dir=None, source="auto", batch_size: int = 500):
@@ -326,9 +325,7 @@ def train(
             mine.assign(theirs)  # the optimizer state too (step count, moments)
 
     test = model.evaluate_dataset(test_ds, seed=0, iwae_k=None)
-    tmp_model = output_dir / f".{MODEL_FILE}.tmp.keras"
-    model.save(tmp_model)
-    os.replace(tmp_model, output_dir / MODEL_FILE)
+    write_atomically(output_dir / MODEL_FILE, model.save, suffix=".tmp.keras")
     export_saved_model(model, output_dir / "saved_model")
     write_json(output_dir / "history.json", history)
     settings = {

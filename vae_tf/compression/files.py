@@ -6,13 +6,13 @@ to a temporary file and renamed into place, so a failure never leaves a
 half-written file behind.
 """
 
-import os
 import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from vae_tf._files import write_atomically
 from vae_tf.compression import container
 from vae_tf.compression.bitsback import BitsBackCodec
 from vae_tf.compression.lossy import LossyCodec
@@ -28,16 +28,6 @@ def _pillow():
     from PIL import Image
 
     return Image
-
-
-def _write_atomically(path: Path, write):
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _progress(total: int, verbose: bool):
@@ -111,7 +101,7 @@ def compress_files(
         pixels = sum(image.shape[0] * image.shape[1] for image in images)
         extra = {"bits_per_pixel": 8 * len(data) / pixels}
     output.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(output, lambda tmp: tmp.write_bytes(data))
+    write_atomically(output, lambda tmp: tmp.write_bytes(data))
     values = sum(image.size for image in images)
     return {
         "images": len(images),
@@ -161,7 +151,7 @@ def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, image in zip(names, images):
         array = image[..., 0] if image.shape[-1] == 1 else image
-        _write_atomically(
+        write_atomically(
             name, lambda tmp, a=array: Image.fromarray(a).save(tmp, format="PNG")
         )
     return names
