@@ -31,16 +31,13 @@ __all__ = [
 
 
 def _split(model, batch):
-    """`(images, labels)` of a batch, checked as `fit` checks them (images in
-    [0, 1]; a conditional model's labels, one per image); labels as the model
-    takes them (or None)."""
-    parts = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
-    x, *rest = (
-        model.check_batch(*parts[:2])
-        if len(parts) > 1
-        else (model.check_batch(parts[0]),)
-    )
-    return x, model.prepare_labels(rest[0] if rest else None)
+    """`(images, labels)` of a batch as the model takes them, checked as `fit`
+    checks them (images in [0, 1]; a conditional model's labels, one per
+    image); the model is built on the first batch if it was not yet."""
+    parts = tuple(batch)[:2] if isinstance(batch, (tuple, list)) else (batch,)
+    checked = model.check_batch(*parts)
+    x, y = (checked[0], checked[1]) if len(parts) == 2 else (checked, None)
+    return model.prepare_batch(x, y)
 
 
 def log_importance_weights(model, x, num_samples: int, seed=None, labels=None):
@@ -100,7 +97,6 @@ def evaluate_elbo(model, dataset, seed: int = 0) -> dict:
     count = 0
     for index, batch in enumerate(dataset):
         x, labels = _split(model, batch)
-        model._ensure_built(tuple(x.shape[1:]))
         reconstruction, kl, n = batch_sums(x, labels, batch_seed(seed, index))
         totals += [float(reconstruction), float(kl)]
         count += int(n)
@@ -158,7 +154,6 @@ def evaluate_iwae(
     bounds = []
     for index, batch in enumerate(dataset):
         x, labels = _split(model, batch)
-        model._ensure_built(tuple(x.shape[1:]))
         x = model.likelihood.prepare_targets(x, seed=batch_seed(seed, index, 0))
         chunk = max(1, min(num_samples, max_decodes // int(x.shape[0])))
         total = tf.fill((x.shape[0],), -np.inf)
@@ -234,7 +229,6 @@ def latent_diagnostics(model, dataset, threshold: float = 0.01, seed: int = 0) -
     count = 0
     for index, batch in enumerate(dataset):
         x, labels = _split(model, batch)
-        model._ensure_built(tuple(x.shape[1:]))
         sums = [
             np.asarray(t, np.float64)
             for t in batch_sums(x, labels, batch_seed(seed, index))

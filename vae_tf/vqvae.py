@@ -444,7 +444,7 @@ class VQVAE(GenerativeModel):
         usage = np.zeros(self.num_codes)
         for index, batch in enumerate(dataset):
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            self._ensure_built(tuple(x.shape[1:]))
+            x, _ = self.prepare_batch(self.check_batch(x))  # as fit checks it
             values = terms(x, batch_seed(seed, index))
             sums += [
                 float(ops.sum(values["reconstruction"])),
