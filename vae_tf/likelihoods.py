@@ -5,14 +5,23 @@ log-probability of the data, a mean image to show, and samples. The VAE never
 hard-codes a loss: it asks its likelihood.
 """
 
+import functools
 import math
 
+import constriction
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from vae_tf._random import normal, uniform
 from vae_tf.bounds import sum_per_example
+from vae_tf.distributions import (
+    discretized_log_mass,
+    discretized_normal_log_mass,
+    logistic_log_cdf,
+    logistic_log_sf,
+)
 
 __all__ = [
     "Likelihood",
@@ -34,7 +43,8 @@ class Likelihood:
     """
 
     # Whether bits-back coding (`vae_tf.compression.BitsBackCodec`) can code
-    # images under this likelihood.
+    # images under this likelihood: then it implements the three coding
+    # methods below, and the codec holds no likelihood maths of its own.
     can_code = False
 
     def param_channels(self, channels: int) -> int:
@@ -63,6 +73,29 @@ class Likelihood:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    # -- Coding: the distributions an entropy coder codes pixels with --------
+    #
+    # `coder` is a `constriction.stream.stack.AnsCoder` (a stack: the last
+    # pushed is the first popped); `x_params` is the decoder's output as a
+    # numpy array `(batch, h, w, P)`; images are uint8 `(batch, h, w, C)`.
+    # `push_images` then `pop_images` with the same `x_params` must give the
+    # images back and leave the coder as it was, on any machine: the
+    # distributions are computed in float64, elementwise, in one fixed order.
+
+    def check_codable(self, images):
+        """Raise a `ValueError` naming the problem if `images` (uint8) cannot be
+        coded under this likelihood."""
+        if not self.can_code:
+            raise ValueError(f"{self!r} cannot code images.")
+
+    def push_images(self, coder, images, x_params):
+        """Push `images` onto `coder`'s stack under `p(x | x_params)`."""
+        raise NotImplementedError(f"{self!r} cannot code images.")
+
+    def pop_images(self, coder, x_params):
+        """Pop the images `push_images` pushed with the same `x_params`."""
+        raise NotImplementedError(f"{self!r} cannot code images.")
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
@@ -133,11 +166,50 @@ class Bernoulli(Likelihood):
         probs = ops.sigmoid(x_params)
         return ops.cast(uniform(ops.shape(probs), seed) < probs, probs.dtype)
 
+    def check_codable(self, images):
+        values = np.unique(images)
+        if not set(values.tolist()) <= {0, 255}:
+            raise ValueError(
+                f"This model's likelihood is {self!r}: it codes binary images, "
+                f"pixels 0 or 255. These images have {len(values)} distinct values, "
+                f"e.g. {values[:5].tolist()}."
+            )
+
+    @staticmethod
+    def _probabilities(x_params):
+        return 1.0 / (1.0 + np.exp(-np.asarray(x_params, np.float64)))
+
+    def push_images(self, coder, images, x_params):
+        """One `Bernoulli` symbol per pixel (255 is 1), the whole batch at once."""
+        coder.encode_reverse(
+            (images > 127).astype(np.int32).ravel(),
+            _BIT_MODEL,
+            self._probabilities(x_params).ravel(),
+        )
+
+    def pop_images(self, coder, x_params):
+        bits = coder.decode(_BIT_MODEL, self._probabilities(x_params).ravel())
+        return (bits.reshape(np.shape(x_params)) * 255).astype(np.uint8)
+
     def get_config(self) -> dict:
         return {"binarization": self.binarization}
 
     def __repr__(self) -> str:
         return f"Bernoulli(binarization={self.binarization!r})"
+
+
+# The entropy coder's models: one bit, and a Gaussian over the 256 levels
+# whose mean and scale are given per symbol.
+_BIT_MODEL = constriction.stream.model.Bernoulli(perfect=False)
+_PIXEL_MODEL = constriction.stream.model.QuantizedGaussian(0, 255)
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_scale_table(low: int, high: int, steps: int) -> np.ndarray:
+    """Pixel-unit scales `127.5 exp(i / steps)` for `i` from `low` to `high`."""
+    table = 127.5 * np.exp(np.arange(low, high + 1) / steps)
+    table.flags.writeable = False
+    return table
 
 
 # 8-bit pixels k in {0, ..., 255} are modelled on the centred scale
@@ -146,100 +218,16 @@ _HALF_BIN = 1.0 / 255.0
 
 
 def _centred_pixels(x):
-    """Images in [0, 1] (k / 255) to `(k, 2k/255 - 1)`; `k` rounded, as float."""
-    k = ops.round(ops.cast(x, "float32") * 255.0)
-    return k, k * (2.0 / 255.0) - 1.0
+    """Images in [0, 1] (k / 255) to `2k/255 - 1`, with `k` rounded."""
+    return ops.round(ops.cast(x, "float32") * 255.0) * (2.0 / 255.0) - 1.0
 
 
-def _log1mexp(d):
-    """`log(1 - exp(d))` for `d < 0`, accurate at both ends (Maechler 2012).
-
-    Each branch gets an input clamped to its own safe range, so the branch
-    `tf.where` discards cannot put a NaN into the gradient.
-    """
-    near = d > -0.6931472
-    small = tf.where(near, d, -0.6931472)
-    large = tf.where(near, -0.6931472, d)
-    return tf.where(
-        near, tf.math.log(-tf.math.expm1(small)), tf.math.log1p(-tf.exp(large))
+def _discretized_normal_log_prob(centred, mean, log_scale):
+    """Per-value log-mass of `N(mean, exp(log_scale))` over the 256 8-bit bins,
+    the edge bins taking the tails; `centred` are the values `2k/255 - 1`."""
+    return discretized_normal_log_mass(
+        centred, mean, ops.exp(log_scale), 2 * _HALF_BIN, low=-1.0, high=1.0
     )
-
-
-def _log_interval_mass(lower, upper, log_cdf, log_sf):
-    """`log(F(upper) - F(lower))` for standardised `lower < upper`, stably.
-
-    The difference is taken in log space on whichever side of the median the
-    interval lies (`1 - F` above it), so it neither cancels nor underflows.
-    """
-    log_below = log_cdf(upper) + _log1mexp(
-        ops.minimum(log_cdf(lower) - log_cdf(upper), -1e-12)
-    )
-    log_above = log_sf(lower) + _log1mexp(
-        ops.minimum(log_sf(upper) - log_sf(lower), -1e-12)
-    )
-    return tf.where(lower > 0.0, log_above, log_below)
-
-
-def _discretized_log_prob(k, upper, lower, log_cdf, log_sf):
-    """Log-mass of bin `k` of a continuous distribution, cut at the edges.
-
-    `upper` and `lower` are the standardised bin edges; `log_cdf(t)` and
-    `log_sf(t)` give `log F(t)` and `log(1 - F(t))`. The first bin takes all
-    the mass below its upper edge, the last all the mass above its lower edge:
-
-    ```
-    P(k) = F(upper) - F(lower)   for 0 < k < 255
-    P(0) = F(upper),  P(255) = 1 - F(lower)
-    ```
-    """
-    interior = _log_interval_mass(lower, upper, log_cdf, log_sf)
-    return tf.where(
-        k <= 0.0, log_cdf(upper), tf.where(k >= 255.0, log_sf(lower), interior)
-    )
-
-
-def _discretized_normal_log_prob(k, centred, mean, log_scale):
-    """Per-value log-mass of `N(mean, exp(log_scale))` over 8-bit bins, edges cut.
-
-    `k` are the levels and `centred` their values `2k/255 - 1`; see
-    `_discretized_log_prob`.
-    """
-    inv_scale = ops.exp(-log_scale)
-    return _discretized_log_prob(
-        k,
-        (centred - mean + _HALF_BIN) * inv_scale,
-        (centred - mean - _HALF_BIN) * inv_scale,
-        _normal_log_cdf,
-        _normal_log_sf,
-    )
-
-
-def _logistic_log_cdf(t):
-    return -ops.softplus(-t)
-
-
-def _logistic_log_sf(t):
-    return -ops.softplus(t)
-
-
-def _normal_log_cdf(t):
-    """`log Phi(t)`: from `erfc` down to t = -10, the asymptotic series below.
-
-    ```
-    log Phi(t) ~ -t^2/2 - log(-t) - log(2 pi)/2 + log(1 - 1/t^2 + 3/t^4 - 15/t^6)
-    ```
-    """
-    safe = ops.maximum(t, -10.0)
-    direct = ops.log(0.5 * tf.math.erfc(-safe / 1.4142135623730951))
-    tail_t = ops.minimum(t, -10.0)
-    inv_t2 = 1.0 / ops.square(tail_t)
-    series = 1.0 - inv_t2 + 3.0 * inv_t2**2 - 15.0 * inv_t2**3
-    tail = -0.5 * ops.square(tail_t) - ops.log(-tail_t) - 0.9189385332046727
-    return tf.where(t > -10.0, direct, tail + ops.log(series))
-
-
-def _normal_log_sf(t):
-    return _normal_log_cdf(-t)
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
@@ -325,16 +313,17 @@ class DiscretizedLogisticMixture(Likelihood):
 
     def log_prob(self, x, x_params):
         logits, means, log_scales, coeffs, C = self._split(x_params)
-        k, centred = _centred_pixels(x)  # (batch, h, w, C)
+        centred = _centred_pixels(x)  # (batch, h, w, C)
         mu = self._conditioned_means(means, coeffs, centred, C)  # (batch, h, w, C, K)
-        inv_scale = ops.exp(-log_scales)
-        centred_k = centred[..., None] - mu
-        log_p = _discretized_log_prob(
-            k[..., None],
-            (centred_k + _HALF_BIN) * inv_scale,
-            (centred_k - _HALF_BIN) * inv_scale,
-            _logistic_log_cdf,
-            _logistic_log_sf,
+        log_p = discretized_log_mass(
+            centred[..., None],
+            mu,
+            ops.exp(-log_scales),
+            2 * _HALF_BIN,
+            logistic_log_cdf,
+            logistic_log_sf,
+            low=-1.0,
+            high=1.0,
         )  # (batch, h, w, C, K)
         log_mix = ops.sum(log_p, axis=-2) + ops.log_softmax(logits, axis=-1)
         return sum_per_example(ops.logsumexp(log_mix, axis=-1))  # (batch,)
@@ -426,10 +415,8 @@ class DiscretizedGaussian(Likelihood):
 
     def log_prob(self, x, x_params):
         mean, log_scale = self._split(x_params)
-        k, centred = _centred_pixels(x)
-        return sum_per_example(
-            _discretized_normal_log_prob(k, centred, mean, log_scale)
-        )
+        centred = _centred_pixels(x)
+        return sum_per_example(_discretized_normal_log_prob(centred, mean, log_scale))
 
     def mean(self, x_params):
         mean, _ = self._split(x_params)
@@ -562,21 +549,29 @@ class LocalAutoregressiveGaussian(Likelihood):
         n = self.num_neighbours
         return groups[0], groups[1], groups[2 : 2 + n], groups[2 + n :]
 
-    def _mean_and_log_scale(self, m, s, a, b, neighbours):
+    @staticmethod
+    def _accumulate(m, s, a, b, neighbours):
+        """`(m + sum_n a_n x_n, s + sum_n b_n x_n)`, summed in the order of the
+        neighbours; plain `+` and `*`, so the same code serves tensors (scoring,
+        sampling) and float64 numpy arrays (coding)."""
         mu, log_scale = m, s
         for a_n, b_n, x_n in zip(a, b, neighbours):
             mu = mu + a_n * x_n
             log_scale = log_scale + b_n * x_n
+        return mu, log_scale
+
+    def _mean_and_log_scale(self, m, s, a, b, neighbours):
+        mu, log_scale = self._accumulate(m, s, a, b, neighbours)
         log_scale = ops.clip(log_scale, self.min_log_scale, self.MAX_LOG_SCALE)
         return mu, log_scale
 
     def log_prob(self, x, x_params):
         m, s, a, b = self.split(x_params)
-        k, centred = _centred_pixels(x)
+        centred = _centred_pixels(x)
         mu, log_scale = self._mean_and_log_scale(
             m, s, a, b, shifted_neighbours(centred)
         )
-        return sum_per_example(_discretized_normal_log_prob(k, centred, mu, log_scale))
+        return sum_per_example(_discretized_normal_log_prob(centred, mu, log_scale))
 
     def _raster_scan(self, x_params, draw):
         """Fill an image pixel by pixel; `draw(mu, sigma, row, col)` gives each value.
@@ -638,6 +633,118 @@ class LocalAutoregressiveGaussian(Likelihood):
             return self._to_level(mu + sigma * noise[:, row, col])
 
         return self._raster_scan(x_params, draw)
+
+    # -- Coding: one `QuantizedGaussian` symbol per pixel ---------------------
+    #
+    # Each pixel is coded under the discretised Gaussian of the class
+    # docstring, in pixel units: mean `(mu + 1) * 127.5`, scale
+    # `sigma * 127.5`. The log-scale is rounded to 1/64 and the scale looked
+    # up in a table, so no transcendental function is evaluated on arrays
+    # whose shape differs between the two directions (the encoder has all
+    # pixels at once, the decoder one position at a time).
+
+    _LOG_SCALE_STEPS = 64
+
+    def _coding_split(self, x_params):
+        """`split`, as float64 numpy arrays (exact from float32)."""
+        m, s, a, b = self.split(x_params)
+        as64 = lambda t: np.asarray(t, np.float64)  # noqa: E731
+        return as64(m), as64(s), [as64(t) for t in a], [as64(t) for t in b]
+
+    def _coding_distribution(self, mu, log_scale):
+        """Pixel-unit mean and scale of the coder's `QuantizedGaussian`."""
+        low = math.floor(self.min_log_scale * self._LOG_SCALE_STEPS)
+        high = math.ceil(self.MAX_LOG_SCALE * self._LOG_SCALE_STEPS)
+        table = _pixel_scale_table(low, high, self._LOG_SCALE_STEPS)
+        log_scale = np.clip(log_scale, self.min_log_scale, self.MAX_LOG_SCALE)
+        steps = np.rint(log_scale * self._LOG_SCALE_STEPS).astype(np.int64)
+        mean = np.clip((mu + 1.0) * 127.5, -1e4, 1e4)
+        return mean, table[steps - low]
+
+    @staticmethod
+    def _centred_levels(images):
+        return images.astype(np.float64) * (2.0 / 255.0) - 1.0
+
+    def push_images(self, coder, images, x_params):
+        """Every pixel at once (its neighbours are known), in position-major
+        order (row, column, image, channel)."""
+        m, s, a, b = self._coding_split(x_params)
+        height, width = images.shape[1:3]
+        pad = NEIGHBOURHOOD_PAD
+        padded = np.pad(
+            self._centred_levels(images),
+            ((0, 0), (pad, pad), (pad, pad), (0, 0)),
+            constant_values=-1.0,
+        )
+        neighbours = [
+            padded[:, pad + dy : pad + dy + height, pad + dx : pad + dx + width]
+            for dy, dx in CAUSAL_NEIGHBOURS
+        ]
+        mean, scale = self._coding_distribution(
+            *self._accumulate(m, s, a, b, neighbours)
+        )
+
+        def position_major(array):  # (batch, h, w, C) -> h, w, batch, C order
+            return np.ascontiguousarray(array.transpose(1, 2, 0, 3)).ravel()
+
+        coder.encode_reverse(
+            position_major(images.astype(np.int32)),
+            _PIXEL_MODEL,
+            position_major(mean),
+            position_major(scale),
+        )
+
+    def pop_images(self, coder, x_params):
+        """Pixel by pixel in raster order, the batch at once.
+
+        The neighbours in the rows above come first in `CAUSAL_NEIGHBOURS`:
+        their terms are summed for a whole row at once, then the pixels to the
+        left are added one at a time, in the same order as `push_images`.
+        """
+        m, s, a, b = self._coding_split(x_params)
+        count, height, width, channels = m.shape
+        pad = NEIGHBOURHOOD_PAD
+        above = [i for i, (dy, _) in enumerate(CAUSAL_NEIGHBOURS) if dy < 0]
+        left = [i for i, (dy, _) in enumerate(CAUSAL_NEIGHBOURS) if dy == 0]
+        if above != list(range(len(above))):
+            raise AssertionError("CAUSAL_NEIGHBOURS must list the rows above first.")
+        canvas = np.full((count, height + 2 * pad, width + 2 * pad, channels), -1.0)
+        levels = np.empty((height, width, count, channels), np.int32)
+
+        def column_major(t):  # (batch, w, C) -> (w, batch, C)
+            return np.ascontiguousarray(t.transpose(1, 0, 2))
+
+        for row in range(height):
+            neighbours = [
+                canvas[:, pad + row + dy, pad + dx : pad + dx + width]
+                for dy, dx in (CAUSAL_NEIGHBOURS[i] for i in above)
+            ]
+            mu_row, log_scale_row = self._accumulate(
+                m[:, row],
+                s[:, row],
+                [a[i][:, row] for i in above],
+                [b[i][:, row] for i in above],
+                neighbours,
+            )  # (batch, w, C)
+            mu_row, log_scale_row = column_major(mu_row), column_major(log_scale_row)
+            a_left = [column_major(a[i][:, row]) for i in left]
+            b_left = [column_major(b[i][:, row]) for i in left]
+            decoded = np.full((width + pad, count, channels), -1.0)
+            for col in range(width):
+                mu, log_scale = self._accumulate(
+                    mu_row[col],
+                    log_scale_row[col],
+                    [a_n[col] for a_n in a_left],
+                    [b_n[col] for b_n in b_left],
+                    [decoded[pad + col + CAUSAL_NEIGHBOURS[i][1]] for i in left],
+                )
+                mean, scale = self._coding_distribution(mu, log_scale)
+                value = coder.decode(_PIXEL_MODEL, mean.ravel(), scale.ravel())
+                value = value.reshape(count, channels)
+                levels[row, col] = value
+                decoded[pad + col] = self._centred_levels(value)
+            canvas[:, pad + row, pad : pad + width] = decoded[pad:].transpose(1, 0, 2)
+        return levels.transpose(2, 0, 1, 3).astype(np.uint8)
 
     def get_config(self) -> dict:
         return {"min_log_scale": self.min_log_scale}

@@ -34,6 +34,7 @@ from keras import ops
 
 from vae_tf import evaluation
 from vae_tf._validation import assert_images
+from vae_tf.distributions import discretized_normal_log_mass
 from vae_tf.models.base import GenerativeModel, NotSupportedError
 
 __all__ = [
@@ -205,20 +206,12 @@ class SynthesisTransform(keras.Model):
         }
 
 
-def _standard_normal_cdf(t):
-    return 0.5 * tf.math.erfc(-t / 2.0**0.5)
-
-
-def discretized_gaussian_mass(centred, scale):
-    """`Phi((|t| + 1/2) / s) - Phi((|t| - 1/2) / s)` for `t = y - mean`, floored.
-
-    The mass a Gaussian of scale `s` gives the unit bin around `y`, taken on
-    the side of the mean where the difference of CDFs does not cancel.
-    """
-    centred = ops.abs(centred)  # by symmetry, the upper half
-    upper = _standard_normal_cdf((-centred + 0.5) / scale)
-    lower = _standard_normal_cdf((-centred - 0.5) / scale)
-    return ops.maximum(upper - lower, LIKELIHOOD_FLOOR)
+def latent_log_mass(y, mean, scale):
+    """Log-mass (nats) of the unit bin around each latent `y` under
+    `N(mean, scale^2)`, floored at `log LIKELIHOOD_FLOOR`: the density of the
+    Gaussian convolved with the unit uniform (`vae_tf.distributions`)."""
+    log_mass = discretized_normal_log_mass(y, mean, scale, bin_width=1.0)
+    return ops.maximum(log_mass, math.log(LIKELIHOOD_FLOOR))
 
 
 @register
@@ -256,17 +249,21 @@ class ChannelGaussianPrior(keras.layers.Layer):
         """`sigma_c`, floored at 0.11 (below it every latent is 0 at any cost)."""
         return ops.maximum(ops.exp(self.log_scale), 0.11)
 
+    def log_prob(self, y_tilde):
+        """Log-probabilities (nats) of `y_tilde`, shape `(..., channels)` like it."""
+        return latent_log_mass(y_tilde, self.mean, self.scale)
+
     def call(self, y_tilde):
         """Probabilities of `y_tilde`, shape `(..., channels)` like it."""
-        return discretized_gaussian_mass(y_tilde - self.mean, self.scale)
+        return ops.exp(self.log_prob(y_tilde))
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels}
 
 
-def _bits(probabilities):
-    """`-sum log2 p` per image of a `(batch, h, w, c)` map of probabilities."""
-    return -ops.sum(ops.log(probabilities), axis=(1, 2, 3)) / math.log(2.0)
+def _bits(log_probs):
+    """`-sum log2 p` per image of a `(batch, h, w, c)` map of log-probabilities."""
+    return -ops.sum(log_probs, axis=(1, 2, 3)) / math.log(2.0)
 
 
 # The scales the hyperprior may predict, log-spaced. The codec codes each
@@ -515,14 +512,14 @@ class LossyVAE(GenerativeModel):
         """
         y_hat = self.quantize_latents(y, training)
         if not self.hyperprior_channels:
-            return y_hat, _bits(self.prior(y_hat))
+            return y_hat, _bits(self.prior.log_prob(y_hat))
         z_hat = self.quantize_latents(self.hyper_analysis(y), training)
         # An odd-sized latent map (an image not padded to `downsampling`) gets
         # one row or column of scales too many: drop it.
         height, width = ops.shape(y_hat)[1], ops.shape(y_hat)[2]
         scales = self.latent_scales(z_hat)[:, :height, :width]
-        p_y = discretized_gaussian_mass(y_hat, scales)
-        return y_hat, _bits(p_y) + _bits(self.prior(z_hat))
+        log_p_y = latent_log_mass(y_hat, 0.0, scales)
+        return y_hat, _bits(log_p_y) + _bits(self.prior.log_prob(z_hat))
 
     def terms(self, x, training=False):
         """Per image `(bits, squared_error_sum)`, each `(batch,)`, and the pixels per

@@ -6,7 +6,7 @@
 """
 
 from vae_tf.compression import container
-from vae_tf.compression.bitsback import BitsBackCodec, supported_likelihood
+from vae_tf.compression.bitsback import BitsBackCodec
 from vae_tf.compression.container import CorruptFileError, WrongModelError
 from vae_tf.compression.lossy import LossyCodec
 
@@ -16,5 +16,4 @@ __all__ = [
     "LossyCodec",
     "WrongModelError",
     "container",
-    "supported_likelihood",
 ]

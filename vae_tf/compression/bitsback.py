@@ -20,89 +20,55 @@ overhead, paid once per file (batches grow 1, 2, 4, ... images so that one
 image's worth suffices). At the end the receiver finds exactly those words
 again, a check that the file decoded as it was written.
 
-The entropy coder is `constriction`'s `AnsCoder`, with
-`QuantizedGaussian` models for the latents (bins of width
-`2**-latent_bits` over `[-latent_range, latent_range]`) and, per likelihood:
-
-- `Bernoulli`: binary images (PNG pixels 0 or 255), one `Bernoulli` symbol
-  per pixel, the whole batch at once;
-- `LocalAutoregressiveGaussian`: any 8-bit image, one `QuantizedGaussian`
-  symbol per pixel; decoding goes position by position (each step a few
-  multiply-adds over the batch), since a pixel's distribution depends on
-  the pixels before it.
+The entropy coder is `constriction`'s `AnsCoder`. The latents are coded
+with `QuantizedGaussian` models (bins of width `2**-latent_bits` over
+`[-latent_range, latent_range]`); the pixels with the distributions the
+model's likelihood gives (`Likelihood.push_images` / `pop_images`, e.g. one
+`Bernoulli` symbol per binary pixel, or pixel by pixel for the
+`LocalAutoregressiveGaussian`). The codec itself holds no likelihood maths:
+a new likelihood becomes codable by implementing those two methods.
 
 Sender and receiver must compute bit-identical distributions. Both run the
-same networks on the same batches, and the per-pixel arithmetic is done in
-float64 in the same order in both directions (log-scales are rounded to
-1/64 and looked up in a table, so no transcendental function is evaluated
-on differently shaped arrays). Decode on the kind of machine that encoded:
-a learned codec is only as portable as its networks' floating point.
+same networks on the same batches, and the likelihoods compute the
+per-pixel distributions in float64 in the same order in both directions.
+Decode on the kind of machine that encoded: a learned codec is only as
+portable as its networks' floating point.
 """
 
 import math
 
+import constriction
 import numpy as np
 import tensorflow as tf
 
 from vae_tf.compression import container
-from vae_tf.likelihoods import (
-    CAUSAL_NEIGHBOURS,
-    NEIGHBOURHOOD_PAD,
-    Bernoulli,
-    LocalAutoregressiveGaussian,
-)
 
-__all__ = ["BitsBackCodec", "supported_likelihood"]
+__all__ = ["BitsBackCodec"]
 
 _SEED = 0x5EED
-_LOG_SCALE_STEPS = 64  # log-scales are rounded to 1/64
-_PAD = NEIGHBOURHOOD_PAD
-
-
-def _constriction():
-    try:
-        import constriction
-    except ImportError as error:  # pragma: no cover - a dependency of vae_tf
-        raise ImportError(
-            "The codecs need the `constriction` package: pip install constriction"
-        ) from error
-    return constriction
-
-
-def supported_likelihood(model) -> str:
-    """`"binary"` or `"8bit"`: the images `model` can code losslessly.
-
-    Raises:
-        ValueError: naming the model's likelihood, if it cannot code any.
-    """
-    model.check_coding("lossless")
-    if isinstance(model.likelihood, Bernoulli):
-        return "binary"
-    if isinstance(model.likelihood, LocalAutoregressiveGaussian):
-        return "8bit"
-    raise ValueError(
-        "Lossless coding supports a Bernoulli likelihood (binary images) or a "
-        "LocalAutoregressiveGaussian (8-bit images, e.g. the mnist-8bit preset). "
-        f"This model's likelihood is {model.likelihood!r}."
-    )
 
 
 class BitsBackCodec:
     """Code batches of images with a trained VAE, losslessly, near its -ELBO.
 
     Args:
-        model: a trained, built `vae_tf.VAE` with a `Bernoulli` or
-            `LocalAutoregressiveGaussian` likelihood.
+        model: a trained, built model that codes losslessly
+            (`"lossless" in model.coding`: a `vae_tf.VAE` with a likelihood
+            that can code, `Bernoulli` or `LocalAutoregressiveGaussian`).
         latent_bits: latent bins are `2**-latent_bits` wide.
         latent_range: latents are coded on `[-latent_range, latent_range]`.
         batch_size: the largest batch coded at once.
         seed_words: 32-bit words the stack starts from.
 
+    Raises:
+        NotSupportedError: (a `ValueError`) if `model` cannot code losslessly.
+        ValueError: for an unbuilt model or settings out of range.
+
     Example:
 
     >>> codec = BitsBackCodec(model)
     >>> data = codec.compress(images)         # uint8 (N, 28, 28, 1) -> bytes
-    >>> np.array_equal(codec.decompress(data), images)
+    >>> np.array_equal(BitsBackCodec.decompress_bytes(model, data), images)
     True
     """
 
@@ -121,7 +87,7 @@ class BitsBackCodec:
         batch_size: int = 500,
         seed_words: int = 32,
     ):
-        self.kind = supported_likelihood(model)
+        model.check_coding("lossless")
         if not model.built or model.image_shape is None:
             raise ValueError("The model must be built (trained or loaded) first.")
         settings = dict(
@@ -149,25 +115,10 @@ class BitsBackCodec:
         self._decode = tf.function(lambda z: model.decoder(z), reduce_retracing=True)
         self._scale = float(2**latent_bits)
         limit = latent_range * 2**latent_bits
-        constriction = _constriction()
         self._latent_model = constriction.stream.model.QuantizedGaussian(-limit, limit)
         self._prior = constriction.stream.model.QuantizedGaussian(
             -limit, limit, 0.0, self._scale
         )
-        self._pixel_model = constriction.stream.model.QuantizedGaussian(0, 255)
-        self._bit_model = constriction.stream.model.Bernoulli(perfect=False)
-        if self.kind == "8bit":
-            likelihood = model.likelihood
-            low = math.floor(likelihood.min_log_scale * _LOG_SCALE_STEPS)
-            high = math.ceil(likelihood.MAX_LOG_SCALE * _LOG_SCALE_STEPS)
-            self._log_scale_bounds = (
-                likelihood.min_log_scale,
-                likelihood.MAX_LOG_SCALE,
-            )
-            self._step_low = low
-            # Pixel-unit scales, looked up rather than computed per array.
-            self._scale_table = np.exp(np.arange(low, high + 1) / _LOG_SCALE_STEPS)
-            self._scale_table *= 127.5
 
     # Batches: 1, 2, 4, ... images, then batch_size at a time.
 
@@ -204,122 +155,7 @@ class BitsBackCodec:
         z = (z_bins.astype(np.float32) / np.float32(self._scale)).reshape(
             count, *self.latent_shape
         )
-        return np.asarray(self._decode(z), np.float64)
-
-    # The 8-bit likelihood, in float64, identically in both directions.
-
-    def _split(self, params):
-        """The likelihood's own parameter layout, as float64 arrays."""
-        m, s, a, b = self.model.likelihood.split(params)
-        as64 = lambda t: np.asarray(t, np.float64)  # noqa: E731  exact from float32
-        return as64(m), as64(s), [as64(t) for t in a], [as64(t) for t in b]
-
-    @staticmethod
-    def _accumulate(mu, log_scale, a, b, neighbours):
-        """`mu + sum_n a_n x_n` and the same for the log-scale, in order."""
-        for a_n, b_n, x_n in zip(a, b, neighbours):
-            mu = mu + a_n * x_n
-            log_scale = log_scale + b_n * x_n
-        return mu, log_scale
-
-    def _pixel_distribution(self, mu, log_scale):
-        """Pixel-unit mean and scale of the coder's `QuantizedGaussian`."""
-        log_scale = np.clip(log_scale, *self._log_scale_bounds)
-        steps = np.rint(log_scale * _LOG_SCALE_STEPS).astype(np.int64)
-        scale = self._scale_table[steps - self._step_low]
-        mean = np.clip((mu + 1.0) * 127.5, -1e4, 1e4)
-        return mean, scale
-
-    @staticmethod
-    def _centred(images):
-        return images.astype(np.float64) * (2.0 / 255.0) - 1.0
-
-    def _push_pixels(self, ans, images, params):
-        if self.kind == "binary":
-            probs = 1.0 / (1.0 + np.exp(-params))
-            ans.encode_reverse(
-                (images > 127).astype(np.int32).ravel(), self._bit_model, probs.ravel()
-            )
-            return
-        m, s, a, b = self._split(params)
-        height, width = self.image_shape[:2]
-        padded = np.pad(
-            self._centred(images),
-            ((0, 0), (_PAD, _PAD), (_PAD, _PAD), (0, 0)),
-            constant_values=-1.0,
-        )
-        neighbours = [
-            padded[:, _PAD + dy : _PAD + dy + height, _PAD + dx : _PAD + dx + width]
-            for dy, dx in CAUSAL_NEIGHBOURS
-        ]
-        mean, scale = self._pixel_distribution(
-            *self._accumulate(m, s, a, b, neighbours)
-        )
-
-        def position_major(array):  # (batch, h, w, C) -> h, w, batch, C order
-            return np.ascontiguousarray(array.transpose(1, 2, 0, 3)).ravel()
-
-        ans.encode_reverse(
-            position_major(images.astype(np.int32)),
-            self._pixel_model,
-            position_major(mean),
-            position_major(scale),
-        )
-
-    def _pop_pixels(self, ans, params, count):
-        height, width, channels = self.image_shape
-        if self.kind == "binary":
-            probs = 1.0 / (1.0 + np.exp(-params))
-            bits = ans.decode(self._bit_model, probs.ravel())
-            return (bits.reshape(count, height, width, channels) * 255).astype(np.uint8)
-        m, s, a, b = self._split(params)
-        # The neighbours in the rows above come first in CAUSAL_NEIGHBOURS:
-        # their terms are summed for a whole row at once, then the pixels to
-        # the left are added one at a time, in the same order as the encoder.
-        above = [i for i, (dy, _) in enumerate(CAUSAL_NEIGHBOURS) if dy < 0]
-        left = [i for i, (dy, _) in enumerate(CAUSAL_NEIGHBOURS) if dy == 0]
-        if above != list(range(len(above))):
-            raise AssertionError("CAUSAL_NEIGHBOURS must list the rows above first.")
-        canvas = np.full((count, height + 2 * _PAD, width + 2 * _PAD, channels), -1.0)
-        levels = np.empty((height, width, count, channels), np.int32)
-        for row in range(height):
-            neighbours = [
-                canvas[:, _PAD + row + dy, _PAD + dx : _PAD + dx + width]
-                for dy, dx in (CAUSAL_NEIGHBOURS[i] for i in above)
-            ]
-            mu_row, log_scale_row = self._accumulate(
-                m[:, row],
-                s[:, row],
-                [a[i][:, row] for i in above],
-                [b[i][:, row] for i in above],
-                neighbours,
-            )  # (batch, w, C)
-            mu_row = np.ascontiguousarray(mu_row.transpose(1, 0, 2))
-            log_scale_row = np.ascontiguousarray(log_scale_row.transpose(1, 0, 2))
-            a_left = [
-                np.ascontiguousarray(a[i][:, row].transpose(1, 0, 2)) for i in left
-            ]
-            b_left = [
-                np.ascontiguousarray(b[i][:, row].transpose(1, 0, 2)) for i in left
-            ]
-            decoded = np.full((width + _PAD, count, channels), -1.0)
-            for col in range(width):
-                mu, log_scale = self._accumulate(
-                    mu_row[col],
-                    log_scale_row[col],
-                    [a_n[col] for a_n in a_left],
-                    [b_n[col] for b_n in b_left],
-                    [decoded[_PAD + col + CAUSAL_NEIGHBOURS[i][1]] for i in left],
-                )
-                mean, scale = self._pixel_distribution(mu, log_scale)
-                value = ans.decode(self._pixel_model, mean.ravel(), scale.ravel())
-                value = value.reshape(count, channels)
-                levels[row, col] = value
-                decoded[_PAD + col] = self._centred(value)
-            canvas[:, _PAD + row, _PAD : _PAD + width] = decoded[_PAD:].transpose(
-                1, 0, 2
-            )
-        return levels.transpose(2, 0, 1, 3).astype(np.uint8)
+        return np.asarray(self._decode(z))
 
     # Public API.
 
@@ -337,14 +173,7 @@ class BitsBackCodec:
             )
         if len(images) == 0:
             raise ValueError("There are no images to code.")
-        if self.kind == "binary":
-            values = np.unique(images)
-            if not set(values.tolist()) <= {0, 255}:
-                raise ValueError(
-                    f"This model's likelihood is {self.model.likelihood!r}: it codes "
-                    "binary images, pixels 0 or 255. These images have "
-                    f"{len(values)} distinct values, e.g. {values[:5].tolist()}."
-                )
+        self.model.likelihood.check_codable(images)
         return images
 
     def encode(self, images, progress=None):
@@ -355,14 +184,14 @@ class BitsBackCodec:
         rate in bits per dimension, `bits_per_dim`.
         """
         images = self.check_images(images)
-        constriction = _constriction()
         seed = self._seed()
         ans = constriction.stream.stack.AnsCoder(seed)
         for start, stop in self.batches(len(images)):
             batch = images[start:stop]
             mean, std = self._posterior_bins(batch)
             z_bins = ans.decode(self._latent_model, mean, std)
-            self._push_pixels(ans, batch, self._params(z_bins, len(batch)))
+            x_params = self._params(z_bins, len(batch))
+            self.model.likelihood.push_images(ans, batch, x_params)
             ans.encode_reverse(z_bins, self._prior)
             if progress is not None:
                 progress(stop - start)
@@ -379,7 +208,6 @@ class BitsBackCodec:
 
     def decode(self, payload, num_images: int, progress=None) -> np.ndarray:
         """Decode `num_images` images from `payload` words (the reverse of `encode`)."""
-        constriction = _constriction()
         payload = np.asarray(payload, dtype=np.uint32)
         if len(payload) == 0 or payload[-1] == 0:
             raise container.CorruptFileError(
@@ -390,7 +218,8 @@ class BitsBackCodec:
         for start, stop in reversed(self.batches(num_images)):
             count = stop - start
             z_bins = ans.decode(self._prior, count * self.latent_size)
-            batch = self._pop_pixels(ans, self._params(z_bins, count), count)
+            x_params = self._params(z_bins, count)
+            batch = self.model.likelihood.pop_images(ans, x_params)
             mean, std = self._posterior_bins(batch)
             ans.encode_reverse(z_bins, self._latent_model, mean, std)
             images[start:stop] = batch

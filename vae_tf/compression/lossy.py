@@ -28,10 +28,10 @@ rounding to 64 table scales leaves a mismatch only for a prediction within
 float rounding of a boundary between two of them).
 """
 
+import constriction
 import numpy as np
 
 from vae_tf.compression import container
-from vae_tf.compression.bitsback import _constriction
 from vae_tf.lossy import scale_indices, scale_table
 
 __all__ = ["LossyCodec"]
@@ -77,7 +77,6 @@ class LossyCodec:
         self.batch_size = batch_size
         self.fingerprint = container.model_fingerprint(model)
         self.settings = {"latent_limit": latent_limit}
-        constriction = _constriction()
         self._family = constriction.stream.model.QuantizedGaussian(
             -latent_limit, latent_limit
         )
@@ -193,7 +192,7 @@ class LossyCodec:
         then their `y_hat`, in C order.
         """
         images = self.check_images(images)
-        encoder = _constriction().stream.queue.RangeEncoder()
+        encoder = constriction.stream.queue.RangeEncoder()
         for _, _, y_hat, z_hat in self._code_groups(images):
             if z_hat is None:
                 encoder.encode(
@@ -209,7 +208,7 @@ class LossyCodec:
     def decode(self, payload, sizes) -> list:
         """Decode the images of `sizes` from `payload` (the reverse of `encode`)."""
         payload = np.asarray(payload, dtype=np.uint32)
-        decoder = _constriction().stream.queue.RangeDecoder(payload)
+        decoder = constriction.stream.queue.RangeDecoder(payload)
         images = []
         for start, stop in self._groups(sizes):
             height, width = (int(v) for v in sizes[start])
