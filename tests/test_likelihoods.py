@@ -275,3 +275,44 @@ def test_local_autoregressive_gaussian_samples_and_means_are_8bit_images():
         assert image.shape == (3, 5, 6, 1)
         assert image.min() >= 0.0 and image.max() <= 1.0
         np.testing.assert_allclose(image * 255, np.round(image * 255), atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "likelihood", [Bernoulli(), likelihoods.LocalAutoregressiveGaussian()]
+)
+def test_coding_gives_the_images_back_at_the_likelihoods_own_code_length(
+    likelihood,
+):
+    import constriction
+
+    rng = np.random.default_rng(3)
+    shape = (4, 12, 10, 2)
+    x_params = rng.normal(
+        scale=0.3, size=(*shape[:3], likelihood.param_channels(shape[-1]))
+    ).astype("float32")
+    x_params[..., :2] *= 5.0  # logits, or means and log-scales of either sign
+    # Images the model finds plausible: drawn from it.
+    images = np.round(255 * np.asarray(likelihood.sample(x_params, seed=1)))
+    images = images.astype(np.uint8)
+    likelihood.check_codable(images)
+    seed = rng.integers(1, 2**32, 8, dtype=np.uint32)
+    coder = constriction.stream.stack.AnsCoder(seed)
+    likelihood.push_images(coder, images, x_params)
+    bits = coder.num_bits() - 32 * len(seed)
+    np.testing.assert_array_equal(likelihood.pop_images(coder, x_params), images)
+    np.testing.assert_array_equal(coder.get_compressed(), seed)
+    # The coder codes with the likelihood's own distribution: the code length
+    # is -log2 p(x) up to the coder's 24-bit probabilities, the 1/64 rounding
+    # of log-scales and the stack's last partial word.
+    nats = -float(np.sum(likelihood.log_prob(images / 255.0, x_params)))
+    assert bits == pytest.approx(nats / np.log(2.0), rel=0.01, abs=32)
+
+
+def test_binary_coding_refuses_grey_images_and_factorised_gaussians_cannot_code():
+    grey = np.full((1, 4, 4, 1), 128, np.uint8)
+    with pytest.raises(ValueError, match="binary images, pixels 0 or 255"):
+        Bernoulli().check_codable(grey)
+    gaussian = likelihoods.DiscretizedGaussian()
+    assert not gaussian.can_code
+    with pytest.raises(ValueError, match="cannot code"):
+        gaussian.check_codable(grey)
