@@ -89,7 +89,7 @@ def test_sample_writes_a_grid_and_the_same_seed_writes_the_same_grid(run_dir, tm
 
 def test_sample_out_dir_writes_one_png_per_image_reproducibly(run_dir, tmp_path):
     def sample(out, seed, *extra):
-        argv = ["sample", str(run_dir), "-n", "5", "--out-dir", str(out)]
+        argv = ["sample", str(run_dir), "-n", "5", "--output-dir", str(out)]
         return cli.main([*argv, "--seed", str(seed), *extra])
 
     assert sample(tmp_path / "a", 3) == 0
@@ -115,7 +115,7 @@ def test_sample_out_dir_writes_one_png_per_image_reproducibly(run_dir, tmp_path)
 
 def test_sample_files_match_the_grid_of_the_same_seed(run_dir, tmp_path):
     assert (
-        cli.main(["sample", str(run_dir), "-n", "4", "--out-dir", str(tmp_path)]) == 0
+        cli.main(["sample", str(run_dir), "-n", "4", "--output-dir", str(tmp_path)]) == 0
     )
     assert (
         cli.main(["sample", str(run_dir), "-n", "4", "-o", str(tmp_path / "g.png")])
@@ -126,6 +126,30 @@ def test_sample_files_match_the_grid_of_the_same_seed(run_dir, tmp_path):
     np.testing.assert_array_equal(grid[:28, :28], first)
 
 
+def test_output_flags_name_a_file_or_a_folder_and_old_folder_flags_still_work(
+    run_dir, tmp_path, capsys
+):
+    # -o/--output is a file and --output-dir a folder in every command; the
+    # folder flags of 0.1 (sample --out-dir, export -o) work for one version
+    # and say what to use.
+    argv = ["sample", str(run_dir), "-n", "2", "--out-dir", str(tmp_path / "old")]
+    assert cli.main(argv) == 0
+    assert "--out-dir is deprecated here" in capsys.readouterr().err
+    argv[-2:] = ["--output-dir", str(tmp_path / "new")]
+    assert cli.main(argv) == 0
+    assert "deprecated" not in capsys.readouterr().err
+    for name in ("sample_00000.png", "sample_00001.png"):
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(tmp_path / "old" / name)),
+            np.asarray(Image.open(tmp_path / "new" / name)),
+        )
+    assert cli.main(["sample", str(run_dir), "-n", "2"]) == 2
+    assert "-o FILE.png (a grid) or --output-dir DIR" in capsys.readouterr().err
+    assert cli.main(["export", str(run_dir), "-o", str(tmp_path / "sm")]) == 0
+    assert "use --output-dir" in capsys.readouterr().err
+    assert (tmp_path / "sm" / "saved_model.pb").is_file()
+
+
 def test_conditional_preset_trains_and_samples_the_chosen_classes(tmp_path):
     run = tmp_path / "cvae"
     argv = ["train", "--preset", "mnist-cvae", "--epochs", "1", "--batch-size", "256"]
@@ -134,7 +158,7 @@ def test_conditional_preset_trains_and_samples_the_chosen_classes(tmp_path):
     out = tmp_path / "digits"
     labels = ["3", "3", "7"]
     assert (
-        cli.main(["sample", str(run), "--out-dir", str(out), "--labels", *labels]) == 0
+        cli.main(["sample", str(run), "--output-dir", str(out), "--labels", *labels]) == 0
     )
     assert sorted(p.name for p in out.iterdir()) == [
         "sample_00000_class3.png",
@@ -150,7 +174,7 @@ def test_conditional_preset_trains_and_samples_the_chosen_classes(tmp_path):
                 "2",
                 "--labels",
                 "10",
-                "--out-dir",
+                "--output-dir",
                 str(tmp_path / "bad"),
             ]
         )
@@ -161,7 +185,7 @@ def test_conditional_preset_trains_and_samples_the_chosen_classes(tmp_path):
 
 
 def test_export_command_rewrites_the_saved_model(run_dir, tmp_path):
-    assert cli.main(["export", str(run_dir), "-o", str(tmp_path / "exported")]) == 0
+    assert cli.main(["export", str(run_dir), "--output-dir", str(tmp_path / "exported")]) == 0
     assert (tmp_path / "exported" / "saved_model.pb").exists()
 
 
@@ -185,7 +209,7 @@ def test_export_command_writes_quantised_tflite_networks(run_dir, tmp_path, caps
         (["sample", "{tmp}", "-o", "{tmp}/g.png"], "no model.keras"),
         (["sample", "{run}", "-o", "{tmp}/grid.jpg"], ".png"),
         (
-            ["sample", "{run}", "--labels", "3", "--out-dir", "{tmp}/s"],
+            ["sample", "{run}", "--labels", "3", "--output-dir", "{tmp}/s"],
             "unconditional",
         ),
         (

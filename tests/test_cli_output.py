@@ -168,7 +168,7 @@ COMMANDS = [
     ["sample", "run", "-o", "grid.png"],
     ["export", "run"],
     ["compress", "run", "a.png", "-o", "a.vtfz"],
-    ["decompress", "run", "a.vtfz", "-o", "out"],
+    ["decompress", "run", "a.vtfz", "--output-dir", "out"],
 ]
 
 

@@ -29,7 +29,7 @@ We measure, on the test set, the PSNR (`10 log10(1 / MSE)` for pixels in
 [0, 1]) of the corrupted input, of a plain VAE's reconstruction of it, and of
 the denoising VAE's, for two corruptions. The second half writes a folder of
 generated test images — the other application of a trained generator — the
-way `vae-tf sample --out-dir` does.
+way `vae-tf sample --output-dir` does.
 
 Run it with `python tutorials/06_denoising_and_test_images.py --quick` (about
 a minute) or without `--quick` (about 5 minutes on 2 CPU cores).
@@ -208,7 +208,7 @@ for name, model in denoisers.items():
 
 Test suites for image software need images: many, varied, realistic, and
 the same ones on every run. A trained generator provides them.
-`vae_tf.runs.write_samples` (what `vae-tf sample RUN --out-dir DIR` calls)
+`vae_tf.runs.write_samples` (what `vae-tf sample RUN --output-dir DIR` calls)
 draws in seeded batches and writes one PNG per image, each written to a
 temporary name and renamed, so a folder is never left with half a file.
 With a conditional VAE each file also carries its class in its name. (A
@@ -277,5 +277,5 @@ print(f"figures and metrics.json in {output_dir}")
   wrongly; the denoising VAE draws a clean digit — usually the right one.
 - `same_seed_same_files`: generated test images are reproducible byte for
   byte, so they can live in a test suite's fixtures or be regenerated on
-  demand: `vae-tf sample RUN_DIR -n 100 --out-dir DIR --seed 7 --labels 3`.
+  demand: `vae-tf sample RUN_DIR -n 100 --output-dir DIR --seed 7 --labels 3`.
 """

@@ -57,6 +57,33 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class _DeprecatedFlag(argparse.Action):
+    """An old flag that still works for one version: it stores its value where
+    the new flag does and says, on stderr, which flag to use."""
+
+    def __init__(self, option_strings, dest, new_flag: str, **kwargs):
+        self.new_flag = new_flag
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(
+            f"vae-tf: {option_string} is deprecated here (it will be removed in "
+            f"0.3); use {self.new_flag}. Output flags: -o/--output names a "
+            "file, --output-dir a folder.",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+def _add_output_dir_arg(parser, help: str, old_flags=(), required=False):
+    """`--output-dir DIR`, and the `old_flags` that meant it before 0.2."""
+    parser.add_argument("--output-dir", required=required, help=help)
+    if old_flags:
+        parser.add_argument(
+            *old_flags, dest="output_dir", action=_DeprecatedFlag, new_flag="--output-dir"
+        )
+
+
 def _add_data_args(parser):
     from vae_tf import data
 
@@ -139,22 +166,27 @@ def _sample(args):
     from vae_tf import runs
     from vae_tf.plotting import save_image_grid
 
+    if args.output is None and args.output_dir is None:
+        raise ValueError(
+            "Say where to write the samples: -o FILE.png (a grid) or --output-dir "
+            "DIR (one PNG file per sample)."
+        )
     model, _ = runs.load_run(args.run_dir)
     labels = args.labels
     num_samples = args.num_samples or (len(labels) if labels else 64)
     if labels is not None and len(labels) == 1:
         labels = labels[0]
-    if args.out_dir:
+    if args.output_dir:
         paths = runs.write_samples(
             model,
-            args.out_dir,
+            args.output_dir,
             num_samples,
             seed=args.seed,
             temperature=args.temperature,
             labels=labels,
             overwrite=args.overwrite,
         )
-        print(f"Wrote {len(paths)} PNG files to {args.out_dir}", file=sys.stderr)
+        print(f"Wrote {len(paths)} PNG files to {args.output_dir}", file=sys.stderr)
         return
     output = Path(args.output)
     if output.suffix.lower() != ".png":
@@ -186,7 +218,7 @@ def _export(args):
                 source=args.source,
                 print_data_source=True,
             )
-        output = args.output or Path(args.run_dir) / f"tflite_{args.quantize}"
+        output = args.output_dir or Path(args.run_dir) / f"tflite_{args.quantize}"
         with contextlib.nullcontext() if args.verbose else _tf_logs.filtered_stderr():
             paths = export_tflite(model, output, args.quantize, images=images)
         for name, path in paths.items():
@@ -195,7 +227,9 @@ def _export(args):
         return
     if args.quantize != "none":
         raise ValueError("--quantize applies to --format tflite only.")
-    path = export_saved_model(model, args.output or Path(args.run_dir) / "saved_model")
+    path = export_saved_model(
+        model, args.output_dir or Path(args.run_dir) / "saved_model"
+    )
     print(f"Wrote the SavedModel to {path}", file=sys.stderr)
 
 
@@ -220,10 +254,14 @@ def _decompress(args):
     from vae_tf import runs
     from vae_tf.compression.files import decompress_file
 
+    if args.output_dir is None:
+        raise ValueError("Say where to write the images: --output-dir DIR.")
     model, _ = runs.load_run(args.run_dir)
-    names = decompress_file(model, args.file, args.output, overwrite=args.overwrite)
+    names = decompress_file(
+        model, args.file, args.output_dir, overwrite=args.overwrite
+    )
     images = "image" if len(names) == 1 else "images"
-    print(f"Wrote {len(names)} PNG {images} to {args.output}", file=sys.stderr)
+    print(f"Wrote {len(names)} PNG {images} to {args.output_dir}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -290,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compile the training step with XLA (default: the preset's choice "
         "on one device, off under a strategy)",
     )
-    train.add_argument("--output-dir", required=True, help="run directory to write")
+    _add_output_dir_arg(train, "run directory to write", required=True)
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument(
         "--overwrite",
@@ -331,8 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser(
         "sample",
         help="draw images from a trained model",
-        description="Write prior samples as PNG: one file per image (--out-dir) or "
-        "a grid (-o). The same seed writes the same images.",
+        description="Write prior samples as PNG: a grid (-o FILE.png) or one file "
+        "per image (--output-dir DIR). The same seed writes the same images.",
     )
     sample.add_argument("run_dir", help="a run directory written by `vae-tf train`")
     sample.add_argument(
@@ -341,10 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         help="images (default: 64, or one per --labels entry)",
     )
-    where = sample.add_mutually_exclusive_group(required=True)
+    where = sample.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", help="PNG file of a grid of the samples")
-    where.add_argument(
-        "--out-dir", help="folder for one PNG file per sample (sample_00000.png, ...)"
+    _add_output_dir_arg(
+        where,
+        "folder for one PNG file per sample (sample_00000.png, ...)",
+        old_flags=("--out-dir",),
     )
     sample.add_argument(
         "--seed", type=int, default=0, help="seed: the same seed draws the same images"
@@ -366,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace sample files already in --out-dir",
+        help="replace sample files already in --output-dir",
     )
     _add_verbose_arg(sample)
     sample.set_defaults(func=_sample)
@@ -394,10 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
         "activations (int16x8); the last two are calibrated on 500 training "
         "images",
     )
-    export.add_argument(
-        "-o",
-        "--output",
-        help="output path (default: RUN_DIR/saved_model, or RUN_DIR/tflite_QUANTIZE)",
+    _add_output_dir_arg(
+        export,
+        "folder to write (default: RUN_DIR/saved_model, or RUN_DIR/tflite_QUANTIZE)",
+        old_flags=("-o", "--output"),
     )
     _add_data_args(export)
     _add_verbose_arg(export)
@@ -434,7 +474,11 @@ def build_parser() -> argparse.ArgumentParser:
         "run_dir", help="the run directory whose model wrote the file"
     )
     decompress.add_argument("file", help="a .vtfz file written by `vae-tf compress`")
-    decompress.add_argument("-o", "--output", required=True, help="output directory")
+    _add_output_dir_arg(
+        decompress,
+        "folder for the images (00000.png, ... in the file's order)",
+        old_flags=("-o", "--output"),
+    )
     decompress.add_argument(
         "--overwrite", action="store_true", help="replace PNG files already there"
     )

@@ -527,7 +527,7 @@ def write_samples(
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"--out-dir must be a directory. Received: {out_dir}")
+        raise NotADirectoryError(f"--output-dir must be a directory. Received: {out_dir}")
     if labels is not None:
         labels = np.asarray(labels)
         labels = np.full((num_samples,), labels) if labels.ndim == 0 else labels
@@ -543,7 +543,7 @@ def write_samples(
     if existing and not overwrite:
         raise FileExistsError(
             f"{out_dir} already holds {len(existing)} of these sample files (e.g. "
-            f"{existing[0]}). Choose another --out-dir or pass --overwrite."
+            f"{existing[0]}). Choose another --output-dir or pass --overwrite."
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -138,7 +138,9 @@ def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True)
     except ValueError as error:  # damaged, foreign or another model's file
         raise type(error)(f"{path}: {error}") from None
     if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"-o must be a directory. Received: {out_dir}")
+        raise NotADirectoryError(
+            f"--output-dir must be a directory. Received: {out_dir}"
+        )
     digits = max(5, len(str(len(images) - 1)))
     names = [out_dir / f"{i:0{digits}d}.png" for i in range(len(images))]
     existing = [name for name in names if name.exists()]
