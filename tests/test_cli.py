@@ -115,7 +115,8 @@ def test_sample_out_dir_writes_one_png_per_image_reproducibly(run_dir, tmp_path)
 
 def test_sample_files_match_the_grid_of_the_same_seed(run_dir, tmp_path):
     assert (
-        cli.main(["sample", str(run_dir), "-n", "4", "--output-dir", str(tmp_path)]) == 0
+        cli.main(["sample", str(run_dir), "-n", "4", "--output-dir", str(tmp_path)])
+        == 0
     )
     assert (
         cli.main(["sample", str(run_dir), "-n", "4", "-o", str(tmp_path / "g.png")])
@@ -158,7 +159,8 @@ def test_conditional_preset_trains_and_samples_the_chosen_classes(tmp_path):
     out = tmp_path / "digits"
     labels = ["3", "3", "7"]
     assert (
-        cli.main(["sample", str(run), "--output-dir", str(out), "--labels", *labels]) == 0
+        cli.main(["sample", str(run), "--output-dir", str(out), "--labels", *labels])
+        == 0
     )
     assert sorted(p.name for p in out.iterdir()) == [
         "sample_00000_class3.png",
@@ -185,7 +187,10 @@ def test_conditional_preset_trains_and_samples_the_chosen_classes(tmp_path):
 
 
 def test_export_command_rewrites_the_saved_model(run_dir, tmp_path):
-    assert cli.main(["export", str(run_dir), "--output-dir", str(tmp_path / "exported")]) == 0
+    assert (
+        cli.main(["export", str(run_dir), "--output-dir", str(tmp_path / "exported")])
+        == 0
+    )
     assert (tmp_path / "exported" / "saved_model.pb").exists()
 
 

@@ -260,11 +260,17 @@ def test_cli_compresses_pngs_and_decompresses_them_exactly(
     figures = json.loads(capsys.readouterr().out)
     assert figures["images"] == 5 and figures["bytes"] == packed.stat().st_size
     out = tmp_path / "decoded"
-    assert cli.main(["decompress", str(run_dir), str(packed), "--output-dir", str(out)]) == 0
+    assert (
+        cli.main(["decompress", str(run_dir), str(packed), "--output-dir", str(out)])
+        == 0
+    )
     decoded = [np.asarray(Image.open(out / f"{i:05d}.png")) for i in range(5)]
     np.testing.assert_array_equal(np.stack(decoded)[..., None], images)
     # Decoding again into the same folder refuses to overwrite.
-    assert cli.main(["decompress", str(run_dir), str(packed), "--output-dir", str(out)]) == 2
+    assert (
+        cli.main(["decompress", str(run_dir), str(packed), "--output-dir", str(out)])
+        == 2
+    )
     assert "already exists" in capsys.readouterr().err
     # Without --lossless there is no codec for this model: a clear error.
     assert cli.main(argv) == 2
@@ -282,7 +288,10 @@ def test_cli_compresses_pngs_and_decompresses_them_exactly(
     # A damaged file's error names it.
     damaged = tmp_path / "damaged.vtfz"
     damaged.write_bytes(before[: len(before) // 2])
-    assert cli.main(["decompress", str(run_dir), str(damaged), "--output-dir", str(out)]) == 2
+    assert (
+        cli.main(["decompress", str(run_dir), str(damaged), "--output-dir", str(out)])
+        == 2
+    )
     assert f"error: {damaged}: " in capsys.readouterr().err
 
 
@@ -290,7 +299,10 @@ def test_cli_rejects_foreign_files_and_bad_images(run_dir, tmp_path, capsys):
     foreign = tmp_path / "notes.vtfz"
     foreign.write_bytes(b"hello, world")
     out = tmp_path / "out"
-    assert cli.main(["decompress", str(run_dir), str(foreign), "--output-dir", str(out)]) == 2
+    assert (
+        cli.main(["decompress", str(run_dir), str(foreign), "--output-dir", str(out)])
+        == 2
+    )
     assert "Not a vae_tf compressed file" in capsys.readouterr().err
     assert not out.exists()
     colour = tmp_path / "colour.png"

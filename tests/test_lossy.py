@@ -267,7 +267,10 @@ def test_cli_compresses_a_photo_of_any_size_and_decodes_it(model, tmp_path, caps
         8 * packed.stat().st_size / (2 * 45 * 70)
     )
     out = tmp_path / "decoded"
-    assert cli.main(["decompress", str(run_dir), str(packed), "--output-dir", str(out)]) == 0
+    assert (
+        cli.main(["decompress", str(run_dir), str(packed), "--output-dir", str(out)])
+        == 0
+    )
     decoded = np.asarray(Image.open(out / "00000.png"))
     expected = LossyCodec.decompress_bytes(model, packed.read_bytes())[0]
     np.testing.assert_array_equal(decoded, expected)

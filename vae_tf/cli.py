@@ -80,7 +80,10 @@ def _add_output_dir_arg(parser, help: str, old_flags=(), required=False):
     parser.add_argument("--output-dir", required=required, help=help)
     if old_flags:
         parser.add_argument(
-            *old_flags, dest="output_dir", action=_DeprecatedFlag, new_flag="--output-dir"
+            *old_flags,
+            dest="output_dir",
+            action=_DeprecatedFlag,
+            new_flag="--output-dir",
         )
 
 
@@ -257,9 +260,7 @@ def _decompress(args):
     if args.output_dir is None:
         raise ValueError("Say where to write the images: --output-dir DIR.")
     model, _ = runs.load_run(args.run_dir)
-    names = decompress_file(
-        model, args.file, args.output_dir, overwrite=args.overwrite
-    )
+    names = decompress_file(model, args.file, args.output_dir, overwrite=args.overwrite)
     images = "image" if len(names) == 1 else "images"
     print(f"Wrote {len(names)} PNG {images} to {args.output_dir}", file=sys.stderr)
 

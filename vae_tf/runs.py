@@ -527,7 +527,9 @@ def write_samples(
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"--output-dir must be a directory. Received: {out_dir}")
+        raise NotADirectoryError(
+            f"--output-dir must be a directory. Received: {out_dir}"
+        )
     if labels is not None:
         labels = np.asarray(labels)
         labels = np.full((num_samples,), labels) if labels.ndim == 0 else labels
