@@ -107,8 +107,8 @@ def test_training_lowers_the_loss_and_reaches_every_weight(images):
     model = tiny_lossy(seed=1)
     x = images[:64].astype("float32") / 255.0
     with tf.GradientTape() as tape:
-        bits, squared = model.terms(x, training=True)
-        loss = tf.reduce_mean(bits) + tf.reduce_mean(squared)
+        bits, x_hat = model.terms(x, training=True)
+        loss = tf.reduce_mean(bits) + tf.reduce_mean(tf.square(255.0 * (x - x_hat)))
     gradients = tape.gradient(loss, model.trainable_weights)
     assert all(g is not None and np.any(g.numpy() != 0) for g in gradients)
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
@@ -116,6 +116,19 @@ def test_training_lowers_the_loss_and_reaches_every_weight(images):
     model.fit(x, batch_size=16, epochs=5, verbose=0)
     after = model.evaluate(x, batch_size=32, verbose=0, return_dict=True)["loss"]
     assert after < 0.8 * before
+
+
+def test_fit_and_evaluate_report_the_mean_of_each_images_psnr(model, images):
+    # One PSNR in the package: Keras's metric is the mean of tf.image.psnr per
+    # image (of the unclipped decoding from rounded latents), not the PSNR of
+    # the batch's mean squared error.
+    x = np.pad(images[:48], ((0, 0), (2, 2), (2, 2), (0, 0))).astype("float32") / 255
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    reported = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
+    per_image = tf.image.psnr(model(x), x, max_val=1.0).numpy()
+    assert reported["psnr"] == pytest.approx(per_image.mean(), abs=1e-3)
+    of_mean_mse = 10 * np.log10(255.0**2 / reported["mse"])
+    assert abs(of_mean_mse - per_image.mean()) > 1e-2  # the two definitions differ
 
 
 def test_config_and_keras_file_round_trips_give_identical_outputs(any_model, tmp_path):

@@ -385,8 +385,8 @@ class LossyVAE(GenerativeModel):
 
     `prior` is the factorised prior: of `y`, or of `z` with a hyperprior.
 
-    `fit` shows `loss`, `bpp` (the rate), `mse` and `psnr` (dB, from the batch
-    MSE). `evaluate` rounds the latents, so its `bpp` is the rate the entropy
+    `fit` shows `loss`, `bpp` (the rate), `mse` and `psnr` (dB, the mean of
+    each image's PSNR, as `evaluate` and the benchmarks average it). `evaluate` rounds the latents, so its `bpp` is the rate the entropy
     coder achieves up to a few bytes per file (`vae_tf.compression.LossyCodec`).
 
     Args:
@@ -522,15 +522,13 @@ class LossyVAE(GenerativeModel):
         return y_hat, _bits(log_p_y) + _bits(self.prior.log_prob(z_hat))
 
     def terms(self, x, training=False):
-        """Per image `(bits, squared_error_sum)`, each `(batch,)`, and the pixels per
-        image."""
+        """`(bits, x_hat)`: each image's rate in bits, `(batch,)`, and its
+        reconstruction (float32, shaped like `x`, not clipped)."""
         x = ops.cast(x, "float32")
         # float32 latents and outputs, also under a mixed-precision policy.
         y = ops.cast(self.analysis(x, training=training), "float32")  # (b, h, w, M)
         y_hat, bits = self.rate_bits(y, training)
-        x_hat = ops.cast(self.synthesis(y_hat, training=training), "float32")
-        squared_error = ops.sum(ops.square(255.0 * (x - x_hat)), axis=(1, 2, 3))
-        return bits, squared_error
+        return bits, ops.cast(self.synthesis(y_hat, training=training), "float32")
 
     # -- The GenerativeModel interface ----------------------------------------
 
@@ -539,21 +537,27 @@ class LossyVAE(GenerativeModel):
     loss_curves = {"loss": "bpp + lmbda MSE", "bpp": "bits/pixel", "psnr": "dB"}
 
     def per_image_terms(self, x, labels=None, training=False) -> dict:
-        """`{"bpp": (batch,), "mse": (batch,)}`: each image's rate in bits per
-        pixel and squared error per value (8-bit units)."""
-        bits, squared_error = self.terms(x, training)  # (batch,) each
+        """`{"bpp", "mse", "psnr"}`, each `(batch,)`: each image's rate in bits
+        per pixel, squared error per value (8-bit units) and PSNR (dB,
+        `vae_tf.evaluation.psnr_per_image`)."""
+        x = ops.cast(x, "float32")
+        bits, x_hat = self.terms(x, training)
+        squared_error = ops.sum(ops.square(255.0 * (x - x_hat)), axis=(1, 2, 3))
         pixels = ops.cast(ops.shape(x)[1] * ops.shape(x)[2], "float32")
         values = pixels * ops.cast(ops.shape(x)[3], "float32")
-        return {"bpp": bits / pixels, "mse": squared_error / values}
+        return {
+            "bpp": bits / pixels,
+            "mse": squared_error / values,
+            "psnr": evaluation.psnr_per_image(x_hat, x),
+        }
 
     def objective(self, means: dict):
         """Rate + lambda x distortion: `bpp + lmbda * mse`."""
         return means["bpp"] + self.lmbda * means["mse"]
 
     def step_metrics(self, means: dict) -> dict:
-        mse = means["mse"]
-        psnr = 10.0 * ops.log(255.0**2 / ops.maximum(mse, 1e-10)) / ops.log(10.0)
-        return {"bpp": means["bpp"], "mse": mse, "psnr": psnr}
+        """The means of the per-image terms: `bpp`, `mse` and `psnr`."""
+        return {name: means[name] for name in self.METRICS}
 
     def evaluate_dataset(self, dataset, seed: int = 0, iwae_k: int | None = None):
         """`vae_tf.evaluation.evaluate_rate_distortion` (`test_bpp`,

@@ -1,7 +1,7 @@
 """Classical codecs measured the same way as ours: whole files, same images.
 
 Rates count every byte a codec writes (headers included). Lossy quality is
-PSNR (`tf.image.psnr`) and MS-SSIM (`tf.image.ssim_multiscale`) of the 8-bit
+PSNR (`vae_tf.evaluation.psnr_per_image`) and MS-SSIM (`tf.image.ssim_multiscale`) of the 8-bit
 decoded image, averaged over images. Small images are dominated by JPEG's and
 WebP's headers, so comparisons use mosaics of test images (`mosaic`).
 """
@@ -10,6 +10,8 @@ import io
 
 import numpy as np
 import tensorflow as tf
+
+from vae_tf.evaluation import psnr_per_image
 
 __all__ = [
     "mosaic",
@@ -74,8 +76,8 @@ def image_quality(decoded, originals) -> dict:
     """
     decoded = tf.convert_to_tensor(np.asarray(decoded), tf.uint8)
     originals = tf.convert_to_tensor(np.asarray(originals), tf.uint8)
-    psnr = tf.image.psnr(decoded, originals, max_val=255)
-    result = {"psnr_db": float(tf.reduce_mean(tf.minimum(psnr, 100.0)))}
+    psnr = psnr_per_image(decoded, originals, max_val=255)
+    result = {"psnr_db": float(tf.reduce_mean(psnr))}
     if min(originals.shape[1:3]) >= 161:
         result["ms_ssim"] = float(
             tf.reduce_mean(tf.image.ssim_multiscale(decoded, originals, max_val=255))
