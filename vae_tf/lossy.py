@@ -386,8 +386,9 @@ class LossyVAE(GenerativeModel):
     `prior` is the factorised prior: of `y`, or of `z` with a hyperprior.
 
     `fit` shows `loss`, `bpp` (the rate), `mse` and `psnr` (dB, the mean of
-    each image's PSNR, as `evaluate` and the benchmarks average it). `evaluate` rounds the latents, so its `bpp` is the rate the entropy
-    coder achieves up to a few bytes per file (`vae_tf.compression.LossyCodec`).
+    each image's PSNR, as `evaluate` and the benchmarks average it).
+    `evaluate` rounds the latents, so its `bpp` is the rate the entropy coder
+    achieves up to a few bytes per file (`vae_tf.compression.LossyCodec`).
 
     Args:
         lmbda: the weight of the distortion; larger means higher quality and

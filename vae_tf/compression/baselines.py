@@ -1,9 +1,10 @@
 """Classical codecs measured the same way as ours: whole files, same images.
 
 Rates count every byte a codec writes (headers included). Lossy quality is
-PSNR (`vae_tf.evaluation.psnr_per_image`) and MS-SSIM (`tf.image.ssim_multiscale`) of the 8-bit
-decoded image, averaged over images. Small images are dominated by JPEG's and
-WebP's headers, so comparisons use mosaics of test images (`mosaic`).
+PSNR (`vae_tf.evaluation.psnr_per_image`) and MS-SSIM
+(`tf.image.ssim_multiscale`) of the 8-bit decoded image, averaged over
+images. Small images are dominated by JPEG's and WebP's headers, so
+comparisons use mosaics of test images (`mosaic`).
 """
 
 import io
