@@ -529,3 +529,30 @@ def test_list_images_takes_what_pillow_reads_and_names_the_bad_files(tmp_path):
         ValueError, match="2 file.*empty.webp is empty .*text.tiff is not"
     ):
         image_folders.list_images(tmp_path)
+
+
+@pytest.mark.parametrize("columns, pad", [(1, 0), (3, 1), (3, 0), (7, 2), (8, 1)])
+def test_tile_lays_images_out_row_by_row_with_black_after_the_last(columns, pad):
+    images = np.random.default_rng(0).integers(1, 256, (7, 3, 4, 2), dtype=np.uint8)
+    tiled = np.asarray(vae_tf.images.tile(images, columns, pad=pad))
+    rows = -(-7 // columns)
+    assert tiled.shape == (rows * (3 + pad) - pad, columns * (4 + pad) - pad, 2)
+    for i in range(rows * columns):
+        r, c = divmod(i, columns)
+        place = tiled[
+            r * (3 + pad) : r * (3 + pad) + 3, c * (4 + pad) : c * (4 + pad) + 4
+        ]
+        expected = images[i] if i < 7 else np.zeros_like(images[0])
+        np.testing.assert_array_equal(place, expected)
+    # The gaps and empty places are black, and nothing else (no pixel is 0).
+    assert (tiled == 0).sum() == tiled.size - 7 * images[0].size
+    # A batch of mosaics: leading axes are kept, inside a tf.data map too.
+    batch = np.stack([images, images[::-1]])
+    mapped = tf.data.Dataset.from_tensors(batch).map(
+        lambda x: vae_tf.images.tile(x, columns, pad)
+    )
+    out = next(iter(mapped)).numpy()
+    np.testing.assert_array_equal(out[0], tiled)
+    np.testing.assert_array_equal(
+        out[1], np.asarray(vae_tf.images.tile(images[::-1], columns, pad))
+    )

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from vae_tf.images import tile
+
 __all__ = [
     "DATASETS",
     "SOURCES",
@@ -427,13 +429,10 @@ def tile_batches(dataset: tf.data.Dataset, grid: int) -> tf.data.Dataset:
         A dataset of `(B, grid * h, grid * w, c)` batches.
     """
 
-    def tile(x):
-        h, w, c = x.shape[1:]
-        x = tf.reshape(x, (-1, grid, grid, h, w, c))  # (B, row, col, h, w, c)
-        x = tf.transpose(x, (0, 1, 3, 2, 4, 5))  # (B, row, h, col, w, c)
-        return tf.reshape(x, (-1, grid * h, grid * w, c))
+    def to_mosaics(x):
+        return tile(tf.reshape(x, (-1, grid * grid, *x.shape[1:])), grid)
 
-    return dataset.map(tile)
+    return dataset.map(to_mosaics)
 
 
 def load(

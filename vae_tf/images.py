@@ -34,6 +34,11 @@ There is one set of rules and two policies:
 
 Damaged files are refused, never partially decoded: Pillow's
 `ImageFile.LOAD_TRUNCATED_IMAGES` is left as it is (False unless changed).
+
+`tile` is the package's one way of laying images side by side: figure grids
+(`vae_tf.plotting.image_grid`), the codec benchmarks' mosaics
+(`vae_tf.compression.baselines.mosaic`) and training on mosaics
+(`vae_tf.data.tile_batches`).
 """
 
 import struct
@@ -46,10 +51,61 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["MAX_PIXELS", "check_image_file", "read_image", "read_images"]
+__all__ = ["MAX_PIXELS", "check_image_file", "read_image", "read_images", "tile"]
 
 # Larger images are refused from their header, before any pixel is decoded.
 MAX_PIXELS = 100_000_000
+
+
+def tile(images, columns: int, pad: int = 0):
+    """Lay `N` images out in rows of `columns`, row by row, as one image.
+
+    Works on arrays and tensors, eagerly or inside a `tf.data` map; leading
+    axes before `N` are kept (a batch of mosaics). Places after the last image
+    are black, and so are the `pad` pixels between images.
+
+    Args:
+        images: `(..., N, height, width, channels)` with static `N`, `height`,
+            `width` and `channels`.
+        columns: images per row (rows: `ceil(N / columns)`).
+        pad: pixels between neighbouring images.
+
+    Returns:
+        A tensor `(..., rows * (height + pad) - pad, columns * (width + pad) -
+        pad, channels)` of the images' dtype.
+
+    Raises:
+        ValueError: if `images` has fewer than 4 axes or `columns`/`pad` are
+            out of range.
+    """
+    x = tf.convert_to_tensor(images)
+    if x.shape.rank is None or x.shape.rank < 4:
+        raise ValueError(
+            "tile takes images shaped (..., N, height, width, channels). Received: "
+            f"shape {tuple(x.shape)}"
+        )
+    if not (isinstance(columns, int) and columns > 0 and isinstance(pad, int)):
+        raise ValueError(
+            f"columns must be a positive integer and pad an integer. Received: "
+            f"columns={columns!r}, pad={pad!r}"
+        )
+    if pad < 0:
+        raise ValueError(f"pad must be 0 or more. Received: pad={pad}")
+    n, height, width, channels = x.shape[-4:]
+    rows = -(-n // columns)
+    lead = tf.shape(x)[:-4]
+    axes = x.shape.rank - 4
+    if rows * columns > n:  # black places after the last image
+        blank = tf.concat([lead, [rows * columns - n, height, width, channels]], 0)
+        x = tf.concat([x, tf.zeros(blank, x.dtype)], axis=-4)
+    x = tf.pad(x, [[0, 0]] * (axes + 1) + [[0, pad], [0, pad], [0, 0]])
+    cell_h, cell_w = height + pad, width + pad
+    x = tf.reshape(x, tf.concat([lead, [rows, columns, cell_h, cell_w, channels]], 0))
+    order = list(range(axes))
+    x = tf.transpose(x, order + [axes, axes + 2, axes + 1, axes + 3, axes + 4])
+    x = tf.reshape(x, tf.concat([lead, [rows * cell_h, columns * cell_w, channels]], 0))
+    return x[..., : rows * cell_h - pad, : columns * cell_w - pad, :]
+
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _ORIENTATION = 0x0112  # the EXIF Orientation tag

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from vae_tf._files import write_atomically
+from vae_tf.images import tile
 
 __all__ = [
     "image_grid",
@@ -54,20 +55,14 @@ def image_grid(images, rows: int | None = None, cols: int | None = None, pad: in
         A uint8 array `(rows * (h + pad) - pad, cols * (w + pad) - pad, channels)`.
     """
     images = _as_uint8(images)
-    n, h, w, c = images.shape
+    n = images.shape[0]
     if n == 0:
         raise ValueError("images is empty: there is nothing to tile.")
     cols = cols or (math.ceil(n / rows) if rows else math.ceil(math.sqrt(n)))
     rows = rows or math.ceil(n / cols)
     if rows * cols < n:
         raise ValueError(f"A {rows}x{cols} grid cannot hold {n} images.")
-    grid = np.zeros((rows * (h + pad) - pad, cols * (w + pad) - pad, c), np.uint8)
-    for i in range(n):
-        r, q = divmod(i, cols)
-        grid[r * (h + pad) : r * (h + pad) + h, q * (w + pad) : q * (w + pad) + w] = (
-            images[i]
-        )
-    return grid
+    return np.asarray(tile(images, cols, pad=pad))
 
 
 def save_image(path, image):

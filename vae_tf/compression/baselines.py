@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_tf.evaluation import psnr_per_image
+from vae_tf.images import tile
 
 __all__ = [
     "mosaic",
@@ -33,15 +34,12 @@ LOSSY_FORMATS = {
 
 
 def mosaic(images, columns: int) -> np.ndarray:
-    """Tile `(N, h, w[, c])` uint8 images into one image, row by row (black padding)."""
+    """Tile `(N, h, w[, c])` uint8 images into one image, row by row, black
+    after the last (`vae_tf.images.tile`)."""
     images = np.asarray(images)
-    n, h, w = images.shape[:3]
-    rows = -(-n // columns)
-    canvas = np.zeros((rows * h, columns * w, *images.shape[3:]), np.uint8)
-    for i, image in enumerate(images):
-        r, c = divmod(i, columns)
-        canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = image
-    return canvas
+    if images.ndim == 3:
+        return np.asarray(tile(images[..., None], columns))[..., 0]
+    return np.asarray(tile(images, columns))
 
 
 def mosaics(images, count: int, grid: int = 8) -> np.ndarray:
