@@ -393,7 +393,7 @@ print(
     json.dumps(
         {
             k: metrics[k]
-            for k in ("test_elbo_nats", "test_nll_iwae_nats", "train_seconds")
+            for k in ("test_negative_elbo_nats", "test_nll_iwae_nats", "train_seconds")
         },
         indent=2,
     )

@@ -166,13 +166,13 @@ def collapse_run(name, beta, free_bits=0.0, callbacks=()):
     row = {
         "beta": beta,
         "free_bits": free_bits,
-        "test_elbo_nats": results["test_elbo_nats"],
+        "test_negative_elbo_nats": results["test_negative_elbo_nats"],
         "test_kl_nats": results["test_kl_nats"],
         "active_units": results["test_active_units"],
         "kl_per_dim_nats": results["test_kl_per_dim_nats"],
     }
     print(
-        f"{name}: -ELBO {row['test_elbo_nats']:.2f} nats, KL "
+        f"{name}: -ELBO {row['test_negative_elbo_nats']:.2f} nats, KL "
         f"{row['test_kl_nats']:.2f} nats, {row['active_units']} active units of 64"
     )
     return row
@@ -230,7 +230,7 @@ for beta in config.betas:
             "beta": beta,
             "test_reconstruction_nats": results["test_reconstruction_nats"],
             "test_kl_nats": results["test_kl_nats"],
-            "test_elbo_nats": results["test_elbo_nats"],
+            "test_negative_elbo_nats": results["test_negative_elbo_nats"],
             "active_units": results["test_active_units"],
         }
     )

@@ -195,13 +195,13 @@ run, 120 and 128 nats against 93; `metrics.json` has yours).
 
 test_binary = data.binarize(test_images[: len(test_clean)], seed=0)
 clean_test = data.make_dataset(test_binary, batch_size=500)
-metrics["plain_test_elbo_nats"] = vae_tf.evaluate(plain, clean_test, iwae_k=None)[
-    "test_elbo_nats"
-]
+metrics["plain_test_negative_elbo_nats"] = vae_tf.evaluate(
+    plain, clean_test, iwae_k=None
+)["test_negative_elbo_nats"]
 for name, model in denoisers.items():
-    metrics[f"{name}_denoising_test_elbo_nats"] = vae_tf.evaluate(
+    metrics[f"{name}_denoising_test_negative_elbo_nats"] = vae_tf.evaluate(
         model, clean_test, iwae_k=None
-    )["test_elbo_nats"]
+    )["test_negative_elbo_nats"]
 
 """
 ## Generating test images

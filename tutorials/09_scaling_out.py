@@ -250,9 +250,10 @@ for index, worker in enumerate(workers):
     if worker.returncode:
         raise RuntimeError(f"worker {index} failed:\n{err.decode()[-3000:]}")
 worker_metrics = json.loads((run_dir / "metrics.json").read_text())
-print(f"2 workers, 1 epoch: test -ELBO {worker_metrics['test_elbo_nats']:.1f} nats")
+worker_elbo = worker_metrics["test_negative_elbo_nats"]
+print(f"2 workers, 1 epoch: test -ELBO {worker_elbo:.1f} nats")
 metrics["multi_worker"] = {
-    "test_elbo_nats": worker_metrics["test_elbo_nats"],
+    "test_negative_elbo_nats": worker_metrics["test_negative_elbo_nats"],
     "replicas": json.loads((run_dir / "run.json").read_text())["replicas"],
     "backups_left": sorted(p.name for p in run_dir.glob("backup*")),
 }
@@ -371,13 +372,13 @@ folder_metrics = runs.train(
 )
 print(
     f"{len(files)} files: trained on {len(files) - folder_metrics['num_test_images']},"
-    f" test -ELBO {folder_metrics['test_elbo_nats']:.1f} nats on the held-out "
+    f" test -ELBO {folder_metrics['test_negative_elbo_nats']:.1f} nats on the held-out "
     f"{folder_metrics['num_test_images']}"
 )
 metrics["image_dir"] = {
     "files": len(files),
     "num_test_images": folder_metrics["num_test_images"],
-    "test_elbo_nats": folder_metrics["test_elbo_nats"],
+    "test_negative_elbo_nats": folder_metrics["test_negative_elbo_nats"],
 }
 
 """

@@ -181,30 +181,33 @@ VQ-VAE's `-log p(k)` under its learned prior, and under a uniform one).
 gaussian = vae.evaluate_dataset(test_ds, seed=0)
 discrete = vq.evaluate_dataset(test_ds, seed=0)
 print(
-    f"Gaussian VAE: -ELBO {gaussian['test_elbo_nats']:.2f} nats = reconstruction "
-    f"{gaussian['test_reconstruction_nats']:.2f} + KL {gaussian['test_kl_nats']:.2f} "
+    f"Gaussian VAE: -ELBO {gaussian['test_negative_elbo_nats']:.2f} nats = "
+    f"reconstruction {gaussian['test_reconstruction_nats']:.2f} + "
+    f"KL {gaussian['test_kl_nats']:.2f} "
     f"({gaussian['test_active_units']} of {gaussian['test_num_latent_dims']} "
     "active units)"
 )
 print(
-    f"VQ-VAE:       -ELBO {discrete['test_elbo_nats']:.2f} nats = reconstruction "
-    f"{discrete['test_reconstruction_nats']:.2f} + prior "
+    f"VQ-VAE:       -ELBO {discrete['test_negative_elbo_nats']:.2f} nats = "
+    f"reconstruction {discrete['test_reconstruction_nats']:.2f} + prior "
     f"{discrete['test_prior_nats']:.2f}; under a uniform prior "
-    f"{discrete['test_elbo_uniform_prior_nats']:.2f}"
+    f"{discrete['test_negative_elbo_uniform_prior_nats']:.2f}"
 )
 print(
     f"codebook: {discrete['test_codebook_usage']:.0%} of the codes used, "
     f"perplexity {discrete['test_perplexity']:.1f} of 128"
 )
 metrics.update(
-    gaussian_negative_elbo_nats=gaussian["test_elbo_nats"],
+    gaussian_negative_elbo_nats=gaussian["test_negative_elbo_nats"],
     gaussian_reconstruction_nats=gaussian["test_reconstruction_nats"],
     gaussian_kl_nats=gaussian["test_kl_nats"],
     gaussian_active_units=gaussian["test_active_units"],
-    vq_negative_elbo_nats=discrete["test_elbo_nats"],
+    vq_negative_elbo_nats=discrete["test_negative_elbo_nats"],
     vq_reconstruction_nats=discrete["test_reconstruction_nats"],
     vq_prior_nats=discrete["test_prior_nats"],
-    vq_negative_elbo_uniform_prior_nats=discrete["test_elbo_uniform_prior_nats"],
+    vq_negative_elbo_uniform_prior_nats=discrete[
+        "test_negative_elbo_uniform_prior_nats"
+    ],
     vq_codebook_usage=discrete["test_codebook_usage"],
     vq_perplexity=discrete["test_perplexity"],
 )

@@ -350,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate",
         help="test ELBO and importance-weighted NLL of a run, as JSON",
-        description="Print a JSON object with test_elbo_nats and "
+        description="Print a JSON object with test_negative_elbo_nats and "
         "test_nll_iwae_nats (nats per image).",
     )
     evaluate.add_argument("run_dir", help="a run directory written by `vae-tf train`")

@@ -360,6 +360,20 @@ def evaluate_rate_distortion(model, dataset) -> dict:
     }
 
 
+# Keys of metrics.json renamed in 0.2, written under their old name too until
+# 0.3: `test_elbo_nats` held the *negative* ELBO.
+DEPRECATED_KEYS = {
+    "test_elbo_nats": "test_negative_elbo_nats",
+    "test_elbo_uniform_prior_nats": "test_negative_elbo_uniform_prior_nats",
+}
+
+
+def with_deprecated_keys(results: dict) -> dict:
+    """`results` and, for one version, each renamed key under its old name."""
+    old = {o: results[new] for o, new in DEPRECATED_KEYS.items() if new in results}
+    return {**results, **old}
+
+
 def evaluate(model, dataset, iwae_k: int | None = 1000, seed: int = 0) -> dict:
     """Test-set figures of a VAE, named as in `metrics.json`.
 
@@ -370,15 +384,16 @@ def evaluate(model, dataset, iwae_k: int | None = 1000, seed: int = 0) -> dict:
         seed: seed of the evaluation's samples.
 
     Returns:
-        A dict with `test_elbo_nats` (the negative ELBO per image, nats; lower
+        A dict with `test_negative_elbo_nats` (the negative ELBO per image, nats; lower
         is better), `test_reconstruction_nats`, `test_kl_nats`,
         `test_bits_per_dim`, `test_active_units` and `test_kl_per_dim_nats`
         (`latent_diagnostics`) and, with `iwae_k`, `test_nll_iwae_nats`,
-        `test_nll_iwae_bits_per_dim` and `iwae_k`.
+        `test_nll_iwae_bits_per_dim` and `iwae_k`. `test_elbo_nats`, the old
+        name of `test_negative_elbo_nats`, is kept until version 0.3.
     """
     elbo = evaluate_elbo(model, dataset, seed=seed)
     results = {
-        "test_elbo_nats": elbo["negative_elbo_nats"],
+        "test_negative_elbo_nats": elbo["negative_elbo_nats"],
         "test_reconstruction_nats": elbo["reconstruction_nats"],
         "test_kl_nats": elbo["kl_nats"],
         "test_bits_per_dim": elbo["bits_per_dim"],
@@ -397,4 +412,4 @@ def evaluate(model, dataset, iwae_k: int | None = 1000, seed: int = 0) -> dict:
             test_nll_iwae_bits_per_dim=iwae["bits_per_dim"],
             iwae_k=iwae_k,
         )
-    return results
+    return with_deprecated_keys(results)

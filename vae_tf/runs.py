@@ -7,7 +7,7 @@ A run directory holds:
 | `model.keras` | the trained VAE with its optimizer state (`load_model`) |
 | `saved_model/` | the SavedModel export (`vae_tf.export`), servable without vae_tf |
 | `run.json` | preset, dataset, data source, seed, epochs, batch size |
-| `metrics.json` | measured figures: `test_elbo_nats`, `epochs`, `train_seconds`, ... |
+| `metrics.json` | figures: `test_negative_elbo_nats`, `epochs`, `train_seconds`, ... |
 | `history.json` | the per-epoch logs of `fit` |
 | `loss_curves.png`, `reconstructions.png`, `samples.png` | figures |
 
@@ -432,7 +432,7 @@ def evaluate_run(
             source and size.
 
     Returns:
-        `vae_tf.evaluation.evaluate`'s figures (`test_elbo_nats`,
+        `vae_tf.evaluation.evaluate`'s figures (`test_negative_elbo_nats`,
         `test_nll_iwae_nats`, ...).
     """
     model, run_config = load_run(run_dir)

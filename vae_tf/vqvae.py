@@ -51,7 +51,7 @@ from vae_tf._validation import (
 )
 from vae_tf.autoregressive import MaskedConv2D
 from vae_tf.encoders import resolution_stages
-from vae_tf.evaluation import batch_seed
+from vae_tf.evaluation import batch_seed, with_deprecated_keys
 from vae_tf.models.base import GenerativeModel
 
 __all__ = ["VectorQuantizer", "VQEncoder", "CodePrior", "VQVAE"]
@@ -426,12 +426,13 @@ class VQVAE(GenerativeModel):
 
         Returns:
             A dict with `test_reconstruction_nats`, `test_prior_nats`,
-            `test_elbo_nats` (the negative ELBO under the learned prior, nats
-            per image; lower is better), `test_bits_per_dim`,
-            `test_elbo_uniform_prior_nats` (under a uniform prior: `log K`
-            nats per position), `test_codebook_usage` (the share of codes
-            used at least once), `test_perplexity` (of the test set's code
-            usage) and `num_test_images`.
+            `test_negative_elbo_nats` (the negative ELBO under the learned
+            prior, nats per image; lower is better), `test_bits_per_dim`,
+            `test_negative_elbo_uniform_prior_nats` (under a uniform prior:
+            `log K` nats per position), `test_codebook_usage` (the share of
+            codes used at least once), `test_perplexity` (of the test set's
+            code usage) and `num_test_images`; and the 0.1 names of renamed
+            keys (`vae_tf.evaluation.DEPRECATED_KEYS`) until 0.3.
 
         Raises:
             ValueError: for an empty dataset.
@@ -459,19 +460,21 @@ class VQVAE(GenerativeModel):
         share = usage / usage.sum()
         positions = math.prod(self.map_shape)
         negative_elbo = reconstruction + prior
-        return {
-            "test_reconstruction_nats": reconstruction,
-            "test_prior_nats": prior,
-            "test_elbo_nats": negative_elbo,
-            "test_bits_per_dim": negative_elbo / (dims * math.log(2.0)),
-            "test_elbo_uniform_prior_nats": reconstruction
-            + positions * math.log(self.num_codes),
-            "test_codebook_usage": float(np.mean(usage > 0)),
-            "test_perplexity": float(
-                np.exp(-np.sum(share[share > 0] * np.log(share[share > 0])))
-            ),
-            "num_test_images": count,
-        }
+        return with_deprecated_keys(
+            {
+                "test_reconstruction_nats": reconstruction,
+                "test_prior_nats": prior,
+                "test_negative_elbo_nats": negative_elbo,
+                "test_bits_per_dim": negative_elbo / (dims * math.log(2.0)),
+                "test_negative_elbo_uniform_prior_nats": reconstruction
+                + positions * math.log(self.num_codes),
+                "test_codebook_usage": float(np.mean(usage > 0)),
+                "test_perplexity": float(
+                    np.exp(-np.sum(share[share > 0] * np.log(share[share > 0])))
+                ),
+                "num_test_images": count,
+            }
+        )
 
     def reconstruct(self, x, labels=None):
         """The likelihood's mean decoded from the code map of images `x`."""
