@@ -71,7 +71,7 @@ def build_vae(free_bits=0.0):
     model = FixedNoiseVAE(
         vae_tf.DenseEncoder(4, (32,)),
         vae_tf.DenseDecoder((28, 28, 1), (32,)),
-        vae_tf.Bernoulli("static"),
+        vae_tf.Bernoulli("threshold"),
         seed=0,
         free_bits=free_bits,
     )
@@ -182,7 +182,7 @@ if MODE != "worker":
             vae_tf.DenseEncoder(4, (32,)),
             vae_tf.DenseDecoder((28, 28, 1), (32,)),
             num_classes=10,
-            likelihood=vae_tf.Bernoulli("static"),
+            likelihood=vae_tf.Bernoulli("threshold"),
             seed=0,
         )
         model.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=False)

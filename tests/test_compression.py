@@ -53,7 +53,7 @@ def binary_model():
     model = vae_tf.VAE(
         vae_tf.DenseEncoder(8, (64,)),
         vae_tf.DenseDecoder((28, 28, 1), (64,)),
-        vae_tf.Bernoulli("static"),
+        vae_tf.Bernoulli("threshold"),
         seed=0,
     )
     model.build((None, 28, 28, 1))

@@ -61,8 +61,8 @@ def test_corruption_applies_to_training_steps_only():
     )
     model.build((None, 28, 28, 1))
     x = tf.constant(random_images(8))
-    _, kl_train = model.kl_per_dim(x, training=True, seed=3)
-    _, kl_eval = model.kl_per_dim(x, training=False, seed=3)
+    _, kl_train = model.compute_terms_per_dim(x, training=True, seed=3)
+    _, kl_eval = model.compute_terms_per_dim(x, training=False, seed=3)
     z_mean, z_log_var = model.encode(x)
     expected = vae_tf.bounds.gaussian_kl(z_mean, z_log_var)
     np.testing.assert_allclose(kl_eval, expected, rtol=1e-5)  # the clean image

@@ -210,7 +210,7 @@ def test_mixed_precision_runs_the_networks_in_half_and_the_loss_in_float32(polic
     def build():
         keras.utils.set_random_seed(0)
         model = vae_tf.presets.conv_vae(
-            (28, 28, 1), vae_tf.Bernoulli("static"), latent_dim=8, filters=(8, 16),
+            (28, 28, 1), vae_tf.Bernoulli("threshold"), latent_dim=8, filters=(8, 16),
             residual_blocks=0, seed=0,
         )  # fmt: skip
         model.build((None, 28, 28, 1))

@@ -461,7 +461,7 @@ def test_lossless_compression_refuses_the_16bit_ramp_and_writes_nothing(tmp_path
     model = vae_tf.VAE(
         vae_tf.DenseEncoder(2, (8,)),
         vae_tf.DenseDecoder((28, 28, 1), (8,)),
-        vae_tf.Bernoulli("static"),
+        vae_tf.Bernoulli("threshold"),
         seed=0,
     )
     model.build((None, 28, 28, 1))

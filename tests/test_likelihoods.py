@@ -69,10 +69,14 @@ def test_dynamic_binarisation_draws_fresh_samples_each_step():
     assert (first != second).any()
 
 
-def test_static_binarisation_thresholds_at_one_half():
+def test_threshold_binarisation_thresholds_at_one_half_and_static_is_its_old_name():
+    with pytest.warns(DeprecationWarning, match="vae_tf.data.binarize"):
+        old = Bernoulli("static")
+    assert old.binarization == "threshold"
+    assert old.get_config() == {"binarization": "threshold"}
     x = np.array([0.2, 0.5, 0.51, 0.9], "float32").reshape(1, 2, 2, 1)
     np.testing.assert_array_equal(
-        Bernoulli("static").prepare_targets(x).numpy().ravel(), [0, 0, 1, 1]
+        Bernoulli("threshold").prepare_targets(x).numpy().ravel(), [0, 0, 1, 1]
     )
 
 
@@ -83,8 +87,8 @@ def test_unknown_binarisation_is_rejected():
 
 def test_get_resolves_names_instances_and_configs():
     assert isinstance(likelihoods.get("bernoulli"), Bernoulli)
-    config = keras.saving.serialize_keras_object(Bernoulli("static"))
-    assert likelihoods.get(config).binarization == "static"
+    config = keras.saving.serialize_keras_object(Bernoulli("threshold"))
+    assert likelihoods.get(config).binarization == "threshold"
     with pytest.raises(ValueError, match="Unknown likelihood"):
         likelihoods.get("poisson")
 

@@ -17,7 +17,7 @@ from vae_tf.vqvae import CodePrior, VectorQuantizer
 def tiny_vqvae(seed=0, num_codes=8):
     return vae_tf.presets.vq_vae(
         (28, 28, 1),
-        vae_tf.Bernoulli("static"),
+        vae_tf.Bernoulli("threshold"),
         num_codes=num_codes,
         code_dim=4,
         filters=(8, 8),

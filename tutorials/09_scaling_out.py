@@ -129,7 +129,7 @@ class LocalMeanVAE(vae_tf.VAE):
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
-            reconstruction, kl = self.kl_per_dim(data, training=True)
+            reconstruction, kl = self.compute_terms_per_dim(data, training=True)
             loss = keras.ops.mean(reconstruction) + keras.ops.mean(
                 keras.ops.sum(kl, axis=-1)
             )

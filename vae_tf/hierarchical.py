@@ -431,8 +431,9 @@ class HierarchicalVAE(VAE):
         reconstruction_loss, kls = self._level_kls(x, training, seed)
         return reconstruction_loss, [sum_per_example(kl) for kl in kls]
 
-    def kl_per_dim(self, x, training=False, seed=None, labels=None):
-        """As `VAE.kl_per_dim`; every level's latent map flattened, bottom first."""
+    def compute_terms_per_dim(self, x, training=False, seed=None, labels=None):
+        """As `VAE.compute_terms_per_dim`; every level's latent map flattened,
+        bottom first."""
         reconstruction_loss, kls = self._level_kls(x, training, seed)
         batch = ops.shape(x)[0]
         return reconstruction_loss, ops.concatenate(

@@ -7,6 +7,7 @@ hard-codes a loss: it asks its likelihood.
 
 import functools
 import math
+import warnings
 
 import constriction
 import keras
@@ -117,14 +118,25 @@ class Bernoulli(Likelihood):
       fresh sample `x ~ Bernoulli(intensity)` at every training step, so the
       model sees a new binarisation of each image every epoch. Images that are
       already binary are left unchanged.
-    - `"static"`: a fixed binarisation, `x = 1[intensity > 0.5]`.
-    - `None`: the intensities are used as targets as they are. On grey values
-      this is the "binary cross-entropy on grey values" of many tutorials: the
-      Bernoulli mass evaluated at non-binary points is not a normalised
-      likelihood, so the number it gives is not a log-likelihood.
+    - `"threshold"`: a fixed, deterministic binarisation,
+      `x = 1[intensity > 0.5]`.
+    - `None`: the intensities are used as targets as they are: for data that
+      is already binary, e.g. *statically binarised* MNIST as the literature
+      means it (one fixed random draw per image, Salakhutdinov & Murray 2008;
+      `vae_tf.data.binarize`). On grey values this is the "binary
+      cross-entropy on grey values" of many tutorials: the Bernoulli mass
+      evaluated at non-binary points is not a normalised likelihood, so the
+      number it gives is not a log-likelihood.
+
+    `"static"`, the 0.1 name of `"threshold"`, is accepted until 0.3 with a
+    `DeprecationWarning` (it is not static binarisation as the literature
+    uses the term).
 
     Args:
-        binarization: `"dynamic"`, `"static"` or `None`.
+        binarization: `"dynamic"`, `"threshold"` or `None`.
+
+    Raises:
+        ValueError: for any other `binarization`.
 
     Example:
 
@@ -132,14 +144,24 @@ class Bernoulli(Likelihood):
     >>> likelihood.log_prob(x, x_logits)  # (batch,)
     """
 
-    BINARIZATIONS = ("dynamic", "static", None)
+    BINARIZATIONS = ("dynamic", "threshold", None)
 
     can_code = True  # binary images, one bit each
 
     def __init__(self, binarization: str | None = "dynamic"):
+        if binarization == "static":
+            warnings.warn(
+                'Bernoulli("static") is now Bernoulli("threshold"): it thresholds at '
+                "0.5. Static binarisation as the literature means it is one fixed "
+                "random draw: binarise the data once (vae_tf.data.binarize) and use "
+                "Bernoulli(None). The old name goes in 0.3.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            binarization = "threshold"
         if binarization not in self.BINARIZATIONS:
             raise ValueError(
-                "binarization must be one of 'dynamic', 'static' or None. "
+                "binarization must be one of 'dynamic', 'threshold' or None. "
                 f"Received: binarization={binarization!r}"
             )
         self.binarization = binarization
@@ -150,7 +172,7 @@ class Bernoulli(Likelihood):
     def prepare_targets(self, x, seed=None):
         if self.binarization == "dynamic":
             return ops.cast(uniform(ops.shape(x), seed) < x, x.dtype)
-        if self.binarization == "static":
+        if self.binarization == "threshold":
             return ops.cast(x > 0.5, x.dtype)
         return x
 

@@ -1,5 +1,7 @@
-"""The variational autoencoder: a `keras.Model` whose `train_step` maximises the "
-"ELBO."""
+"""The variational autoencoder: a `keras.Model` whose training maximises the
+ELBO (Kingma & Welling 2014, arXiv:1312.6114)."""
+
+import warnings
 
 import keras
 import numpy as np
@@ -338,7 +340,7 @@ class VAE(GenerativeModel):
         )
         return z_mean + ops.exp(0.5 * z_log_var) * eps  # (batch, *latent_shape)
 
-    def kl_per_dim(self, x, training=False, seed=None, labels=None):
+    def compute_terms_per_dim(self, x, training=False, seed=None, labels=None):
         """One-sample terms of the negative ELBO with the KL kept per dimension.
 
         Args:
@@ -366,6 +368,16 @@ class VAE(GenerativeModel):
         kl = gaussian_kl(z_mean, z_log_var)  # (batch, *latent)
         return reconstruction_loss, ops.reshape(kl, (ops.shape(kl)[0], -1))
 
+    def kl_per_dim(self, x, training=False, seed=None, labels=None):
+        """Deprecated: the 0.1 name of `compute_terms_per_dim` (until 0.3)."""
+        warnings.warn(
+            "VAE.kl_per_dim is now VAE.compute_terms_per_dim (it returns the "
+            "reconstruction term too); the old name goes in 0.3.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.compute_terms_per_dim(x, training, seed=seed, labels=labels)
+
     def compute_terms(self, x, training=False, seed=None, labels=None):
         """One-sample estimates of the two terms of the negative ELBO.
 
@@ -380,7 +392,7 @@ class VAE(GenerativeModel):
             `(reconstruction_loss, kl_loss)`, each of shape `(batch,)`, in nats:
             `-log p(x | z)` with `z ~ q(z | x)` and `KL(q(z | x) || p(z))`.
         """
-        reconstruction_loss, kl = self.kl_per_dim(
+        reconstruction_loss, kl = self.compute_terms_per_dim(
             x, training=training, seed=seed, labels=labels
         )
         return reconstruction_loss, ops.sum(kl, axis=-1)
@@ -435,9 +447,11 @@ class VAE(GenerativeModel):
     def per_image_terms(self, x, labels=None, training=False) -> dict:
         """`{"reconstruction": (batch,), "kl": (batch, num_latent_dims)}`, nats.
 
-        One posterior sample per image (`kl_per_dim`).
+        One posterior sample per image (`compute_terms_per_dim`).
         """
-        reconstruction_loss, kl = self.kl_per_dim(x, training=training, labels=labels)
+        reconstruction_loss, kl = self.compute_terms_per_dim(
+            x, training=training, labels=labels
+        )
         return {"reconstruction": reconstruction_loss, "kl": kl}
 
     def objective(self, means: dict):
@@ -573,7 +587,7 @@ class VAE(GenerativeModel):
 
         Args:
             reconstruction_loss: `(batch,)` nats.
-            kl: `(batch, num_latent_dims)` nats, as from `kl_per_dim`.
+            kl: `(batch, num_latent_dims)` nats, as from `compute_terms_per_dim`.
 
         Returns:
             A scalar; with `free_bits=0` the batch mean of the beta-weighted
