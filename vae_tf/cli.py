@@ -110,6 +110,14 @@ def _dumps(payload: dict) -> str:
     return "{\n" + ",\n".join(lines) + "\n}"
 
 
+def _add_max_test_images_arg(parser):
+    parser.add_argument(
+        "--max-test-images",
+        type=_positive_int,
+        help="evaluate on the first N test images only (default: all)",
+    )
+
+
 def _add_verbose_arg(parser):
     parser.add_argument(
         "--verbose",
@@ -141,12 +149,16 @@ def _train(args):
         image_dir=args.image_dir,
         jit_compile=None if args.xla is None else args.xla == "on",
         print_data_source=True,
+        max_train_images=args.max_train_images,
+        max_test_images=args.max_test_images,
+        figures=args.figures,
     )
     if not metrics:  # a worker other than the chief writes nothing
         return
     print(_dumps(metrics))
     print(
-        f"Wrote the model, SavedModel, figures and metrics.json to {args.output_dir}",
+        f"Wrote the model, SavedModel, {'figures and ' * args.figures}metrics.json "
+        f"to {args.output_dir}",
         file=sys.stderr,
     )
 
@@ -161,6 +173,7 @@ def _evaluate(args):
         source=args.source,
         seed=args.seed,
         print_data_source=True,
+        max_test_images=args.max_test_images,
     )
     print(_dumps(results))
 
@@ -330,6 +343,20 @@ def build_parser() -> argparse.ArgumentParser:
         "on one device, off under a strategy)",
     )
     _add_output_dir_arg(train, "run directory to write", required=True)
+    train.add_argument(
+        "--max-train-images",
+        type=_positive_int,
+        help="train on the first N training images (or files) only, e.g. for a "
+        "quick trial (default: all)",
+    )
+    _add_max_test_images_arg(train)
+    train.add_argument(
+        "--no-figures",
+        dest="figures",
+        action="store_false",
+        help="skip loss_curves.png, reconstructions.png and samples.png (an "
+        "autoregressive model draws its figures pixel by pixel: minutes on a CPU)",
+    )
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument(
         "--overwrite",
@@ -354,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         "test_nll_iwae_nats (nats per image).",
     )
     evaluate.add_argument("run_dir", help="a run directory written by `vae-tf train`")
+    _add_max_test_images_arg(evaluate)
     evaluate.add_argument(
         "--iwae-k",
         type=_positive_int,

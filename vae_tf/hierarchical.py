@@ -33,6 +33,7 @@ from vae_tf.bounds import (
     sum_per_example,
 )
 from vae_tf.encoders import ResidualBlock, bound_log_var, resolution_stages
+from vae_tf.models.base import NotSupportedError
 from vae_tf.vae import VAE, float32
 
 __all__ = ["HierarchicalEncoder", "HierarchicalDecoder", "HierarchicalVAE"]
@@ -389,6 +390,15 @@ class HierarchicalVAE(VAE):
         features, z_mean, _ = self.encoder(x, training=training)
         x_params, _ = self.decoder.infer(features, z_mean, sample=False)
         return x_params
+
+    def tflite_networks(self, images=None) -> dict:
+        """Raises `NotSupportedError`: inference is top-down, so there is no
+        encoder/decoder pair to convert (export a SavedModel instead)."""
+        raise NotSupportedError(
+            "TFLite export covers VAEs whose encoder and decoder are separate "
+            f"networks; a {type(self).__name__} infers top-down (each level's "
+            "posterior needs the decoder's state). Export a SavedModel instead."
+        )
 
     def generate_params(self, num_samples, temperature=1.0, seed=None, labels=None):
         seed = self.seed_generator if seed is None else seed

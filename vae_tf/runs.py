@@ -15,6 +15,7 @@ This is what `vae-tf train`, `evaluate` and `sample` call; it is plain
 Python so that a notebook can do the same.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -105,9 +106,22 @@ def _check_output_dir(output_dir: Path, overwrite: bool):
         )
 
 
-def _train_data(preset, batch_size, data_dir, source, seed, image_dir):
-    """`(train_ds, test_ds, num_train_images, source, train_images, data_line)`
-    of a preset or a folder (`train_images` `None` for a folder)."""
+@dataclasses.dataclass
+class _TrainData:
+    """What `_train_data` loads: the datasets, and what the run records."""
+
+    train_ds: tf.data.Dataset
+    test_ds: tf.data.Dataset
+    num_train: int
+    source: str  # the data source, or "image-dir"
+    train_images: np.ndarray | None  # in memory (multi-worker shards it)
+    line: str  # `Data: ...`, for the user
+
+
+def _train_data(preset, batch_size, data_dir, source, seed, image_dir, limits):
+    """The training and test data of a preset or an image folder, each cut to
+    its limit in `limits = (max_train_images, max_test_images)`."""
+    max_train, max_test = limits
     if image_dir is not None:
         if preset.conditional:
             raise ValueError(
@@ -118,21 +132,29 @@ def _train_data(preset, batch_size, data_dir, source, seed, image_dir):
         train_files, test_files = image_folders.split_files(
             image_folders.list_images(image_dir)
         )
+        train_files, test_files = train_files[:max_train], test_files[:max_test]
         train_ds = image_folders.folder_dataset(
             train_files, shape, batch_size, shuffle=True, seed=seed
         )
         test_ds = image_folders.folder_dataset(test_files, shape, 500, shuffle=False)
         line = _folder_line(image_dir, train_files, test_files)
-        return train_ds, test_ds, len(train_files), "image-dir", None, line
+        return _TrainData(train_ds, test_ds, len(train_files), "image-dir", None, line)
     chosen_source = data.resolve_source(preset.dataset, source, data_dir)
-    train_images, train_labels = data.load_arrays(
-        preset.dataset, "train", data_dir, chosen_source
+    train_images, train_labels = (
+        array[:max_train]
+        for array in data.load_arrays(preset.dataset, "train", data_dir, chosen_source)
     )
     grid = preset.train_mosaic
     if batch_size % (grid * grid):
         raise ValueError(
             f"{preset.name} trains on mosaics of {grid}x{grid} images: batch_size "
             f"must be a multiple of {grid * grid}. Received: batch_size={batch_size}"
+        )
+    if grid > 1 and len(train_images) < batch_size:
+        raise ValueError(
+            f"{preset.name} trains on whole batches of {batch_size} images (made "
+            f"into mosaics); there are {len(train_images)}. Lower the batch size or "
+            "use more training images."
         )
     train_ds = data.make_dataset(
         train_images,
@@ -144,13 +166,16 @@ def _train_data(preset, batch_size, data_dir, source, seed, image_dir):
     )
     if grid > 1:
         train_ds = data.tile_batches(train_ds, grid)
-    test_images, test_labels = data.load_arrays(
-        preset.dataset, "test", data_dir, chosen_source
+    test_images, test_labels = (
+        array[:max_test]
+        for array in data.load_arrays(preset.dataset, "test", data_dir, chosen_source)
     )
     test_ds = _test_pipeline(preset, test_images, test_labels)
     sizes = f"{len(train_images):,} train / {len(test_images):,} test images"
     line = _data_line(preset.dataset, chosen_source, data_dir, sizes)
-    return train_ds, test_ds, len(train_images), chosen_source, train_images, line
+    return _TrainData(
+        train_ds, test_ds, len(train_images), chosen_source, train_images, line
+    )
 
 
 def train(
@@ -169,6 +194,9 @@ def train(
     image_dir=None,
     jit_compile: bool | None = None,
     print_data_source: bool = False,
+    max_train_images: int | None = None,
+    max_test_images: int | None = None,
+    figures: bool = True,
 ) -> dict:
     """Train a preset and write its run directory; resume it if it was cut short.
 
@@ -177,6 +205,11 @@ def train(
     `training_log.jsonl` each epoch's logs. If the process dies, running the
     same command again restores the last finished epoch and trains the
     remaining ones only; the backup is deleted when the run completes.
+
+    The steps, each a function below: check the settings
+    (`_check_settings`), find the backup to resume from (`_Backup`), load the
+    data (`_train_data`), build and compile the model (`_build_model`), fit
+    (`_fit`), then evaluate and write the run directory (`_write_run`).
 
     Args:
         preset_name: a name from `vae_tf.presets.PRESETS`.
@@ -207,13 +240,19 @@ def train(
             the data's source and its train and test sizes (on the chief
             worker only), e.g. `Data: MNIST from /data/mnist.npz (60,000
             train / 10,000 test images).`
+        max_train_images: train on the first this many training images (or
+            files) only, e.g. for a quick trial run; all if `None`.
+        max_test_images: evaluate on the first this many test images only.
+        figures: write the loss curves, reconstructions and samples (an
+            autoregressive model draws the last two pixel by pixel: minutes
+            on a CPU for a CIFAR-10 PixelCNN).
 
     Returns:
         The metrics written to `metrics.json`.
 
     Raises:
-        ValueError: unknown preset, strategy or precision, non-positive epochs
-            or batch size, a bad image folder.
+        ValueError: unknown preset, strategy or precision, non-positive epochs,
+            batch size or image counts, a bad image folder.
         FileExistsError: `output_dir` holds a model and `overwrite` is false.
     """
     from vae_tf import distribute
@@ -221,76 +260,185 @@ def train(
     # A multi-worker strategy must exist before any other TensorFlow op runs.
     distributed = distribute.make_strategy(strategy)
     preset = presets.get(preset_name)
-    epochs = preset.epochs if epochs is None else epochs
-    batch_size = preset.batch_size if batch_size is None else batch_size
-    for arg, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value <= 0:
-            raise ValueError(
-                f"{arg} must be a positive integer. Received: {arg}={value!r}"
-            )
-    replicas = distributed.num_replicas_in_sync
-    if batch_size % replicas:
-        raise ValueError(
-            f"batch_size must be a multiple of the {replicas} replicas. Received: "
-            f"batch_size={batch_size}"
-        )
-    output_dir = Path(output_dir)
-    _check_output_dir(output_dir, overwrite)
-    chief = distribute.is_chief()
-    backup_dir = output_dir / "backup"
-    if not chief:  # each worker backs up its own copy
-        backup_dir = output_dir / f"backup-worker-{distribute.worker_index()}"
-    log_path = output_dir / "training_log.jsonl"
-    if overwrite and backup_dir.exists():
-        shutil.rmtree(backup_dir)
-    if not backup_dir.exists() and log_path.exists() and chief:
-        log_path.unlink()  # a fresh start: no epochs to resume
-    resuming = backup_dir.exists()
-
+    epochs, batch_size = _check_settings(
+        preset,
+        epochs,
+        batch_size,
+        distributed.num_replicas_in_sync,
+        max_train_images=max_train_images,
+        max_test_images=max_test_images,
+    )
     if strategy == "multi-worker" and image_dir is not None:
         raise ValueError(
             "--strategy multi-worker shards the preset's in-memory dataset; train on "
             "an --image-dir with the default or mirrored strategy."
         )
-    loaded = _train_data(preset, batch_size, data_dir, source, seed, image_dir)
-    train_ds, test_ds, num_train, chosen_source, train_images, data_line = loaded
-    if print_data_source and chief:
-        print(data_line, file=sys.stderr, flush=True)
+    output_dir = Path(output_dir)
+    _check_output_dir(output_dir, overwrite)
+    backup = _Backup(output_dir, overwrite)
+    limits = (max_train_images, max_test_images)
+    loaded = _train_data(preset, batch_size, data_dir, source, seed, image_dir, limits)
+    if print_data_source and backup.chief:
+        print(loaded.line, file=sys.stderr, flush=True)
 
     keras.utils.set_random_seed(seed)
     with distribute.precision_policy(precision), distributed.scope():
-        model = preset.build_model(seed, lmbda=lmbda)
-        model.build((None, *data.DATASETS[preset.dataset].image_shape))
-        preset.compile(
-            model, num_train, epochs, batch_size, distributed=strategy != "default"
+        model = _build_model(
+            preset, seed, lmbda, loaded.num_train, epochs, batch_size, strategy
         )
         if jit_compile is not None:
             model.jit_compile = bool(jit_compile)
     output_dir.mkdir(parents=True, exist_ok=True)
+    fitted = _fit(
+        model,
+        loaded,
+        epochs,
+        batch_size,
+        seed,
+        strategy,
+        distributed,
+        backup,
+        verbose,
+        image_dir,
+    )
+    if not backup.chief:
+        shutil.rmtree(backup.directory, ignore_errors=True)
+        return {}
+    if strategy == "multi-worker":
+        # Evaluate and save a single-process copy: ops on the distributed
+        # model would wait for the other workers, which have finished.
+        model = _single_process_copy(
+            model,
+            preset,
+            seed,
+            lmbda,
+            precision,
+            loaded.num_train,
+            epochs,
+            batch_size,
+        )
+    settings = {
+        "preset": preset.name,
+        "dataset": preset.dataset,
+        "data_source": loaded.source,
+        "num_train_images": loaded.num_train,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "strategy": strategy,
+        "replicas": distributed.num_replicas_in_sync,
+        "precision": precision,
+        **({"image_dir": str(image_dir)} if image_dir is not None else {}),
+        **({"lmbda": model.lmbda} if preset.lossy else {}),
+    }
+    return _write_run(
+        output_dir, model, loaded.test_ds, settings, fitted, seed, figures
+    )
+
+
+def _check_settings(
+    preset, epochs, batch_size, replicas, max_train_images, max_test_images
+):
+    """`(epochs, batch_size)`, the preset's where `None`, or a `ValueError`."""
+    epochs = preset.epochs if epochs is None else epochs
+    batch_size = preset.batch_size if batch_size is None else batch_size
+    for arg, value in (
+        ("epochs", epochs),
+        ("batch_size", batch_size),
+        ("max_train_images", max_train_images or 1),
+        ("max_test_images", max_test_images or 1),
+    ):
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(
+                f"{arg} must be a positive integer. Received: {arg}={value!r}"
+            )
+    if batch_size % replicas:
+        raise ValueError(
+            f"batch_size must be a multiple of the {replicas} replicas. Received: "
+            f"batch_size={batch_size}"
+        )
+    return epochs, batch_size
+
+
+class _Backup:
+    """Where `fit` backs up each epoch, and whether there is one to resume.
+
+    The chief's backup is `output_dir/backup/`, another worker's
+    `backup-worker-I/`; `overwrite` discards an old backup, and a fresh start
+    (no backup) discards an old epoch log.
+    """
+
+    def __init__(self, output_dir: Path, overwrite: bool):
+        from vae_tf import distribute
+
+        self.chief = distribute.is_chief()
+        self.directory = output_dir / "backup"
+        if not self.chief:  # each worker backs up its own copy
+            self.directory = output_dir / f"backup-worker-{distribute.worker_index()}"
+        self.log_path = output_dir / "training_log.jsonl"
+        if overwrite and self.directory.exists():
+            shutil.rmtree(self.directory)
+        if not self.directory.exists() and self.log_path.exists() and self.chief:
+            self.log_path.unlink()  # a fresh start: no epochs to resume
+        self.resuming = self.directory.exists()
+
+    def callbacks(self) -> list:
+        from vae_tf import distribute
+
+        log = self.log_path if self.chief else self.directory / "log.jsonl"
+        return [
+            distribute.HistoryLog(log),
+            keras.callbacks.BackupAndRestore(self.directory, double_checkpoint=True),
+        ]
+
+
+def _build_model(preset, seed, lmbda, num_train, epochs, batch_size, strategy):
+    """The preset's model, built for its images and compiled (in the caller's
+    strategy scope and precision policy)."""
+    model = preset.build_model(seed, lmbda=lmbda)
+    model.build((None, *data.DATASETS[preset.dataset].image_shape))
+    preset.compile(
+        model, num_train, epochs, batch_size, distributed=strategy != "default"
+    )
+    return model
+
+
+def _fit(
+    model,
+    loaded,
+    epochs,
+    batch_size,
+    seed,
+    strategy,
+    distributed,
+    backup,
+    verbose,
+    image_dir,
+) -> dict:
+    """Fit with epoch timing, the epoch log and backups; `{"seconds", "timer",
+    "resumed"}`. An undecodable file of `image_dir` becomes a `ValueError`."""
+    from vae_tf import distribute
+
     timer = EpochTimer()
-    callbacks = [
-        timer,
-        distribute.HistoryLog(log_path if chief else backup_dir / "log.jsonl"),
-        keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
-    ]
-    if resuming and chief:
-        print(f"Resuming from the backup in {backup_dir}", file=sys.stderr)
+    callbacks = [timer, *backup.callbacks()]
+    if backup.resuming and backup.chief:
+        print(f"Resuming from the backup in {backup.directory}", file=sys.stderr)
     start = time.perf_counter()
     try:
         if strategy == "multi-worker":
             distribute.fit_distributed(
                 model,
                 distributed,
-                distribute.shard_batches(train_images, batch_size, seed=seed),
+                distribute.shard_batches(loaded.train_images, batch_size, seed=seed),
                 epochs,
                 callbacks=callbacks,
                 verbose=verbose != 0,
             )
         else:
             model.fit(
-                train_ds,
+                loaded.train_ds,
                 epochs=epochs,
-                validation_data=test_ds,
+                validation_data=loaded.test_ds,
                 shuffle=False,  # the dataset reshuffles itself every epoch
                 callbacks=[*callbacks, StepProgbarLogger()],
                 verbose=verbose,
@@ -306,54 +454,55 @@ def train(
             f"An image in {image_dir} could not be decoded: {reason.rstrip('.')}. "
             "Remove or replace it, then run the same command again to resume."
         ) from None
-    train_seconds = time.perf_counter() - start
-    if not chief:
-        shutil.rmtree(backup_dir, ignore_errors=True)
-        return {}
-    history = distribute.HistoryLog.history(log_path)
-    if strategy == "multi-worker":
-        # Evaluate and save a single-process copy: ops on the distributed
-        # model would wait for the other workers, which have finished.
-        trained = model
-        with distribute.precision_policy(precision):
-            model = preset.build_model(seed, lmbda=lmbda)
-            model.build((None, *data.DATASETS[preset.dataset].image_shape))
-        model.set_weights(trained.get_weights())
-        preset.compile(model, num_train, epochs, batch_size)
-        model.optimizer.build(model.trainable_variables)
-        for mine, theirs in zip(model.optimizer.variables, trained.optimizer.variables):
-            mine.assign(theirs)  # the optimizer state too (step count, moments)
+    return {
+        "seconds": time.perf_counter() - start,
+        "images_per_second": timer.images_per_second(loaded.num_train),
+        "resumed": backup.resuming,
+        "history": distribute.HistoryLog.history(backup.log_path)
+        if backup.chief
+        else None,
+    }
 
+
+def _single_process_copy(
+    trained, preset, seed, lmbda, precision, num_train, epochs, batch_size
+):
+    """A copy of a multi-worker model, weights and optimizer state, outside the
+    strategy."""
+    from vae_tf import distribute
+
+    with distribute.precision_policy(precision):
+        model = preset.build_model(seed, lmbda=lmbda)
+        model.build((None, *data.DATASETS[preset.dataset].image_shape))
+    model.set_weights(trained.get_weights())
+    preset.compile(model, num_train, epochs, batch_size)
+    model.optimizer.build(model.trainable_variables)
+    for mine, theirs in zip(model.optimizer.variables, trained.optimizer.variables):
+        mine.assign(theirs)  # the optimizer state too (step count, moments)
+    return model
+
+
+def _write_run(output_dir, model, test_ds, settings, fitted, seed, figures) -> dict:
+    """Evaluate, then write the model, SavedModel, JSON files and (if
+    `figures`) figures; return the metrics."""
     test = model.evaluate_dataset(test_ds, seed=0, iwae_k=None)
     write_atomically(output_dir / MODEL_FILE, model.save, suffix=".tmp.keras")
     export_saved_model(model, output_dir / "saved_model")
+    history = fitted["history"]
     write_json(output_dir / "history.json", history)
-    settings = {
-        "preset": preset.name,
-        "dataset": preset.dataset,
-        "data_source": chosen_source,
-        "num_train_images": num_train,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "seed": seed,
-        "strategy": strategy,
-        "replicas": replicas,
-        "precision": precision,
-        **({"image_dir": str(image_dir)} if image_dir is not None else {}),
-        **({"lmbda": model.lmbda} if preset.lossy else {}),
-    }
     write_json(output_dir / RUN_FILE, settings)
     metrics = {
         **test,
         **{k: settings[k] for k in ("preset", "dataset", "data_source")},
         **{k: settings[k] for k in ("epochs", "batch_size", "strategy", "precision")},
-        "train_seconds": train_seconds,
-        "train_images_per_second": timer.images_per_second(num_train),
+        "train_seconds": fitted["seconds"],
+        "train_images_per_second": fitted["images_per_second"],
         "final_train_loss": float(history["loss"][-1]),
-        "resumed": resuming,
+        "resumed": fitted["resumed"],
     }
     write_json(output_dir / METRICS_FILE, metrics)
-    write_figures(model, test_ds, history, output_dir, seed=seed)
+    if figures:
+        write_figures(model, test_ds, history, output_dir, seed=seed)
     return metrics
 
 
@@ -417,6 +566,7 @@ def evaluate_run(
     source="auto",
     seed=0,
     print_data_source: bool = False,
+    max_test_images: int | None = None,
 ) -> dict:
     """Evaluate a run directory's model on its preset's test set.
 
@@ -430,6 +580,7 @@ def evaluate_run(
         seed: seed of the evaluation's samples.
         print_data_source: print one line on stderr naming the test set's
             source and size.
+        max_test_images: evaluate on the first this many test images only.
 
     Returns:
         `vae_tf.evaluation.evaluate`'s figures (`test_negative_elbo_nats`,
@@ -440,7 +591,17 @@ def evaluate_run(
     if source == "auto" and not (data_dir or os.environ.get(data.DATA_DIR_ENV)):
         source = run_config.get("data_source", "auto")
     source = data.resolve_source(preset.dataset, source, data_dir)
-    images, labels = data.load_arrays(preset.dataset, "test", data_dir, source)
+    if max_test_images is not None and (
+        not isinstance(max_test_images, int) or max_test_images <= 0
+    ):
+        raise ValueError(
+            "max_test_images must be a positive integer. Received: "
+            f"max_test_images={max_test_images!r}"
+        )
+    images, labels = (
+        array[:max_test_images]
+        for array in data.load_arrays(preset.dataset, "test", data_dir, source)
+    )
     if print_data_source:
         line = _data_line(
             preset.dataset, source, data_dir, f"{len(images):,} test images"
