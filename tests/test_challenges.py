@@ -149,14 +149,29 @@ def test_active_units_count_only_the_dimensions_that_vary(tiny_vae):
     )
 
 
-def test_evaluate_reports_active_units_and_kl_per_dimension(trained_vae):
-    dataset = tf.data.Dataset.from_tensor_slices(
-        data.binarize(random_images(100), seed=0)
-    ).batch(50)
-    results = vae_tf.evaluate(trained_vae, dataset, iwae_k=None)
+def test_evaluate_reports_active_units_and_kl_per_dimension(trained_vae, mnist_subset):
+    _, test = mnist_subset
+    x = data.binarize((test[:200] * 255).astype("uint8"), seed=0)  # (200, 28, 28, 1)
+    dataset = tf.data.Dataset.from_tensor_slices(x).batch(50)
+    posterior = trained_vae.encoder.posterior
+    trained = posterior.get_weights()
+    kernel, bias = (np.array(w) for w in trained)
+    kernel[:, [1, 5]] = 0.0  # switch off the means of dimensions 1 and 5
+    posterior.set_weights([kernel, bias])
+    try:
+        results = vae_tf.evaluate(trained_vae, dataset, iwae_k=None)
+        # The same figures from the encoder's outputs, in numpy: a unit is
+        # active if its posterior mean varies over the data by more than 0.01
+        # (Burda et al. 2016); its KL is the closed form averaged over images.
+        z_mean, z_log_var = (np.asarray(t, np.float64) for t in trained_vae.encoder(x))
+    finally:
+        posterior.set_weights(trained)
+    variance = z_mean.var(axis=0)
+    kl = 0.5 * (z_mean**2 + np.exp(z_log_var) - 1.0 - z_log_var).mean(axis=0)
     assert results["test_num_latent_dims"] == 8
-    assert 0 <= results["test_active_units"] <= 8
-    assert len(results["test_kl_per_dim_nats"]) == 8
+    assert results["test_active_units"] == int(np.sum(variance > 0.01))
+    assert variance[[1, 5]].max() < 1e-10 and results["test_active_units"] <= 6
+    np.testing.assert_allclose(results["test_kl_per_dim_nats"], kl, rtol=1e-4)
     assert sum(results["test_kl_per_dim_nats"]) == pytest.approx(
         results["test_kl_nats"], rel=1e-4
     )

@@ -4,9 +4,11 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
-from vae_tf import cli
+from vae_tf import cli, data, runs
+from vae_tf.tflite import TFLiteNetwork
 
 
 @pytest.fixture(scope="module")
@@ -188,21 +190,43 @@ def test_conditional_preset_trains_and_samples_the_chosen_classes(tmp_path):
     assert cli.main(["sample", str(run), "-n", "2", "-o", str(tmp_path / "x.png")]) == 2
 
 
+def run_images(count=4):
+    test, _ = data.load_arrays("mnist", "test", source="bundled")
+    return (test[:count] > 127).astype("float32")  # binary digits
+
+
 def test_export_command_rewrites_the_saved_model(run_dir, tmp_path):
-    assert (
-        cli.main(["export", str(run_dir), "--output-dir", str(tmp_path / "exported")])
-        == 0
+    out = tmp_path / "exported"
+    assert cli.main(["export", str(run_dir), "--output-dir", str(out)]) == 0
+    # Served without vae_tf's Python classes: the same numbers as the model.
+    served = tf.saved_model.load(str(out))
+    model, _ = runs.load_run(run_dir)
+    x = run_images()
+    np.testing.assert_allclose(
+        served.reconstruct(x)["x_mean"], model.reconstruct(x), atol=1e-5
     )
-    assert (tmp_path / "exported" / "saved_model.pb").exists()
+    z_mean, z_log_var = model.encode(x)
+    encoded = served.encode(x)
+    np.testing.assert_allclose(encoded["z_mean"], z_mean, atol=1e-5)
+    np.testing.assert_allclose(encoded["z_log_var"], z_log_var, atol=1e-5)
 
 
 def test_export_command_writes_quantised_tflite_networks(run_dir, tmp_path, capsys):
     out = tmp_path / "lite"
     argv = ["export", str(run_dir), "--format", "tflite", "--quantize", "float16"]
-    assert cli.main([*argv, "-o", str(out)]) == 0
-    assert (out / "encoder.tflite").stat().st_size > 0
-    assert (out / "decoder.tflite").stat().st_size > 0
+    assert cli.main([*argv, "--output-dir", str(out)]) == 0
     assert "decoder.tflite" in capsys.readouterr().err
+    # float16 weights: the networks compute what the model does, to half
+    # precision, and the files are about half the float32 size.
+    model, _ = runs.load_run(run_dir)
+    x = run_images()
+    z_mean, _ = model.encode(x)
+    lite_z = TFLiteNetwork(out / "encoder.tflite")(x=x)["z_mean"]
+    np.testing.assert_allclose(lite_z, z_mean, rtol=2e-2, atol=2e-2)
+    logits = TFLiteNetwork(out / "decoder.tflite")(z=np.asarray(z_mean))["x_params"]
+    np.testing.assert_allclose(logits, model.decoder(z_mean), rtol=2e-2, atol=5e-2)
+    weights = sum(w.numpy().nbytes for w in model.decoder.weights)
+    assert (out / "decoder.tflite").stat().st_size < 0.6 * weights
 
 
 @pytest.mark.parametrize(

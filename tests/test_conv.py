@@ -56,10 +56,26 @@ def test_conv_shapes(image_shape, spatial, latent_shape):
     z_mean, z_log_var = model.encode(x)
     assert tuple(z_mean.shape) == (3, *latent_shape) == tuple(z_log_var.shape)
     assert model.latent_shape == latent_shape
-    assert tuple(model.reconstruct(x).shape) == (3, *image_shape)
-    assert tuple(model.sample(2, seed=0).shape) == (2, *image_shape)
+    reconstructions = np.asarray(model.reconstruct(x))
+    assert reconstructions.shape == (3, *image_shape)
+    samples = np.asarray(model.sample(2, seed=0))
+    assert samples.shape == (2, *image_shape)
+    # Beyond shapes: images in [0, 1] that depend on their input and seed, and a
+    # KL term that is the closed form of the posterior the encoder gave.
+    for images in (reconstructions, samples):
+        assert images.min() >= 0.0 and images.max() <= 1.0  # mean images
+    assert not np.array_equal(reconstructions[0], reconstructions[1])
+    assert np.std(reconstructions[0]) > 0  # not a constant image
+    np.testing.assert_array_equal(samples, np.asarray(model.sample(2, seed=0)))
+    assert not np.array_equal(samples, np.asarray(model.sample(2, seed=1)))
     reconstruction, kl = model.compute_terms(x)
     assert reconstruction.shape == (3,) and kl.shape == (3,)
+    mean, log_var = (
+        np.asarray(t, np.float64).reshape(3, -1) for t in (z_mean, z_log_var)
+    )
+    expected = 0.5 * np.sum(mean**2 + np.exp(log_var) - 1.0 - log_var, axis=1)
+    np.testing.assert_allclose(kl, expected, rtol=1e-4)
+    assert np.all(np.asarray(reconstruction) > 0)  # -log p of 8-bit values
 
 
 def test_a_fully_convolutional_model_encodes_other_sizes():
@@ -69,6 +85,15 @@ def test_a_fully_convolutional_model_encodes_other_sizes():
         z_mean, _ = encoder(byte_images((1, *size, 1)))
         assert tuple(z_mean.shape) == (1, size[0] // 4, size[1] // 4, 4)
         assert tuple(decoder(z_mean).shape) == (1, *size, 1)
+    # Fully convolutional: the same weights at every place. A latent map that
+    # repeats one latent gives an output that repeats with the same period
+    # (4 pixels per latent) away from the border.
+    one = np.random.default_rng(0).normal(size=(1, 1, 1, 4)).astype("float32")
+    out = np.asarray(decoder(np.tile(one, (1, 8, 8, 1))))[0, ..., 0]  # (32, 32)
+    interior = out[8:24, 8:24]
+    np.testing.assert_allclose(interior[:, :-4], interior[:, 4:], atol=1e-5)
+    np.testing.assert_allclose(interior[:-4], interior[4:], atol=1e-5)
+    assert np.std(interior) > 0
 
 
 @pytest.mark.parametrize(

@@ -43,8 +43,16 @@ def test_latent_shapes_follow_the_levels(model):
     assert model.latent_shape == (4, 4, 2)
     x = byte_images((3, 16, 16, 3))
     assert tuple(model.encode(x)[0].shape) == (3, 4, 4, 2)
-    assert tuple(model.reconstruct(x).shape) == (3, 16, 16, 3)
-    assert tuple(model.sample(2, seed=0).shape) == (2, 16, 16, 3)
+    reconstructions = np.asarray(model.reconstruct(x))
+    samples = np.asarray(model.sample(2, seed=0))
+    assert reconstructions.shape == (3, 16, 16, 3)
+    assert samples.shape == (2, 16, 16, 3)
+    # Images in [0, 1] that depend on their input and on the seed.
+    for images in (reconstructions, samples):
+        assert images.min() >= 0.0 and images.max() <= 1.0  # mean images
+    assert not np.array_equal(reconstructions[0], reconstructions[1])
+    np.testing.assert_array_equal(samples, np.asarray(model.sample(2, seed=0)))
+    assert not np.array_equal(samples, np.asarray(model.sample(2, seed=1)))
 
 
 def test_kl_terms_are_non_negative_and_sum_to_the_total(model):

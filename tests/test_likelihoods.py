@@ -185,20 +185,63 @@ def test_discretized_gaussian_matches_a_numpy_cdf_difference(mean, sigma):
             ), k
 
 
-@pytest.mark.parametrize(
-    "likelihood",
-    [likelihoods.DiscretizedLogisticMixture(4), likelihoods.DiscretizedGaussian()],
-)
-def test_discretized_samples_and_means_are_valid_8_bit_images(likelihood):
-    params = np.random.default_rng(1).normal(
-        size=(2, 4, 4, likelihood.param_channels(3))
-    )
-    params = params.astype("float32")
-    samples = np.asarray(likelihood.sample(params, seed=0))
-    assert samples.shape == (2, 4, 4, 3)
-    np.testing.assert_allclose(samples * 255, np.round(samples * 255), atol=1e-4)
-    mean = np.asarray(likelihood.mean(params))
-    assert mean.shape == (2, 4, 4, 3) and mean.min() >= 0 and mean.max() <= 1
+def single_pixel_distribution(likelihood, params):
+    """The 256 probabilities of a 1x1 grey image under `params` (1, 1, 1, P),
+    from `log_prob`."""
+    levels = (np.arange(256, dtype="float32") / 255.0).reshape(256, 1, 1, 1)
+    tiled = np.repeat(params, 256, axis=0)
+    return np.exp(np.asarray(likelihood.log_prob(levels, tiled), np.float64))
+
+
+SCALE = np.log(0.04)  # a log-scale of about 5 levels: a peaked distribution
+ONE_PIXEL = {  # likelihood -> (params of one grey pixel, its mean as a level)
+    "gaussian": (
+        likelihoods.DiscretizedGaussian(),
+        [0.2, SCALE],
+        (0.2 + 1) * 127.5,
+    ),
+    "autoregressive": (
+        # m, s, then a_n and b_n for 10 neighbours, which for a 1x1 image are
+        # all outside it (black, -1): mu = m - sum a_n, log sigma = s - sum b_n.
+        likelihoods.LocalAutoregressiveGaussian(),
+        [0.3, SCALE + 0.2] + [0.01] * 10 + [0.02] * 10,
+        (0.3 - 0.1 + 1) * 127.5,
+    ),
+    "mixture": (
+        # Logits, means and log-scales of 3 components (no colour coefficients).
+        likelihoods.DiscretizedLogisticMixture(3),
+        [0.5, 0.0, -1.0] + [-0.6, 0.1, 0.5] + [SCALE] * 3,
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ONE_PIXEL))
+def test_samples_follow_the_distribution_log_prob_scores(kind):
+    # One grey pixel drawn 50,000 times: the histogram of the draws is the
+    # distribution log_prob gives (a chi-square test, 5 sigma, over the values
+    # expected 5 times or more, the rest pooled), and the mean image is its
+    # mean.
+    likelihood, values, mean_level = ONE_PIXEL[kind]
+    params = np.array(values, "float32").reshape(1, 1, 1, -1)
+    assert params.shape[-1] == likelihood.param_channels(1)
+    probs = single_pixel_distribution(likelihood, params)
+    assert probs.sum() == pytest.approx(1.0, abs=1e-4)
+    draws = np.asarray(likelihood.sample(np.repeat(params, 50000, axis=0), seed=3))
+    levels = np.round(draws.ravel() * 255).astype(int)
+    np.testing.assert_allclose(draws.ravel() * 255, levels, atol=1e-3)
+    counts = np.bincount(levels, minlength=256)
+    expected = probs * len(levels)
+    frequent = expected >= 5
+    observed = np.append(counts[frequent], counts[~frequent].sum())
+    expected = np.append(expected[frequent], expected[~frequent].sum())
+    chi2 = np.sum((observed - expected) ** 2 / np.maximum(expected, 1e-9))
+    dof = len(observed) - 1
+    assert dof >= 10 and chi2 < dof + 5 * np.sqrt(2 * dof), (chi2, dof)
+    mean = float(np.asarray(likelihood.mean(params)).ravel()[0]) * 255
+    if mean_level is None:  # the mixture's mean is the mean of its draws
+        mean_level = float(np.sum(probs * np.arange(256)))
+    assert mean == pytest.approx(mean_level, abs=0.5)
 
 
 def test_logistic_mixture_samples_follow_the_chosen_component_and_coefficients():
@@ -271,14 +314,27 @@ def test_local_autoregressive_gaussian_samples_and_means_are_8bit_images():
         .normal(size=(3, 5, 6, likelihood.param_channels(1)))
         .astype("float32")
     )
-    for image in (
-        likelihood.sample(params, seed=keras.random.SeedGenerator(0)),
-        likelihood.mean(params),
-    ):
-        image = np.asarray(image)
+    sample = np.asarray(likelihood.sample(params, seed=keras.random.SeedGenerator(0)))
+    mean = np.asarray(likelihood.mean(params))
+    for image in (sample, mean):
         assert image.shape == (3, 5, 6, 1)
         assert image.min() >= 0.0 and image.max() <= 1.0
         np.testing.assert_allclose(image * 255, np.round(image * 255), atol=1e-3)
+    # The mean image is drawn pixel by pixel: each pixel is its own mean,
+    # given the pixels before it, rounded to a level. Check it in numpy.
+    m, s, a, b = (likelihood.split(params)[i] for i in range(4))
+    m = np.asarray(m, np.float64)
+    a = [np.asarray(t, np.float64) for t in a]
+    canvas = np.full((3, 5 + 4, 6 + 4), -1.0)
+    for row in range(5):
+        for col in range(6):
+            mu = m[:, row, col, 0].copy()
+            for n, (dy, dx) in enumerate(likelihoods.CAUSAL_NEIGHBOURS):
+                mu += a[n][:, row, col, 0] * canvas[:, 2 + row + dy, 2 + col + dx]
+            level = np.round((np.clip(mu, -1, 1) + 1) * 127.5)
+            canvas[:, 2 + row, 2 + col] = level / 127.5 - 1
+    expected = (canvas[:, 2:7, 2:8] + 1) / 2
+    np.testing.assert_allclose(mean[..., 0], expected, atol=1e-5)
 
 
 @pytest.mark.parametrize(

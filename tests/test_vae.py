@@ -147,6 +147,37 @@ def test_beta_is_saved_and_scheduled_without_retracing(tmp_path, tiny_vae):
     loaded = keras.saving.load_model(tmp_path / "vae.keras")
     assert loaded.beta == pytest.approx(0.3)
 
+    # beta is a variable the compiled step reads: a schedule changing it every
+    # epoch neither retraces the step (train_step runs in Python only while
+    # it is traced) nor goes unseen by it.
+    x = np.random.default_rng(0).random((64, 28, 28, 1)).astype("float32")
+    tiny_vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    traces, step = [], tiny_vae.train_step
+    tiny_vae.train_step = lambda data: traces.append(1) or step(data)
+    tiny_vae.fit(x, batch_size=64, epochs=1, verbose=0)
+    first = len(traces)
+    assert first >= 1
+    seen = []
+
+    class Schedule(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.beta = [0.0, 0.5, 1.0, 2.0][epoch]
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(self.model.beta)
+
+    tiny_vae.fit(x, batch_size=64, epochs=4, verbose=0, callbacks=[Schedule()])
+    assert seen == [0.0, 0.5, 1.0, 2.0]
+    assert len(traces) == first  # no new trace for any of the four values
+    # The step used the epoch's beta: its loss is rec + beta * KL.
+    logs = tiny_vae.evaluate(x, batch_size=64, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(
+        logs["reconstruction_loss"] + 2.0 * logs["kl_loss"], rel=1e-5
+    )
+    tiny_vae.beta = 0.0
+    logs = tiny_vae.evaluate(x, batch_size=64, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(logs["reconstruction_loss"], rel=1e-5)
+
 
 @pytest.mark.parametrize(
     "images, error, message",

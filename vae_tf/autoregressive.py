@@ -54,14 +54,21 @@ def generate_pixels(params_fn, batch, image_shape, sample_pixel, seed, dtype):
         where = tf.gather(positions, index)[None]  # (1, height, width, 1)
         return index + 1, x + where * ops.cast(value, dtype)  # the pixel was 0
 
-    x0 = tf.zeros(tf.stack([batch, height, width, channels]), dtype)
-    _, x = tf.while_loop(
-        lambda index, _: index < height * width,
-        step,
-        (tf.constant(0), x0),
-        maximum_iterations=height * width,
-    )
-    return x, params_fn(x)
+    def scan():
+        x0 = tf.zeros(tf.stack([batch, height, width, channels]), dtype)
+        _, x = tf.while_loop(
+            lambda index, _: index < height * width,
+            step,
+            (tf.constant(0), x0),
+            maximum_iterations=height * width,
+        )
+        return x, params_fn(x)
+
+    if tf.executing_eagerly():
+        # One graph for the whole scan: eagerly, each of the height * width
+        # steps would dispatch the network layer by layer from Python.
+        return tf.function(scan, autograph=False)()
+    return scan()
 
 
 def _raster_mask(kernel_size: int, include_centre: bool) -> np.ndarray:

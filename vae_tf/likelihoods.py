@@ -595,66 +595,27 @@ class LocalAutoregressiveGaussian(Likelihood):
         )
         return sum_per_example(_discretized_normal_log_prob(centred, mu, log_scale))
 
-    def _raster_scan(self, x_params, draw):
-        """Fill an image pixel by pixel; `draw(mu, sigma, row, col)` gives each value.
+    def _raster_scan(self, x_params, noise=None):
+        """Fill an image pixel by pixel: each value is its mean's level, or with
+        `noise` `(batch, h, w, C)`, the level of `mu + sigma * noise`.
 
-        The canvas is kept as `(h + 2p, w + 2p, batch, C)`, padded with black, so
-        a pixel's neighbours are one `gather_nd`.
+        The scan is one compiled `tf.while_loop` (`_raster_scan_graph`), so
+        eager callers (`vae-tf sample`, a run's figures) pay one trace, not
+        an op dispatch per pixel.
         """
         m, s, a, b = self.split(x_params)
-        height, width, channels = m.shape[1], m.shape[2], m.shape[3]
-        offsets = tf.constant(CAUSAL_NEIGHBOURS, dtype="int32")
-        pad = NEIGHBOURHOOD_PAD
-        canvas = tf.fill(
-            [height + 2 * pad, width + 2 * pad, tf.shape(m)[0], channels], -1.0
-        )
-
-        def body(position, canvas):
-            row, col = position // width, position % width
-            where = tf.stack([pad + row + offsets[:, 0], pad + col + offsets[:, 1]], 1)
-            neighbours = tf.unstack(tf.gather_nd(canvas, where))  # N x (batch, C)
-            mu, log_scale = self._mean_and_log_scale(
-                m[:, row, col],
-                s[:, row, col],
-                [a_n[:, row, col] for a_n in a],
-                [b_n[:, row, col] for b_n in b],
-                neighbours,
-            )  # (batch, C) each
-            value = draw(mu, ops.exp(log_scale), row, col)
-            canvas = tf.tensor_scatter_nd_update(
-                canvas, [[pad + row, pad + col]], value[None]
-            )
-            return position + 1, canvas
-
-        _, canvas = tf.while_loop(
-            lambda position, _: position < height * width,
-            body,
-            (tf.constant(0), canvas),
-        )
-        image = canvas[pad : pad + height, pad : pad + width]
-        return (tf.transpose(image, (2, 0, 1, 3)) + 1.0) / 2.0
-
-    @staticmethod
-    def _to_level(value):
-        """A centred value to the nearest of the 256 levels, still centred."""
-        return (
-            tf.round((tf.clip_by_value(value, -1.0, 1.0) + 1.0) * 127.5) / 127.5 - 1.0
+        return _raster_scan_graph(
+            m, s, a, b, noise, self.min_log_scale, self.MAX_LOG_SCALE
         )
 
     def mean(self, x_params):
         """Each pixel's mean, rounded to a level, given the pixels before it."""
-        return self._raster_scan(
-            x_params, lambda mu, sigma, row, col: self._to_level(mu)
-        )
+        return self._raster_scan(x_params)
 
     def sample(self, x_params, seed=None):
         """A draw, pixel by pixel: a Gaussian draw, clipped and rounded to a level."""
         noise = normal(ops.shape(self.split(x_params)[0]), seed)
-
-        def draw(mu, sigma, row, col):
-            return self._to_level(mu + sigma * noise[:, row, col])
-
-        return self._raster_scan(x_params, draw)
+        return self._raster_scan(x_params, noise)
 
     # -- Coding: one `QuantizedGaussian` symbol per pixel ---------------------
     #
@@ -773,6 +734,53 @@ class LocalAutoregressiveGaussian(Likelihood):
 
     def __repr__(self) -> str:
         return "LocalAutoregressiveGaussian()"
+
+
+def _to_level(value):
+    """A centred value to the nearest of the 256 levels, still centred."""
+    return tf.round((tf.clip_by_value(value, -1.0, 1.0) + 1.0) * 127.5) / 127.5 - 1.0
+
+
+@tf.function(reduce_retracing=True)
+def _raster_scan_graph(m, s, a, b, noise, min_log_scale, max_log_scale):
+    """`LocalAutoregressiveGaussian._raster_scan`, compiled: `m`, `s` `(batch,
+    h, w, C)`, `a`, `b` lists of those, `noise` like `m` or `None` (the mean).
+
+    The canvas is kept as `(h + 2p, w + 2p, batch, C)`, padded with black, so
+    a pixel's neighbours are one `gather_nd`.
+    """
+    shape = tf.shape(m)  # dynamic: one trace serves every size
+    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+    offsets = tf.constant(CAUSAL_NEIGHBOURS, dtype="int32")
+    pad = NEIGHBOURHOOD_PAD
+    canvas = tf.fill([height + 2 * pad, width + 2 * pad, batch, channels], -1.0)
+
+    def body(position, canvas):
+        row, col = position // width, position % width
+        where = tf.stack([pad + row + offsets[:, 0], pad + col + offsets[:, 1]], 1)
+        neighbours = tf.unstack(tf.gather_nd(canvas, where))  # N x (batch, C)
+        mu, log_scale = LocalAutoregressiveGaussian._accumulate(
+            m[:, row, col],
+            s[:, row, col],
+            [a_n[:, row, col] for a_n in a],
+            [b_n[:, row, col] for b_n in b],
+            neighbours,
+        )  # (batch, C) each
+        if noise is None:
+            value = _to_level(mu)
+        else:
+            sigma = tf.exp(tf.clip_by_value(log_scale, min_log_scale, max_log_scale))
+            value = _to_level(mu + sigma * noise[:, row, col])
+        canvas = tf.tensor_scatter_nd_update(
+            canvas, [[pad + row, pad + col]], value[None]
+        )
+        return position + 1, canvas
+
+    _, canvas = tf.while_loop(
+        lambda position, _: position < height * width, body, (tf.constant(0), canvas)
+    )
+    image = canvas[pad : pad + height, pad : pad + width]
+    return (tf.transpose(image, (2, 0, 1, 3)) + 1.0) / 2.0
 
 
 def get(identifier) -> Likelihood:

@@ -41,7 +41,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from vae_tf import likelihoods as likelihoods_lib
-from vae_tf._random import derive, uniform
+from vae_tf._random import uniform
 from vae_tf._validation import (
     assert_images,
     assert_positive,
@@ -49,7 +49,7 @@ from vae_tf._validation import (
     check_sampling,
     positive_int,
 )
-from vae_tf.autoregressive import MaskedConv2D
+from vae_tf.autoregressive import MaskedConv2D, generate_pixels
 from vae_tf.encoders import resolution_stages
 from vae_tf.evaluation import batch_seed, with_deprecated_keys
 from vae_tf.models.base import GenerativeModel
@@ -225,19 +225,23 @@ class CodePrior(keras.Model):
         """Draw code maps position by position, `(num_samples, h, w)` int32.
 
         Gumbel-max on the logits divided by `temperature` (below 1: more
-        typical maps). One prior call per position.
+        typical maps). One prior call per position, in one compiled loop
+        (`vae_tf.autoregressive.generate_pixels`).
         """
         height, width = map_shape
-        codes = tf.zeros(tf.stack([num_samples, height, width]), tf.int32)
-        for i in range(height * width):
-            row, col = divmod(i, width)
-            logits = self(codes)[:, row, col] / temperature  # (n, K)
-            u = uniform(tf.shape(logits), seed=derive(seed, i))
+
+        def logits_of(codes):  # (n, h, w, 1) float codes -> (n, h, w, K)
+            return self(tf.cast(codes[..., 0], tf.int32)) / temperature
+
+        def draw(logits, position_seed):  # (n, 1, 1, K) -> (n, 1, 1, 1)
+            u = uniform(tf.shape(logits), seed=position_seed)
             gumbel = -tf.math.log(-tf.math.log(u * (1 - 2e-6) + 1e-6))
-            drawn = tf.cast(tf.argmax(logits + gumbel, axis=-1), tf.int32)  # (n,)
-            position = tf.one_hot(row * width + col, height * width, dtype=tf.int32)
-            codes += drawn[:, None, None] * tf.reshape(position, (1, height, width))
-        return codes
+            return tf.cast(tf.argmax(logits + gumbel, axis=-1), tf.float32)[..., None]
+
+        codes, _ = generate_pixels(
+            logits_of, num_samples, (height, width, 1), draw, seed, tf.float32
+        )
+        return tf.cast(codes[..., 0], tf.int32)
 
     def get_config(self):
         return {
