@@ -12,10 +12,20 @@ import vae_tf  # noqa: E402
 from vae_tf import data  # noqa: E402
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "local_network: the test serves a dataset's download host itself, on "
+        "127.0.0.1, so the real network check runs (nothing leaves the machine)",
+    )
+
+
 @pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """Tests never download: no download host answers, no data folder is set."""
-    monkeypatch.setattr(data, "_host_answers", lambda host, timeout=3.0: False)
+def offline(request, monkeypatch):
+    """Tests never download: no download host answers (unless the test serves
+    it on 127.0.0.1 itself), no data folder is set."""
+    if request.node.get_closest_marker("local_network") is None:
+        monkeypatch.setattr(data, "_host_answers", lambda host, timeout=3.0: False)
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import warnings
 
 import numpy as np
@@ -53,6 +54,34 @@ def test_tfds_source_goes_through_tensorflow_datasets():
 def test_auto_uses_tfds_when_its_host_answers(monkeypatch):
     monkeypatch.setattr(data, "_host_answers", lambda host, timeout=3.0: True)
     assert data.resolve_source("mnist") == "tfds"
+
+
+@pytest.mark.local_network
+def test_auto_checks_the_download_host_over_the_network(monkeypatch):
+    # The real check, against a server on this machine standing in for the
+    # download host: while it listens, "auto" picks tensorflow-datasets (and
+    # loading goes through tfds, mocked here); once it is gone, the bundled
+    # subset, with a warning. No data leaves the machine.
+    import socket
+
+    monkeypatch.setattr(data, "_tfds_prepared", lambda name: False)
+    server = socket.create_server(("127.0.0.1", 0))
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    local = dataclasses.replace(data.DATASETS["mnist"], download_host=address)
+    monkeypatch.setitem(data.DATASETS, "mnist", local)
+    try:
+        assert data._host_answers(address, timeout=2.0)
+        assert data.resolve_source("mnist") == "tfds"
+        with tfds.testing.mock_data(num_examples=6):
+            images, _ = data.load_arrays("mnist", "test")
+        assert images.shape == (6, 28, 28, 1)
+    finally:
+        server.close()
+    assert not data._host_answers(address, timeout=2.0)
+    assert data.resolve_source("mnist") == "bundled"
+    with pytest.warns(UserWarning, match="bundled with vae_tf"):
+        data.load_arrays("mnist", "test")
+    assert not data._host_answers("127.0.0.1:not-a-port")
 
 
 def test_auto_falls_back_to_the_bundled_subset_offline_with_a_warning():

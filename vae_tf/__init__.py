@@ -55,7 +55,7 @@ from vae_tf.models import GenerativeModel, NotSupportedError
 from vae_tf.vae import VAE
 from vae_tf.vqvae import VQVAE
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "GenerativeModel",

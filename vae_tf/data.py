@@ -50,7 +50,8 @@ BUNDLED_MNIST = Path(__file__).parent / "assets" / "mnist_subset.npz"
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
-    """What vae_tf knows of a dataset: image shape, tfds download host, title."""
+    """What vae_tf knows of a dataset: image shape, tfds download host
+    (`host`, or `host:port`), title."""
 
     image_shape: tuple
     num_classes: int
@@ -80,12 +81,14 @@ def _check_split(split: str):
         )
 
 
-def _host_answers(host: str, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to `host:443` opens within `timeout` seconds."""
+def _host_answers(address: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to `address` (`host` for HTTPS's port 443, or
+    `host:port`) opens within `timeout` seconds."""
+    host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
     try:
-        with socket.create_connection((host, 443), timeout=timeout):
+        with socket.create_connection((host, int(port or 443)), timeout=timeout):
             return True
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
