@@ -19,8 +19,7 @@ def make_ar_vae(kind, image_shape=(2, 2, 1), likelihood=None, seed=0):
     params = likelihood.param_channels(channels)
     if kind == "pixelcnn":
         decoder = vae_tf.PixelCNNDecoder(
-            params,
-            image_size=(height, width),
+            (height, width, params),
             latent_dim=3,
             conditioning_filters=(8,),
             filters=8,
@@ -140,7 +139,7 @@ def test_masked_convolution_arguments_are_checked():
         vae_tf.autoregressive.MaskedConv2D(4, 3, "C")
     with pytest.raises(ValueError, match="odd positive integer"):
         vae_tf.autoregressive.MaskedConv2D(4, 4, "A")
-    decoder = vae_tf.PixelCNNDecoder(1, image_size=(4, 4), latent_dim=2)
+    decoder = vae_tf.PixelCNNDecoder((4, 4, 1), latent_dim=2)
     with pytest.raises(ValueError, match="autoregressive decoder"):
         vae_tf.ConditionalVAE(vae_tf.DenseEncoder(2), decoder, num_classes=3)
 

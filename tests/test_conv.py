@@ -29,8 +29,9 @@ def conv_vae(image_shape, likelihood, spatial=False, seed=0):
     return vae_tf.VAE(
         ConvEncoder(filters=(8, 16), residual_blocks=1, **latent),
         ConvDecoder(
-            likelihood.param_channels(channels),
-            image_size=None if spatial else (height, width),
+            (None, None, likelihood.param_channels(channels))
+            if spatial
+            else (height, width, likelihood.param_channels(channels)),
             filters=(16, 8),
             residual_blocks=1,
             **latent,
@@ -80,7 +81,7 @@ def test_conv_shapes(image_shape, spatial, latent_shape):
 
 def test_a_fully_convolutional_model_encodes_other_sizes():
     encoder = ConvEncoder(latent_channels=4, filters=(8, 16))
-    decoder = ConvDecoder(1, latent_channels=4, filters=(16, 8))
+    decoder = ConvDecoder((None, None, 1), latent_channels=4, filters=(16, 8))
     for size in ((16, 16), (64, 32)):
         z_mean, _ = encoder(byte_images((1, *size, 1)))
         assert tuple(z_mean.shape) == (1, size[0] // 4, size[1] // 4, 4)
@@ -192,14 +193,21 @@ def test_wrong_channel_count_size_and_dtype_are_clear_errors():
             (None, 30, 32, 3)
         )
     mismatched = vae_tf.VAE(
-        ConvEncoder(latent_dim=4), ConvDecoder(100, (32, 32), latent_dim=4), Bernoulli()
+        ConvEncoder(latent_dim=4), ConvDecoder((32, 32, 100), latent_dim=4), Bernoulli()
     )
     with pytest.raises(ValueError, match=r"needs \(32, 32, 3\)"):
         mismatched.build((None, 32, 32, 3))
     with pytest.raises(ValueError, match="exactly one of latent_dim"):
         ConvEncoder(latent_dim=4, latent_channels=4)
-    with pytest.raises(ValueError, match="image_size"):
-        ConvDecoder(3, latent_dim=4)
+    with pytest.raises(ValueError, match="needs the image size"):
+        ConvDecoder((None, None, 3), latent_dim=4)
+    with pytest.raises(ValueError, match=r"param_shape must be \(height, width"):
+        ConvDecoder((28, 3), latent_dim=4)
+    # 0.1's arguments still build the same decoder, with a warning.
+    with pytest.warns(DeprecationWarning, match="param_shape"):
+        old = ConvDecoder(3, image_size=(32, 32), latent_dim=4)
+    assert old.param_shape == (32, 32, 3)
+    assert ConvDecoder.from_config(old.get_config()).param_shape == (32, 32, 3)
     with pytest.raises(ValueError, match="fit no channel count"):
         DiscretizedLogisticMixture(10).log_prob(
             byte_images((1, 4, 4, 3)), np.zeros((1, 4, 4, 7), "float32")

@@ -101,7 +101,9 @@ def test_generation_figures_are_written(tmp_path, tiny_vae):
 def test_sampling_is_deterministic_with_a_seed_for_every_model_kind():
     model = vae_tf.VAE(
         vae_tf.ConvEncoder(latent_channels=2, filters=(8,), residual_blocks=0),
-        vae_tf.ConvDecoder(1, latent_channels=2, filters=(8,), residual_blocks=0),
+        vae_tf.ConvDecoder(
+            (None, None, 1), latent_channels=2, filters=(8,), residual_blocks=0
+        ),
         seed=0,
     )
     model.build((None, 28, 28, 1))

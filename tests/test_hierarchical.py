@@ -23,7 +23,9 @@ def hierarchical_vae(channels=3, likelihood=None, seed=0):
     return vae_tf.HierarchicalVAE(
         vae_tf.HierarchicalEncoder(**LEVELS, residual_blocks=1),
         vae_tf.HierarchicalDecoder(
-            likelihood.param_channels(channels), **LEVELS, residual_blocks=1
+            (None, None, likelihood.param_channels(channels)),
+            **LEVELS,
+            residual_blocks=1,
         ),
         likelihood,
         seed=seed,
@@ -125,7 +127,7 @@ def test_mismatched_levels_and_sizes_are_clear_errors():
     with pytest.raises(ValueError, match="same filters"):
         vae_tf.HierarchicalVAE(
             vae_tf.HierarchicalEncoder((8, 16), (4, 2)),
-            vae_tf.HierarchicalDecoder(10, (8, 32), (4, 2)),
+            vae_tf.HierarchicalDecoder((None, None, 10), (8, 32), (4, 2)),
         )
     with pytest.raises(ValueError, match="one entry per latent level"):
         vae_tf.HierarchicalEncoder((8, 16), (4,))
@@ -133,5 +135,6 @@ def test_mismatched_levels_and_sizes_are_clear_errors():
         hierarchical_vae().build((None, 18, 16, 3))
     with pytest.raises(TypeError, match="HierarchicalEncoder"):
         vae_tf.HierarchicalVAE(
-            vae_tf.ConvEncoder(latent_dim=4), vae_tf.HierarchicalDecoder(10, (8,), (4,))
+            vae_tf.ConvEncoder(latent_dim=4),
+            vae_tf.HierarchicalDecoder((None, None, 10), (8,), (4,)),
         )

@@ -23,8 +23,7 @@ def model_and_images(mnist_subset):
     model = vae_tf.VAE(
         vae_tf.ConvEncoder(latent_dim=8, filters=(8, 16), residual_blocks=0),
         vae_tf.ConvDecoder(
-            likelihood.param_channels(1),
-            image_size=(28, 28),
+            (28, 28, likelihood.param_channels(1)),
             latent_dim=8,
             filters=(16, 8),
             residual_blocks=0,
@@ -84,7 +83,7 @@ def test_converted_networks_match_keras(model_and_images, quantize, tmp_path):
 def test_wide_shallow_dense_layers_are_quantised_per_tensor():
     # A conv decoder's first layer, 8 -> 7x7x16 units: per-channel scales
     # would cost 12 bytes per unit for 8 bytes of weights.
-    conv = vae_tf.ConvDecoder(2, image_size=(28, 28), latent_dim=8, filters=(16, 8))
+    conv = vae_tf.ConvDecoder((28, 28, 2), latent_dim=8, filters=(16, 8))
     conv(np.zeros((1, 8), "float32"))
     dense = vae_tf.DenseDecoder((28, 28, 1), hidden_units=(512, 1024))
     dense(np.zeros((1, 64), "float32"))

@@ -3,6 +3,7 @@ model inputs checked in graph mode as well as eagerly."""
 
 import collections.abc
 import inspect
+import warnings
 
 import keras
 import numpy as np
@@ -57,6 +58,54 @@ def positive_ints(name: str, values, example: str = "(512, 256)", min_length=0):
             f"Received: {name}={values!r}"
         )
     return values
+
+
+def decoder_param_shape(
+    param_shape, output_channels=None, image_size=None, owner="ConvDecoder"
+) -> tuple:
+    """`(image_size, params_per_pixel)` of a convolutional decoder.
+
+    `param_shape` is `(height, width, params_per_pixel)`, height and width
+    `None` for a decoder of any size, as every decoder takes it. The 0.1
+    arguments `output_channels` (also an int in `param_shape`'s place) and
+    `image_size` still work until 0.3, with a `DeprecationWarning`.
+
+    Raises:
+        ValueError: for a malformed shape, or both forms at once.
+    """
+    if isinstance(param_shape, int) and not isinstance(param_shape, bool):
+        param_shape, output_channels = None, param_shape  # 0.1's positional form
+    if output_channels is not None or image_size is not None:
+        if param_shape is not None:
+            raise ValueError(
+                f"Give {owner} param_shape=(height, width, params_per_pixel) only. "
+                f"Received: param_shape={param_shape!r} and the 0.1 arguments "
+                f"output_channels={output_channels!r}, image_size={image_size!r}"
+            )
+        warnings.warn(
+            f"{owner}(output_channels, image_size) is now {owner}(param_shape="
+            "(height, width, params_per_pixel)), with None for the sizes of a "
+            "decoder of any size, as every decoder takes it. The old arguments "
+            "go in 0.3.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        height, width = (None, None) if image_size is None else tuple(image_size)
+        param_shape = (height, width, output_channels)
+    example = "(28, 28, 1), or (None, None, 100) for any size"
+    try:
+        height, width, channels = param_shape
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"param_shape must be (height, width, params_per_pixel) such as "
+            f"{example}. Received: param_shape={param_shape!r}"
+        ) from None
+    channels = positive_int("param_shape's params_per_pixel", channels)
+    if height is None and width is None:
+        return None, channels
+    return positive_ints("param_shape's (height, width)", (height, width), example), (
+        channels
+    )
 
 
 # Input checks that hold in graph mode too: the public methods check their

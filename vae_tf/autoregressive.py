@@ -19,7 +19,12 @@ import tensorflow as tf
 from keras import layers, ops
 
 from vae_tf._random import _stateless_seed
-from vae_tf._validation import non_negative_int, positive_int, positive_ints
+from vae_tf._validation import (
+    decoder_param_shape,
+    non_negative_int,
+    positive_int,
+    positive_ints,
+)
 from vae_tf.decoders import ConvDecoder, DenseDecoder
 
 __all__ = ["MaskedConv2D", "PixelCNNDecoder", "MADEDecoder"]
@@ -162,8 +167,9 @@ class PixelCNNDecoder(keras.Model):
     `num_layers=0` only the mask-A layer looks at `x`.
 
     Args:
-        output_channels: parameters per pixel (`Likelihood.param_channels`).
-        image_size: `(height, width)` for a vector latent, else `None`.
+        param_shape: `(height, width, params_per_pixel)` as for `ConvDecoder`
+            (sizes `None` with a latent map: any size). (0.1's
+            `output_channels` and `image_size` work until 0.3.)
         latent_dim, latent_channels: the latent's form, as for `ConvDecoder`.
         conditioning_filters: widths of the conditioning `ConvDecoder`; `()`
             for a single dense layer from a latent vector (cheaper).
@@ -176,26 +182,29 @@ class PixelCNNDecoder(keras.Model):
 
     def __init__(
         self,
-        output_channels: int,
-        image_size: tuple | None = None,
+        param_shape: tuple | None = None,
         latent_dim: int | None = None,
         latent_channels: int | None = None,
         conditioning_filters: tuple = (64, 32),
         filters: int = 32,
         num_layers: int = 4,
         activation: str = "gelu",
+        output_channels: int | None = None,
+        image_size: tuple | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.output_channels = positive_int("output_channels", output_channels)
+        image_size, self.output_channels = decoder_param_shape(
+            param_shape, output_channels, image_size, "PixelCNNDecoder"
+        )
         self.filters = positive_int("filters", filters)
         self.num_layers = non_negative_int("num_layers", num_layers)
         self.activation = activation
         conditioning_filters = tuple(conditioning_filters)
         if conditioning_filters:
+            height, width = image_size or (None, None)
             self.conditioning = ConvDecoder(
-                filters,
-                image_size=image_size,
+                (height, width, filters),
                 latent_dim=latent_dim,
                 latent_channels=latent_channels,
                 filters=conditioning_filters,
@@ -207,8 +216,9 @@ class PixelCNNDecoder(keras.Model):
             if latent_dim is None or image_size is None:
                 raise ValueError(
                     "conditioning_filters=() (a dense conditioning layer) needs a "
-                    "latent vector: give latent_dim and image_size. Received: "
-                    f"latent_dim={latent_dim!r}, image_size={image_size!r}"
+                    "latent vector: give latent_dim and the image size in "
+                    f"param_shape. Received: latent_dim={latent_dim!r}, "
+                    f"param_shape={param_shape!r}"
                 )
             self.image_size = tuple(image_size)
             self.conditioning = DenseDecoder(
@@ -292,8 +302,7 @@ class PixelCNNDecoder(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(
-            output_channels=self.output_channels,
-            image_size=None if self.image_size is None else list(self.image_size),
+            param_shape=list(self.param_shape),
             latent_dim=self.latent_dim,
             latent_channels=self.latent_channels,
             conditioning_filters=list(self.conditioning_filters),

@@ -5,7 +5,11 @@ import math
 import keras
 from keras import layers, ops
 
-from vae_tf._validation import non_negative_int, positive_int, positive_ints
+from vae_tf._validation import (
+    decoder_param_shape,
+    non_negative_int,
+    positive_ints,
+)
 from vae_tf.encoders import resolution_stages
 
 __all__ = ["DenseDecoder", "ConvDecoder"]
@@ -86,9 +90,11 @@ class ConvDecoder(keras.Model):
     image size when that is not a multiple of the factor.
 
     Args:
-        output_channels: parameters per pixel (`Likelihood.param_channels`).
-        image_size: `(height, width)` of the images; required for a vector
+        param_shape: `(height, width, params_per_pixel)`, the shape of one
+            decoded example (`Likelihood.param_channels` per pixel), as every
+            decoder takes it; height and width are required for a vector
             latent, `None` for a fully convolutional decoder (any size).
+            (0.1's `output_channels` and `image_size` work until 0.3.)
         latent_dim: size of a vector latent (exclusive with `latent_channels`).
         latent_channels: channels of a spatial latent map.
         filters: widths of the upsampling stages, latent side first.
@@ -97,21 +103,34 @@ class ConvDecoder(keras.Model):
         **kwargs: passed to `keras.Model`.
 
     Returns:
-        The likelihood's parameters, `(batch, height, width, output_channels)`.
+        The likelihood's parameters, `(batch, height, width, params_per_pixel)`.
+
+    Raises:
+        ValueError: for a malformed `param_shape`, both latent forms or
+            neither, or a vector latent without image sizes.
+
+    Example:
+
+    >>> decoder = vae_tf.ConvDecoder((32, 32, 100), latent_dim=64)  # CIFAR-10
+    >>> decoder = vae_tf.ConvDecoder((None, None, 1), latent_channels=4)
     """
 
     def __init__(
         self,
-        output_channels: int,
-        image_size: tuple | None = None,
+        param_shape: tuple | None = None,
         latent_dim: int | None = None,
         latent_channels: int | None = None,
         filters: tuple = (64, 32),
         residual_blocks: int = 0,
         activation: str = "gelu",
+        output_channels: int | None = None,
+        image_size: tuple | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        image_size, output_channels = decoder_param_shape(
+            param_shape, output_channels, image_size, "ConvDecoder"
+        )
         if (latent_dim is None) == (latent_channels is None):
             raise ValueError(
                 "Give exactly one of latent_dim (a latent vector) and latent_channels "
@@ -120,15 +139,12 @@ class ConvDecoder(keras.Model):
             )
         if latent_dim is not None and image_size is None:
             raise ValueError(
-                "A decoder of a latent vector needs image_size=(height, width). "
-                "Received: image_size=None"
+                "A decoder of a latent vector needs the image size: param_shape="
+                "(height, width, params_per_pixel). Received: param_shape="
+                f"(None, None, {output_channels})"
             )
-        self.output_channels = positive_int("output_channels", output_channels)
-        self.image_size = (
-            None
-            if image_size is None
-            else positive_ints("image_size", image_size, "(28, 28)", 2)
-        )
+        self.output_channels = output_channels
+        self.image_size = image_size
         self.latent_dim = latent_dim
         self.latent_channels = latent_channels
         self.filters = positive_ints("filters", filters, "(64, 32)", 1)
@@ -185,8 +201,7 @@ class ConvDecoder(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(
-            output_channels=self.output_channels,
-            image_size=None if self.image_size is None else list(self.image_size),
+            param_shape=list(self.param_shape),
             latent_dim=self.latent_dim,
             latent_channels=self.latent_channels,
             filters=list(self.filters),

@@ -24,7 +24,11 @@ import tensorflow as tf
 from keras import layers, ops
 
 from vae_tf._random import derive, normal
-from vae_tf._validation import non_negative_int, positive_int, positive_ints
+from vae_tf._validation import (
+    decoder_param_shape,
+    non_negative_int,
+    positive_ints,
+)
 from vae_tf.bounds import (
     gaussian_kl,
     gaussian_kl_between,
@@ -152,7 +156,9 @@ class HierarchicalDecoder(keras.Model):
     prior mean (`decode`); `infer` and `generate` are the two full passes.
 
     Args:
-        output_channels: parameters per pixel (`Likelihood.param_channels`).
+        param_shape: `(None, None, params_per_pixel)`: fully convolutional,
+            any size (given sizes are checked, not needed). (0.1's
+            `output_channels` works until 0.3.)
         filters: feature widths per level, bottom level first (as the encoder).
         latent_channels: latent channels per level, bottom level first.
         residual_blocks: residual blocks per level.
@@ -162,16 +168,19 @@ class HierarchicalDecoder(keras.Model):
 
     def __init__(
         self,
-        output_channels: int,
+        param_shape: tuple | None = None,
         filters: tuple = (32, 64),
         latent_channels: tuple = (8, 8),
         residual_blocks: int = 1,
         activation: str = "gelu",
         log_var_bound: float = 10.0,
+        output_channels: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.output_channels = positive_int("output_channels", output_channels)
+        _, self.output_channels = decoder_param_shape(
+            param_shape, output_channels, None, "HierarchicalDecoder"
+        )
         self.filters, self.latent_channels = _check_levels(
             filters, latent_channels, residual_blocks
         )
@@ -223,7 +232,9 @@ class HierarchicalDecoder(keras.Model):
             name="up_out",
         )
         self.head_activation = layers.Activation(activation)
-        self.params = layers.Conv2D(output_channels, 3, padding="same", name="params")
+        self.params = layers.Conv2D(
+            self.output_channels, 3, padding="same", name="params"
+        )
 
     @property
     def param_shape(self) -> tuple:
@@ -321,7 +332,7 @@ class HierarchicalDecoder(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(
-            output_channels=self.output_channels,
+            param_shape=list(self.param_shape),
             filters=list(self.filters),
             latent_channels=list(self.latent_channels),
             residual_blocks=self.residual_blocks,
@@ -346,7 +357,9 @@ class HierarchicalVAE(VAE):
     >>> levels = dict(filters=(32, 64), latent_channels=(8, 8))
     >>> vae = vae_tf.HierarchicalVAE(
     ...     vae_tf.HierarchicalEncoder(**levels),
-    ...     vae_tf.HierarchicalDecoder(likelihood.param_channels(3), **levels),
+    ...     vae_tf.HierarchicalDecoder(
+    ...         (None, None, likelihood.param_channels(3)), **levels
+    ...     ),
     ...     likelihood,
     ... )
     """

@@ -133,8 +133,11 @@ def conv_vae(
             **latent,
         ),
         ConvDecoder(
-            likelihood.param_channels(channels),
-            image_size=(height, width) if latent_dim else None,
+            (
+                height if latent_dim else None,
+                width if latent_dim else None,
+                likelihood.param_channels(channels),
+            ),
             filters=tuple(reversed(filters)),
             residual_blocks=residual_blocks,
             activation=activation,
@@ -180,11 +183,8 @@ def pixelcnn_vae(
         encoder = DenseEncoder(
             latent_dim, encoder_units, activation=activation, name="encoder"
         )
-        conditioning = {
-            "image_size": (height, width),
-            "latent_dim": latent_dim,
-            "conditioning_filters": (),
-        }
+        size = (height, width)
+        conditioning = {"latent_dim": latent_dim, "conditioning_filters": ()}
     else:
         encoder = ConvEncoder(
             filters=encoder_filters,
@@ -193,6 +193,7 @@ def pixelcnn_vae(
             activation=activation,
             name="encoder",
         )
+        size = (None, None)  # fully convolutional
         conditioning = {
             "latent_channels": latent_channels,
             "conditioning_filters": tuple(reversed(encoder_filters)),
@@ -200,7 +201,7 @@ def pixelcnn_vae(
     return VAE(
         encoder,
         PixelCNNDecoder(
-            likelihood.param_channels(channels),
+            (*size, likelihood.param_channels(channels)),
             filters=filters,
             num_layers=num_layers,
             activation=activation,
@@ -233,7 +234,9 @@ def hierarchical_vae(
     return HierarchicalVAE(
         HierarchicalEncoder(name="encoder", **levels),
         HierarchicalDecoder(
-            likelihood.param_channels(image_shape[-1]), name="decoder", **levels
+            (None, None, likelihood.param_channels(image_shape[-1])),
+            name="decoder",
+            **levels,
         ),
         likelihood,
         seed=seed,
@@ -270,7 +273,7 @@ def vq_vae(
     return VQVAE(
         VQEncoder(code_dim, filters, residual_blocks, name="encoder"),
         ConvDecoder(
-            likelihood.param_channels(channels),
+            (None, None, likelihood.param_channels(channels)),
             latent_channels=code_dim,
             filters=tuple(reversed(filters)),
             residual_blocks=residual_blocks,

@@ -272,7 +272,8 @@ class VQVAE(GenerativeModel):
     Example:
 
     >>> vq = vae_tf.VQVAE(
-    ...     vae_tf.vqvae.VQEncoder(16), vae_tf.ConvDecoder(1, latent_channels=16),
+    ...     vae_tf.vqvae.VQEncoder(16),
+    ...     vae_tf.ConvDecoder((None, None, 1), latent_channels=16),
     ...     "bernoulli", num_codes=64, code_dim=16)
     >>> vq.compile(optimizer="adam")
     >>> vq.fit(train_images, epochs=5)
