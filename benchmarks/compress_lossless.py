@@ -97,9 +97,10 @@ def main():
     # Trace the networks once, outside the timing.
     codec.decompress_bytes(model, codec.compress(images[:100]))
     start = time.perf_counter()
-    payload, stats = codec.encode(images)
+    encoded = codec.encode(images)
+    stats = encoded.stats
     encode_seconds = time.perf_counter() - start
-    data_bytes = codec.pack(payload, len(images))
+    data_bytes = codec.pack(encoded)
     start = time.perf_counter()
     decoded = BitsBackCodec.decompress_bytes(model, data_bytes)
     decode_seconds = time.perf_counter() - start
@@ -120,7 +121,7 @@ def main():
         bits_per_dim=8 * len(data_bytes) / images.size,
         net_bits_per_dim=stats["bits_per_dim"],
         initial_bits=stats["seed_bits"],
-        header_bytes=len(data_bytes) - 4 * len(payload),
+        header_bytes=len(data_bytes) - 4 * len(encoded.payload),
         negative_elbo_bits_per_dim=elbo_bpd,
         rate_over_elbo=stats["bits_per_dim"] / elbo_bpd,
         compress_images_per_s=len(images) / encode_seconds,

@@ -75,8 +75,10 @@ def test_8bit_round_trip_is_bit_exact_and_costs_the_negative_elbo(
 ):
     images = mnist_uint8[1][:300]
     codec = BitsBackCodec(model_8bit, batch_size=128)
-    payload, stats = codec.encode(images)
-    decoded = codec.decode(payload, len(images))
+    encoded = codec.encode(images)
+    stats = encoded.stats
+    decoded = codec.decode(encoded.payload, encoded.sizes)
+    np.testing.assert_array_equal(encoded.sizes, np.tile([28, 28], (300, 1)))
     assert decoded.dtype == np.uint8
     np.testing.assert_array_equal(decoded, images)
     # The coded size is a one-sample estimate of the negative ELBO, with the
@@ -97,7 +99,7 @@ def test_binary_round_trip_is_bit_exact_and_costs_the_negative_elbo(
     np.testing.assert_array_equal(
         BitsBackCodec.decompress_bytes(binary_model, data), images
     )
-    _, stats = codec.encode(images)
+    stats = codec.encode(images).stats
     assert stats["net_bits"] == pytest.approx(
         negative_elbo_bits(binary_model, images), rel=0.01
     )
@@ -160,7 +162,9 @@ def test_header_fields_out_of_bounds_are_clear_errors(small_file, fields, messag
 def test_settings_and_lengths_are_checked_before_use(model_8bit, small_file):
     codec = BitsBackCodec(model_8bit)
     bad = dict(codec.settings, latent_bits=40)
-    data = codec.pack(np.array([1], np.uint32), 3)
+    data = codec.pack(
+        container.Encoded(np.array([1], np.uint32), np.tile([28, 28], (3, 1)), {})
+    )
     body = data[:-4].replace(
         json.dumps(codec.settings, sort_keys=True, separators=(",", ":")).encode(),
         json.dumps(bad, sort_keys=True, separators=(",", ":")).encode(),
@@ -217,7 +221,8 @@ def test_a_damaged_payload_behind_a_valid_checksum_is_a_clear_error(
     for _ in range(10):
         payload = parsed.payload.copy()
         payload[rng.integers(0, len(payload) - 1)] ^= np.uint32(rng.integers(1, 2**32))
-        data = BitsBackCodec(model_8bit).pack(payload, parsed.num_images)
+        encoded = container.Encoded(payload, parsed.sizes, {})
+        data = BitsBackCodec(model_8bit).pack(encoded)
         with pytest.raises(CorruptFileError, match="consistent stream"):
             BitsBackCodec.decompress_bytes(model_8bit, data)
 

@@ -383,8 +383,9 @@ the rate approaches the average negative ELBO:
 
 batch = binary_test[: config.bitsback_images]
 codec = BitsBackCodec(vae)
-payload, stats = codec.encode(batch)
-data_bytes = codec.pack(payload, len(batch))
+encoded = codec.encode(batch)  # payload words, image sizes, measured stats
+stats = encoded.stats
+data_bytes = codec.pack(encoded)
 decoded = BitsBackCodec.decompress_bytes(vae, data_bytes)
 reconstruction, kl = vae.compute_terms(batch.astype("float32") / 255.0, seed=0)
 elbo_bpd = float(np.mean(reconstruction + kl)) / np.log(2.0) / 784

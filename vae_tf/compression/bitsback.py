@@ -176,12 +176,15 @@ class BitsBackCodec:
         self.model.likelihood.check_codable(images)
         return images
 
-    def encode(self, images, progress=None):
-        """Code `images`; return `(payload words, stats)`.
+    def encode(self, images, progress=None) -> container.Encoded:
+        """Code `images` (uint8 `(N, *image_shape)`); `progress(count)` is
+        called after each batch.
 
-        `stats` has `seed_bits` (the initial bits), `payload_bits` and
-        `net_bits` (payload minus seed: what the images cost) and the net
-        rate in bits per dimension, `bits_per_dim`.
+        Returns:
+            `container.Encoded`: the payload words, the sizes, and `stats`
+            with `seed_bits` (the initial bits), `payload_bits`, `net_bits`
+            (payload minus seed: what the images cost) and the net rate in
+            bits per dimension, `bits_per_dim`.
         """
         images = self.check_images(images)
         seed = self._seed()
@@ -204,10 +207,18 @@ class BitsBackCodec:
             "net_bits": payload_bits - seed_bits,
             "bits_per_dim": (payload_bits - seed_bits) / images.size,
         }
-        return payload, stats
+        sizes = np.tile(np.array(self.image_shape[:2], np.int64), (len(images), 1))
+        return container.Encoded(payload, sizes, stats)
 
-    def decode(self, payload, num_images: int, progress=None) -> np.ndarray:
-        """Decode `num_images` images from `payload` words (the reverse of `encode`)."""
+    def decode(self, payload, sizes, progress=None) -> np.ndarray:
+        """Decode the images of `sizes` (`(N, 2)`, each the model's image size)
+        from `payload` words: the reverse of `encode`. uint8 `(N, h, w, C)`."""
+        sizes = np.asarray(sizes).reshape(-1, 2)
+        if np.any(sizes != np.array(self.image_shape[:2])):
+            raise container.CorruptFileError(
+                f"The file's image sizes do not match the model's {self.image_shape}."
+            )
+        num_images = len(sizes)
         payload = np.asarray(payload, dtype=np.uint32)
         if len(payload) == 0 or payload[-1] == 0:
             raise container.CorruptFileError(
@@ -233,24 +244,22 @@ class BitsBackCodec:
             )
         return images
 
-    def pack(self, payload, num_images: int) -> bytes:
-        """The bytes of a `.vtfz` file holding `payload` for `num_images` images."""
-        sizes = np.tile(np.array(self.image_shape[:2]), (num_images, 1))
+    def pack(self, encoded: container.Encoded) -> bytes:
+        """The bytes of a `.vtfz` file holding what `encode` returned."""
         return container.pack(
             container.Container(
                 container.LOSSLESS,
                 self.fingerprint,
                 self.image_shape[-1],
-                sizes,
+                np.asarray(encoded.sizes),
                 self.settings,
-                payload,
+                encoded.payload,
             )
         )
 
     def compress(self, images, progress=None) -> bytes:
         """The bytes of a `.vtfz` file holding `images` (uint8 `(N, h, w, C)`)."""
-        payload, _ = self.encode(images, progress=progress)
-        return self.pack(payload, len(images))
+        return self.pack(self.encode(images, progress=progress))
 
     @classmethod
     def from_file(cls, model, data: bytes):
@@ -280,4 +289,4 @@ class BitsBackCodec:
     def decompress_bytes(cls, model, data: bytes, progress=None) -> np.ndarray:
         """Decode a lossless `.vtfz` file's bytes with `model`: uint8 images."""
         codec, parsed = cls.from_file(model, data)
-        return codec.decode(parsed.payload, parsed.num_images, progress=progress)
+        return codec.decode(parsed.payload, parsed.sizes, progress=progress)

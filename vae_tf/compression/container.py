@@ -43,6 +43,7 @@ __all__ = [
     "CorruptFileError",
     "WrongModelError",
     "Container",
+    "Encoded",
     "model_fingerprint",
     "check_fingerprint",
     "pack",
@@ -93,6 +94,22 @@ class Container:
     @property
     def num_images(self) -> int:
         return len(self.sizes)
+
+
+@dataclasses.dataclass
+class Encoded:
+    """What every codec's `encode` returns and its `pack` takes.
+
+    Attributes:
+        payload: the coder's `uint32` words.
+        sizes: `(N, 2)` int array of `(height, width)` per image.
+        stats: measured figures in bits, e.g. `payload_bits`; the codec's
+            docstring lists its own.
+    """
+
+    payload: np.ndarray
+    sizes: np.ndarray
+    stats: dict
 
 
 def model_fingerprint(model) -> bytes:

@@ -89,16 +89,16 @@ def compress_files(
         )
     if lossless:
         images, notes = read_images(paths, codec.image_shape, exact=True)
-        conversions = _conversions(paths, notes, verbose)
         images = codec.check_images(np.stack(images))
-        payload, stats = codec.encode(images, progress=_progress(len(images), verbose))
-        data = codec.pack(payload, len(images))
-        extra = {"net_bits_per_dim": stats["bits_per_dim"]}
     else:
         images, notes = read_images(paths, (None, None, codec.channels))
-        conversions = _conversions(paths, notes, verbose)
-        data = codec.compress(images)
-        pixels = sum(image.shape[0] * image.shape[1] for image in images)
+    conversions = _conversions(paths, notes, verbose)
+    encoded = codec.encode(images, progress=_progress(len(images), verbose))
+    data = codec.pack(encoded)
+    pixels = sum(image.shape[0] * image.shape[1] for image in images)
+    if lossless:
+        extra = {"net_bits_per_dim": encoded.stats["bits_per_dim"]}
+    else:
         extra = {"bits_per_pixel": 8 * len(data) / pixels}
     output.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(output, lambda tmp: tmp.write_bytes(data))
@@ -126,15 +126,13 @@ def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True)
         raise FileNotFoundError(f"No compressed file at {path}.")
     data = path.read_bytes()
     try:
-        if container.unpack(data).kind == container.LOSSY:
-            images = LossyCodec.decompress_bytes(model, data)
-        else:
-            codec, parsed = BitsBackCodec.from_file(model, data)
-            images = codec.decode(
-                parsed.payload,
-                parsed.num_images,
-                progress=_progress(parsed.num_images, verbose),
-            )
+        lossy = container.unpack(data).kind == container.LOSSY
+        codec, parsed = (LossyCodec if lossy else BitsBackCodec).from_file(model, data)
+        images = codec.decode(
+            parsed.payload,
+            parsed.sizes,
+            progress=_progress(parsed.num_images, verbose),
+        )
     except ValueError as error:  # damaged, foreign or another model's file
         raise type(error)(f"{path}: {error}") from None
     if out_dir.exists() and not out_dir.is_dir():

@@ -185,28 +185,43 @@ class LossyCodec:
         images = self.check_images(images)
         return [y for *_, y_hat, _ in self._code_groups(images) for y in y_hat]
 
-    def encode(self, images):
-        """Code `images`; return `(payload words, sizes)`, sizes `(N, 2)`.
+    def encode(self, images, progress=None) -> container.Encoded:
+        """Code `images` (uint8 `(h, w, C)` each, any sizes); `progress(count)`
+        is called after each group of images of one size.
 
-        Per group of images of one size: their `z_hat` (with a hyperprior),
-        then their `y_hat`, in C order.
+        Per group: their `z_hat` (with a hyperprior), then their `y_hat`, in
+        C order.
+
+        Returns:
+            `container.Encoded`: the payload words, the sizes `(N, 2)`, and
+            `stats` with `payload_bits` and `bits_per_pixel` (of the payload).
         """
         images = self.check_images(images)
         encoder = constriction.stream.queue.RangeEncoder()
-        for _, _, y_hat, z_hat in self._code_groups(images):
+        for start, stop, y_hat, z_hat in self._code_groups(images):
             if z_hat is None:
                 encoder.encode(
                     y_hat.reshape(-1), self._family, *self._params(y_hat.size)
                 )
-                continue
-            encoder.encode(z_hat.reshape(-1), self._family, *self._params(z_hat.size))
-            std = self._latent_scales(z_hat).reshape(-1)
-            encoder.encode(y_hat.reshape(-1), self._family, np.zeros_like(std), std)
+            else:
+                encoder.encode(
+                    z_hat.reshape(-1), self._family, *self._params(z_hat.size)
+                )
+                std = self._latent_scales(z_hat).reshape(-1)
+                encoder.encode(y_hat.reshape(-1), self._family, np.zeros_like(std), std)
+            if progress is not None:
+                progress(stop - start)
         sizes = np.array([image.shape[:2] for image in images], np.int64)
-        return encoder.get_compressed(), sizes
+        payload = encoder.get_compressed()
+        stats = {
+            "payload_bits": 32 * len(payload),
+            "bits_per_pixel": 32 * len(payload) / int(np.prod(sizes, axis=1).sum()),
+        }
+        return container.Encoded(payload, sizes, stats)
 
-    def decode(self, payload, sizes) -> list:
-        """Decode the images of `sizes` from `payload` (the reverse of `encode`)."""
+    def decode(self, payload, sizes, progress=None) -> list:
+        """Decode the images of `sizes` (`(N, 2)`) from `payload`: the reverse of
+        `encode`. A list of uint8 `(h, w, C)` images."""
         payload = np.asarray(payload, dtype=np.uint32)
         decoder = constriction.stream.queue.RangeDecoder(payload)
         images = []
@@ -227,6 +242,8 @@ class LossyCodec:
             x_hat = self.model.synthesis(y_hat.astype(np.float32)).numpy()
             x_hat = np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)
             images.extend(x_hat[:, :height, :width])
+            if progress is not None:
+                progress(stop - start)
         if not decoder.maybe_exhausted():
             raise container.CorruptFileError(
                 "The payload holds more data than its images: the file is damaged "
@@ -234,22 +251,22 @@ class LossyCodec:
             )
         return images
 
-    def pack(self, payload, sizes) -> bytes:
-        """The bytes of a lossy `.vtfz` file holding `payload` for images of `sizes`."""
+    def pack(self, encoded: container.Encoded) -> bytes:
+        """The bytes of a lossy `.vtfz` file holding what `encode` returned."""
         return container.pack(
             container.Container(
                 container.LOSSY,
                 self.fingerprint,
                 self.channels,
-                np.asarray(sizes),
+                np.asarray(encoded.sizes),
                 self.settings,
-                payload,
+                encoded.payload,
             )
         )
 
-    def compress(self, images) -> bytes:
+    def compress(self, images, progress=None) -> bytes:
         """The bytes of a `.vtfz` file holding `images`."""
-        return self.pack(*self.encode(images))
+        return self.pack(self.encode(images, progress=progress))
 
     @classmethod
     def from_file(cls, model, data: bytes):
@@ -285,7 +302,7 @@ class LossyCodec:
         return codec, parsed
 
     @classmethod
-    def decompress_bytes(cls, model, data: bytes) -> list:
+    def decompress_bytes(cls, model, data: bytes, progress=None) -> list:
         """Decode a lossy `.vtfz` file's bytes with `model`: a list of uint8 images."""
         codec, parsed = cls.from_file(model, data)
-        return codec.decode(parsed.payload, parsed.sizes)
+        return codec.decode(parsed.payload, parsed.sizes, progress=progress)
