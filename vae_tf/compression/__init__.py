@@ -1,6 +1,7 @@
 """Compression with VAEs: real files, decoded back.
 
-- `LossyCodec`: lossy, a `LossyVAE`'s rounded latents range-coded (`lossy`).
+- `LossyCodec`: lossy, a `LossyVAE`'s rounded latents range-coded
+  (`lossy_codec`; the model itself is in `vae_tf.lossy`).
 - `BitsBackCodec`: lossless, bits-back coding with ANS (`bitsback`).
 - `container`: the `.vtfz` file format both codecs write.
 
@@ -14,7 +15,7 @@ decodes a file.
 from vae_tf.compression import container
 from vae_tf.compression.bitsback import BitsBackCodec
 from vae_tf.compression.container import CorruptFileError, Encoded, WrongModelError
-from vae_tf.compression.lossy import LossyCodec
+from vae_tf.compression.lossy_codec import LossyCodec
 
 __all__ = [
     "BitsBackCodec",

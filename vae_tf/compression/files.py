@@ -15,7 +15,7 @@ import numpy as np
 from vae_tf._files import write_atomically
 from vae_tf.compression import container
 from vae_tf.compression.bitsback import BitsBackCodec
-from vae_tf.compression.lossy import LossyCodec
+from vae_tf.compression.lossy_codec import LossyCodec
 from vae_tf.images import read_images
 
 __all__ = ["compress_files", "decompress_file", "PROGRESS_FROM"]
