@@ -42,13 +42,14 @@ import numpy as np
 import tensorflow as tf
 
 from vae_tf.compression import container
+from vae_tf.compression.codec import Codec
 
 __all__ = ["BitsBackCodec"]
 
 _SEED = 0x5EED
 
 
-class BitsBackCodec:
+class BitsBackCodec(Codec):
     """Code batches of images with a trained VAE, losslessly, near its -ELBO.
 
     Args:
@@ -72,6 +73,7 @@ class BitsBackCodec:
     True
     """
 
+    KIND = container.LOSSLESS
     PARAM_BOUNDS = {
         "latent_bits": (4, 16),
         "latent_range": (1, 64),
@@ -106,6 +108,7 @@ class BitsBackCodec:
         self.model = model
         self.settings = settings
         self.image_shape = tuple(model.image_shape)
+        self.channels = self.image_shape[-1]
         self.latent_shape = tuple(model.latent_shape)
         self.latent_size = math.prod(self.latent_shape)
         self.fingerprint = container.model_fingerprint(model)
@@ -244,49 +247,8 @@ class BitsBackCodec:
             )
         return images
 
-    def pack(self, encoded: container.Encoded) -> bytes:
-        """The bytes of a `.vtfz` file holding what `encode` returned."""
-        return container.pack(
-            container.Container(
-                container.LOSSLESS,
-                self.fingerprint,
-                self.image_shape[-1],
-                np.asarray(encoded.sizes),
-                self.settings,
-                encoded.payload,
-            )
-        )
-
-    def compress(self, images, progress=None) -> bytes:
-        """The bytes of a `.vtfz` file holding `images` (uint8 `(N, h, w, C)`)."""
-        return self.pack(self.encode(images, progress=progress))
-
-    @classmethod
-    def from_file(cls, model, data: bytes):
-        """The codec a file was written with, and the file's parsed fields.
-
-        Raises:
-            CorruptFileError: for a damaged or foreign file.
-            WrongModelError: for a file written with another model.
-        """
-        parsed = container.unpack(data)
-        if parsed.kind != container.LOSSLESS:
+    def check_file(self, parsed):
+        if np.any(parsed.sizes != np.array(self.image_shape[:2])):
             raise container.CorruptFileError(
-                "This is a lossy file; decode it with the lossy codec's model."
+                f"The file's image sizes do not match the model's {self.image_shape}."
             )
-        settings = container.check_params(parsed.params, cls.PARAM_BOUNDS)
-        codec = cls(model, **settings)
-        container.check_fingerprint(parsed, codec.fingerprint)
-        if parsed.channels != codec.image_shape[-1] or np.any(
-            parsed.sizes != np.array(codec.image_shape[:2])
-        ):
-            raise container.CorruptFileError(
-                f"The file's image sizes do not match the model's {codec.image_shape}."
-            )
-        return codec, parsed
-
-    @classmethod
-    def decompress_bytes(cls, model, data: bytes, progress=None) -> np.ndarray:
-        """Decode a lossless `.vtfz` file's bytes with `model`: uint8 images."""
-        codec, parsed = cls.from_file(model, data)
-        return codec.decode(parsed.payload, parsed.sizes, progress=progress)

@@ -32,6 +32,7 @@ import constriction
 import numpy as np
 
 from vae_tf.compression import container
+from vae_tf.compression.codec import Codec
 from vae_tf.lossy import scale_indices, scale_table
 
 __all__ = ["LossyCodec"]
@@ -39,7 +40,7 @@ __all__ = ["LossyCodec"]
 MAX_SIDE = container.MAX_SIDE
 
 
-class LossyCodec:
+class LossyCodec(Codec):
     """Lossy coding of 8-bit images of any size with a trained `vae_tf.LossyVAE`.
 
     Args:
@@ -58,6 +59,7 @@ class LossyCodec:
     ```
     """
 
+    KIND = container.LOSSY
     PARAM_BOUNDS = {"latent_limit": (1, 1 << 20)}
 
     def __init__(self, model, latent_limit: int = 4096, batch_size: int = 64):
@@ -251,47 +253,11 @@ class LossyCodec:
             )
         return images
 
-    def pack(self, encoded: container.Encoded) -> bytes:
-        """The bytes of a lossy `.vtfz` file holding what `encode` returned."""
-        return container.pack(
-            container.Container(
-                container.LOSSY,
-                self.fingerprint,
-                self.channels,
-                np.asarray(encoded.sizes),
-                self.settings,
-                encoded.payload,
-            )
-        )
-
-    def compress(self, images, progress=None) -> bytes:
-        """The bytes of a `.vtfz` file holding `images`."""
-        return self.pack(self.encode(images, progress=progress))
-
-    @classmethod
-    def from_file(cls, model, data: bytes):
-        """The codec a file was written with, and the file's parsed fields.
-
-        Raises:
-            CorruptFileError: for a damaged or foreign file.
-            WrongModelError: for a file written with another model.
-        """
-        parsed = container.unpack(data)
-        if parsed.kind != container.LOSSY:
-            raise container.CorruptFileError(
-                "This is a lossless file; decode it with the bits-back codec's model."
-            )
-        settings = container.check_params(parsed.params, cls.PARAM_BOUNDS)
-        codec = cls(model, **settings)
-        container.check_fingerprint(parsed, codec.fingerprint)
-        if parsed.channels != codec.channels:
-            raise container.CorruptFileError(
-                f"The file holds {parsed.channels}-channel images; the model codes "
-                f"{codec.channels}-channel ones."
-            )
+    def check_file(self, parsed):
+        """The latents the file's sizes describe must be within the limit."""
         latents = sum(
-            int(np.prod(codec.latent_shape(int(h), int(w))))
-            + int(np.prod(codec.side_shape(int(h), int(w))))
+            int(np.prod(self.latent_shape(int(h), int(w))))
+            + int(np.prod(self.side_shape(int(h), int(w))))
             for h, w in parsed.sizes
         )
         if latents > container.MAX_VALUES:
@@ -299,10 +265,3 @@ class LossyCodec:
                 f"The file's sizes describe {latents} latents, more than "
                 f"{container.MAX_VALUES}."
             )
-        return codec, parsed
-
-    @classmethod
-    def decompress_bytes(cls, model, data: bytes, progress=None) -> list:
-        """Decode a lossy `.vtfz` file's bytes with `model`: a list of uint8 images."""
-        codec, parsed = cls.from_file(model, data)
-        return codec.decode(parsed.payload, parsed.sizes, progress=progress)
