@@ -155,6 +155,46 @@ def test_output_flags_name_a_file_or_a_folder_and_old_folder_flags_still_work(
     assert (tmp_path / "sm" / "saved_model.pb").is_file()
 
 
+def test_outputs_are_never_replaced_or_deleted_unasked(run_dir, tmp_path, capsys):
+    # An export replaces its folder: only an empty one or an earlier export.
+    mine = tmp_path / "documents"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "notes.txt").write_text("important")
+    for target in (mine, run_dir):
+        assert cli.main(["export", str(run_dir), "--output-dir", str(target)]) == 2
+        assert "not a SavedModel's" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "important" and (mine / "sub").is_dir()
+    assert (run_dir / "model.keras").is_file()
+    again = tmp_path / "export"
+    for _ in range(2):  # over an earlier export: replaced
+        assert cli.main(["export", str(run_dir), "--output-dir", str(again)]) == 0
+    # sample -o keeps an existing file unless --overwrite.
+    grid = tmp_path / "grid.png"
+    grid.write_bytes(b"mine")
+    argv = ["sample", str(run_dir), "-n", "2", "-o", str(grid)]
+    assert cli.main(argv) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert grid.read_bytes() == b"mine"
+    assert cli.main([*argv, "--overwrite"]) == 0
+    assert Image.open(grid).size == (2 * 29 - 1, 29 - 1)
+    # An old folder flag and --output-dir that disagree: refused, not dropped.
+    argv = ["export", str(run_dir), "-o", str(tmp_path / "a"), "--output-dir"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, str(tmp_path / "b")])
+    assert exit_info.value.code == 2
+    assert "not allowed with the old folder flag" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_data_no_source_can_provide_is_one_line(tmp_path, capsys):
+    argv = ["train", "--preset", "cifar10-lossy", "--output-dir", str(tmp_path / "r")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "Cannot get 'cifar10'" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_conditional_preset_trains_and_samples_the_chosen_classes(tmp_path):
     run = tmp_path / "cvae"
     argv = ["train", "--preset", "mnist-cvae", "--epochs", "1", "--batch-size", "256"]

@@ -56,11 +56,17 @@ def test_saved_model_serves_without_vae_tf_and_matches_keras(tmp_path, tiny_vae)
 
 def test_export_replaces_an_old_export_and_rejects_an_unbuilt_model(tmp_path, tiny_vae):
     target = tmp_path / "saved_model"
-    target.mkdir()
-    (target / "stale.txt").write_text("old")
     vae_tf.export_saved_model(tiny_vae, target)
-    assert not (target / "stale.txt").exists() and (target / "saved_model.pb").exists()
+    (target / "variables" / "stale.index").write_text("old")  # an old export's
+    vae_tf.export_saved_model(tiny_vae, target)
+    assert not (target / "variables" / "stale.index").exists()
+    assert (target / "saved_model.pb").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["saved_model"]  # no staging left
+    # A folder with anything else in it is not an export: refused, untouched.
+    (target / "stale.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a SavedModel's"):
+        vae_tf.export_saved_model(tiny_vae, target)
+    assert (target / "stale.txt").read_text() == "mine"
     unbuilt = vae_tf.VAE(vae_tf.DenseEncoder(2), vae_tf.DenseDecoder((28, 28, 1)))
     with pytest.raises(ValueError, match="not built"):
         vae_tf.export_saved_model(unbuilt, tmp_path / "other")

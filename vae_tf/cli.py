@@ -22,8 +22,9 @@ from vae_tf import __version__, _tf_logs
 __all__ = ["main", "build_parser"]
 
 # What bad arguments, files or data raise (vae_tf.models.NotSupportedError, a
-# model asked for what its family cannot do, is a ValueError). A TypeError or
-# RuntimeError is a bug: it keeps its traceback.
+# model asked for what its family cannot do, is a ValueError; data that no
+# source can provide here, vae_tf.data.DataUnavailableError). Any other
+# RuntimeError, or a TypeError, is a bug: it keeps its traceback.
 USER_ERRORS = (
     ValueError,
     FileNotFoundError,
@@ -81,7 +82,7 @@ def _add_output_dir_arg(parser, help: str, old_flags=(), required=False):
     if old_flags:
         parser.add_argument(
             *old_flags,
-            dest="output_dir",
+            dest="old_output_dir",
             action=_DeprecatedFlag,
             new_flag="--output-dir",
         )
@@ -207,6 +208,10 @@ def _sample(args):
     output = Path(args.output)
     if output.suffix.lower() != ".png":
         raise ValueError(f"-o must name a .png file. Received: {output}")
+    if output.exists() and not args.overwrite:
+        raise FileExistsError(
+            f"{output} already exists. Choose another -o or pass --overwrite."
+        )
     images = np.asarray(
         model.sample(
             num_samples, temperature=args.temperature, seed=args.seed, labels=labels
@@ -435,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace sample files already in --output-dir",
+        help="replace the -o file or sample files already in --output-dir",
     )
     _add_verbose_arg(sample)
     sample.set_defaults(func=_sample)
@@ -497,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
         "decompress",
         help="decode a compressed file into PNG images",
         description="Decode a .vtfz file with the run's model that wrote it into "
-        "OUTPUT/00000.png, 00001.png, ... in the order the images were given.",
+        "OUTPUT_DIR/00000.png, 00001.png, ... in the order the images were given.",
     )
     decompress.add_argument(
         "run_dir", help="the run directory whose model wrote the file"
@@ -528,9 +533,19 @@ def main(argv=None) -> int:
     _tf_logs.configure_tensorflow_logs(show=_tf_logs.asks_for_tensorflow_logs(argv))
     parser = build_parser()
     args = parser.parse_args(argv)
+    old = getattr(args, "old_output_dir", None)
+    if old is not None:  # a 0.1 folder flag: it means --output-dir
+        if args.output_dir is not None and args.output_dir != old:
+            parser.error(
+                f"argument --output-dir: not allowed with the old folder flag "
+                f"({old!r}): give --output-dir only"
+            )
+        args.output_dir = old
+    from vae_tf.data import DataUnavailableError
+
     try:
         args.func(args)
-    except USER_ERRORS as error:
+    except (*USER_ERRORS, DataUnavailableError) as error:
         print(f"vae-tf {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -44,6 +44,13 @@ __all__ = [
 
 DATA_DIR_ENV = "VAE_TF_DATA_DIR"
 SOURCES = ("auto", "local", "tfds", "bundled")
+
+
+class DataUnavailableError(RuntimeError):
+    """No source can provide a dataset here: no local folder, no download, and
+    (for CIFAR-10) no bundled copy. The message says what to do."""
+
+
 SPLITS = ("train", "test")
 BUNDLED_MNIST = Path(__file__).parent / "assets" / "mnist_subset.npz"
 
@@ -116,7 +123,8 @@ def resolve_source(name: str, source: str = "auto", data_dir: str | None = None)
     Raises:
         ValueError: for an unknown dataset or source, or `"bundled"` asked of a
             dataset other than MNIST.
-        RuntimeError: when `"auto"` finds no way to get the data.
+        DataUnavailableError: (a `RuntimeError`) when `"auto"` finds no way
+            to get the data.
     """
     info = _info(name)
     if source not in SOURCES:
@@ -136,7 +144,7 @@ def resolve_source(name: str, source: str = "auto", data_dir: str | None = None)
         return "tfds"
     if name == "mnist":
         return "bundled"
-    raise RuntimeError(
+    raise DataUnavailableError(
         f"Cannot get {name!r}: no local folder was given (data_dir= or "
         f"${DATA_DIR_ENV}) "
         f"and tensorflow-datasets cannot reach {info.download_host}. Put a "
@@ -173,7 +181,7 @@ def describe_source(
         `"MNIST from the bundled subset"`.
 
     Raises:
-        ValueError, RuntimeError: as `resolve_source`; `"local"` without a
+        ValueError, DataUnavailableError: as `resolve_source`; `"local"` without a
             folder.
 
     Example:
@@ -281,7 +289,7 @@ def load_arrays(
     Raises:
         ValueError: unknown name, split or source; malformed arrays.
         FileNotFoundError: the local file is missing.
-        RuntimeError: no source can provide the data.
+        DataUnavailableError: no source can provide the data.
     """
     _check_split(split)
     chosen = resolve_source(name, source, data_dir)

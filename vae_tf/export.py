@@ -29,6 +29,28 @@ import keras
 
 __all__ = ["export_saved_model"]
 
+# What a SavedModel directory holds: only such a directory is replaced.
+_SAVED_MODEL_ENTRIES = {"saved_model.pb", "fingerprint.pb", "variables", "assets"}
+
+
+def _check_replaceable(path: str):
+    if os.path.isfile(path):
+        raise NotADirectoryError(
+            f"--output-dir must be a directory for the SavedModel. Received: {path}"
+        )
+    if not os.path.isdir(path):
+        return
+    entries = set(os.listdir(path))
+    if entries and not (
+        "saved_model.pb" in entries and entries <= _SAVED_MODEL_ENTRIES
+    ):
+        others = sorted(entries - _SAVED_MODEL_ENTRIES)
+        raise FileExistsError(
+            f"{path} holds files that are not a SavedModel's (e.g. {others[0]}); "
+            "an export replaces its folder, so it only writes into an empty "
+            "folder or over an earlier export. Choose another --output-dir."
+        )
+
 
 def export_saved_model(model, path, verbose: bool = False) -> str:
     """Write `model` as a SavedModel with the endpoints of its family.
@@ -39,7 +61,9 @@ def export_saved_model(model, path, verbose: bool = False) -> str:
 
     Args:
         model: a built `vae_tf` model.
-        path: the SavedModel directory to write (replaced if it exists).
+        path: the SavedModel directory to write: absent, empty, or a
+            SavedModel (which is replaced). Any other folder is refused, so
+            an export never deletes files of yours.
         verbose: print Keras's summary of the endpoints.
 
     Returns:
@@ -48,11 +72,14 @@ def export_saved_model(model, path, verbose: bool = False) -> str:
     Raises:
         ValueError: if the model is not built (its image shape is unknown).
         vae_tf.models.NotSupportedError: a model family with no SavedModel.
+        FileExistsError: `path` holds files that are not a SavedModel's.
+        NotADirectoryError: `path` is a file.
     """
+    path = os.path.abspath(os.fspath(path))
+    _check_replaceable(path)
     archive = keras.export.ExportArchive()
     model.add_endpoints(archive)
 
-    path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".saved_model-", dir=parent)
