@@ -321,3 +321,18 @@ def test_cli_rejects_foreign_files_and_bad_images(run_dir, tmp_path, capsys):
         assert cli.main([*argv, "--lossless"]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x.vtfz").exists()
+
+
+def test_a_refused_image_among_several_is_named(binary_model, mnist_uint8, tmp_path):
+    from vae_tf.compression.files import compress_files
+
+    paths = []
+    for i, image in enumerate(mnist_uint8[1][:3]):
+        if i != 1:
+            image = (image > 127).astype(np.uint8) * 255  # binary, codable
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(image[..., 0]).save(paths[-1])
+    output = tmp_path / "x.vtfz"
+    with pytest.raises(ValueError, match=r"1\.png: .*binary images, pixels 0 or 255"):
+        compress_files(binary_model, paths, output, lossless=True, verbose=False)
+    assert not output.exists()

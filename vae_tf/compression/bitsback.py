@@ -242,8 +242,10 @@ class BitsBackCodec(Codec):
         if not np.array_equal(ans.get_compressed(), self._seed()):
             raise container.CorruptFileError(
                 "The payload did not decode to a consistent stream (the initial "
-                "words were not recovered): the file is damaged or was written by "
-                "another codec."
+                "words were not recovered). Either the file is damaged, or this "
+                "process computes the model's networks differently from the one "
+                "that wrote it: decode with the same TensorFlow build, kind of CPU "
+                "and thread settings (e.g. TF_NUM_INTRAOP_THREADS) as the encoder."
             )
         return images
 

@@ -89,6 +89,11 @@ def compress_files(
         )
     if lossless:
         images, notes = read_images(paths, codec.image_shape, exact=True)
+        for path, image in zip(paths, images):  # name the file a refusal is about
+            try:
+                codec.check_images(image[None])
+            except ValueError as error:
+                raise ValueError(f"{path}: {error}") from None
         images = codec.check_images(np.stack(images))
     else:
         images, notes = read_images(paths, (None, None, codec.channels))
