@@ -472,10 +472,10 @@ def _single_process_copy(
     from vae_tf import distribute
 
     with distribute.precision_policy(precision):
-        model = preset.build_model(seed, lmbda=lmbda)
-        model.build((None, *data.DATASETS[preset.dataset].image_shape))
+        model = _build_model(
+            preset, seed, lmbda, num_train, epochs, batch_size, "default"
+        )
     model.set_weights(trained.get_weights())
-    preset.compile(model, num_train, epochs, batch_size)
     model.optimizer.build(model.trainable_variables)
     for mine, theirs in zip(model.optimizer.variables, trained.optimizer.variables):
         mine.assign(theirs)  # the optimizer state too (step count, moments)
