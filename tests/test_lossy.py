@@ -18,7 +18,13 @@ from vae_tf.compression import (
     WrongModelError,
     container,
 )
-from vae_tf.lossy import GDN, ChannelGaussianPrior, LossyVAE, scale_indices, scale_table
+from vae_tf.models.lossy import (
+    GDN,
+    ChannelGaussianPrior,
+    LossyVAE,
+    scale_indices,
+    scale_table,
+)
 
 
 def colour_digits(count: int) -> np.ndarray:

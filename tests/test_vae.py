@@ -141,6 +141,40 @@ def test_keras_file_round_trip_keeps_weights_and_optimizer_and_training_continue
         )
 
 
+@pytest.mark.parametrize(
+    "family", ["vae", "conditional", "hierarchical", "lossy", "vqvae"]
+)
+def test_the_01_module_paths_warn_and_are_the_moved_modules(family):
+    import importlib
+    import sys
+
+    sys.modules.pop(f"vae_tf.{family}", None)
+    with pytest.warns(DeprecationWarning, match=f"vae_tf.models.{family}"):
+        old = importlib.import_module(f"vae_tf.{family}")
+    assert old is importlib.import_module(f"vae_tf.models.{family}")
+
+
+def test_a_01_keras_file_naming_the_old_module_loads(tmp_path, tiny_vae):
+    import json
+    import zipfile
+
+    tiny_vae.save(tmp_path / "new.keras")
+    with zipfile.ZipFile(tmp_path / "new.keras") as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    assert config["module"] == "vae_tf.models.vae"
+    # 0.1 wrote the module path before the families moved into vae_tf.models.
+    config["module"] = "vae_tf.vae"
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "old.keras", "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    loaded = keras.saving.load_model(tmp_path / "old.keras")
+    assert isinstance(loaded, vae_tf.VAE)
+    x = random_images(4)
+    np.testing.assert_array_equal(loaded.reconstruct(x), tiny_vae.reconstruct(x))
+
+
 def test_beta_is_saved_and_scheduled_without_retracing(tmp_path, tiny_vae):
     tiny_vae.beta = 0.3
     tiny_vae.save(tmp_path / "vae.keras")

@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras import ops
 
 import vae_tf
-from vae_tf.vqvae import CodePrior, VectorQuantizer
+from vae_tf.models.vqvae import CodePrior, VectorQuantizer
 
 
 def tiny_vqvae(seed=0, num_codes=8):

@@ -120,7 +120,7 @@ print(config)
 ## Part 1: the rate is the KL
 
 `vae_tf.LossyVAE` is the model above: GDN transforms (a normalisation that
-suits images; `vae_tf.lossy.GDN`), four stride-2 stages so a 32x32 image has
+suits images; `vae_tf.models.lossy.GDN`), four stride-2 stages so a 32x32 image has
 2x2x`latent_channels` latents, and a learned prior convolved with the unit
 box. The plainest prior gives each channel one Gaussian (Ballé et al. 2017);
 the one used here is the *scale hyperprior* (Ballé et al. 2018): a small

@@ -131,7 +131,7 @@ print("gradient reaching z_e:", tape.gradient(toy_loss, z_e).numpy().tolist())
 """
 The codes are the nearest rows (1, 2, 0), and the gradient reaching `z_e` is
 exactly the one the loss sent to `z_q`. This is
-`vae_tf.vqvae.VectorQuantizer`, which computes the distances for a whole map
+`vae_tf.models.vqvae.VectorQuantizer`, which computes the distances for a whole map
 at once.
 
 ## The prior, and what the latent costs
@@ -140,7 +140,7 @@ With a one-hot posterior the ELBO's KL term is `-log p(k)` of the image's code
 map. Under a uniform prior that is `49 log K` nats for a 7x7 map of `K = 128`
 codes: 237.8 nats, more than a good MNIST model's whole negative ELBO. A
 learned prior spends fewer nats on the maps the encoder actually makes: the
-preset's prior is a small PixelCNN over the code map (`vae_tf.vqvae.CodePrior`,
+preset's prior is a small PixelCNN over the code map (`vae_tf.models.vqvae.CodePrior`,
 masked convolutions, one categorical distribution per position given the
 codes before it), trained with the model on codes whose gradient is stopped.
 Its loss is also how we sample: draw a code map position by position, decode

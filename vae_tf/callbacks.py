@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import keras
 
-from vae_tf.vae import VAE
+from vae_tf.models.vae import VAE
 
 __all__ = ["EpochTimer", "BetaSchedule", "StepProgbarLogger"]
 

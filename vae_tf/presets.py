@@ -12,14 +12,8 @@ from collections.abc import Callable
 import keras
 
 from vae_tf.autoregressive import PixelCNNDecoder
-from vae_tf.conditional import ConditionalVAE
 from vae_tf.decoders import ConvDecoder, DenseDecoder
 from vae_tf.encoders import ConvEncoder, DenseEncoder
-from vae_tf.hierarchical import (
-    HierarchicalDecoder,
-    HierarchicalEncoder,
-    HierarchicalVAE,
-)
 from vae_tf.likelihoods import (
     Bernoulli,
     DiscretizedGaussian,
@@ -27,9 +21,15 @@ from vae_tf.likelihoods import (
     Likelihood,
     LocalAutoregressiveGaussian,
 )
-from vae_tf.lossy import LossyVAE
-from vae_tf.vae import VAE
-from vae_tf.vqvae import VQVAE, CodePrior, VQEncoder
+from vae_tf.models.conditional import ConditionalVAE
+from vae_tf.models.hierarchical import (
+    HierarchicalDecoder,
+    HierarchicalEncoder,
+    HierarchicalVAE,
+)
+from vae_tf.models.lossy import LossyVAE
+from vae_tf.models.vae import VAE
+from vae_tf.models.vqvae import VQVAE, CodePrior, VQEncoder
 
 __all__ = [
     "Preset",

@@ -1,7 +1,7 @@
 """Compression with VAEs: real files, decoded back.
 
 - `LossyCodec`: lossy, a `LossyVAE`'s rounded latents range-coded
-  (`lossy_codec`; the model itself is in `vae_tf.lossy`).
+  (`lossy_codec`; the model itself is in `vae_tf.models.lossy`).
 - `BitsBackCodec`: lossless, bits-back coding with ANS (`bitsback`).
 - `container`: the `.vtfz` file format both codecs write.
 

@@ -20,7 +20,7 @@ With a scale hyperprior (Ballé et al. 2018) the side information `z_hat =
 round(h_a(|y|))` of a batch of images is coded first, under the factorised
 prior; then every latent of `y_hat` under a zero-mean `QuantizedGaussian`
 whose scale `h_s(z_hat)` predicts, rounded to the nearest of the
-`vae_tf.lossy.scale_table()` scales. The decoder decodes `z_hat`, runs `h_s`
+`vae_tf.models.lossy.scale_table()` scales. The decoder decodes `z_hat`, runs `h_s`
 on the same batch and gets the same scale indices. Those come from a
 network's floating-point output, so decode with the TensorFlow build and kind
 of CPU that encoded (what every learned codec with a hyperprior asks; the
@@ -33,7 +33,7 @@ import numpy as np
 
 from vae_tf.compression import container
 from vae_tf.compression.codec import Codec
-from vae_tf.lossy import scale_indices, scale_table
+from vae_tf.models.lossy import scale_indices, scale_table
 
 __all__ = ["LossyCodec"]
 
