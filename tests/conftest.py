@@ -18,6 +18,32 @@ def pytest_configure(config):
         "local_network: the test serves a dataset's download host itself, on "
         "127.0.0.1, so the real network check runs (nothing leaves the machine)",
     )
+    config.addinivalue_line(
+        "markers",
+        "tutorial(name): the test checks the --quick run of tutorials/NAME",
+    )
+
+
+def pytest_collection_finish(session):
+    """Start the selected tutorials' --quick runs now, beside the other tests
+    (see `test_tutorials.QuickRuns`)."""
+    names = {
+        marker.args[0]
+        for item in session.items
+        for marker in item.iter_markers("tutorial")
+    }
+    if names:
+        tutorials = next(
+            item.module for item in session.items if item.get_closest_marker("tutorial")
+        )
+        tutorials.QUICK_RUNS.start(names)
+
+
+def pytest_sessionfinish(session):
+    for item in session.items:
+        if item.get_closest_marker("tutorial"):
+            item.module.QUICK_RUNS.close()
+            break
 
 
 @pytest.fixture(autouse=True)

@@ -82,7 +82,7 @@ args = parser.parse_args()
 config = Config()
 if args.quick:
     config = dataclasses.replace(
-        config, epochs=1, num_train_images=4000, num_test_images=500, iwae_k=10
+        config, epochs=1, num_train_images=2000, num_test_images=500, iwae_k=10
     )
 if args.epochs:
     config = dataclasses.replace(config, epochs=args.epochs)
@@ -313,7 +313,7 @@ print(f"figures and metrics.json in {output_dir}")
 
 First `test_kl_nats` in `metrics.json`. A discretised likelihood learns the
 colour statistics of the data before anything else, and while it does, the
-latent carries almost nothing: after the `--quick` run's few hundred steps
+latent carries almost nothing: after the `--quick` run's few dozen steps
 the KL is close to zero, the reconstruction means are one flat average
 colour and the sampled reconstructions are noise around it. That is the
 posterior collapse that `04_challenges.py` measures and fixes; with the full
