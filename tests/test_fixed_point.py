@@ -1,0 +1,107 @@
+"""Networks in exact fixed point: close to the float network, the same bits
+for any batch grouping, and exact sums whatever the order."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from vae_tf import presets
+from vae_tf.compression import fixed_point
+from vae_tf.compression.fixed_point import FixedPointNetwork, to_grid
+from vae_tf.models import NotSupportedError
+
+
+@pytest.fixture(scope="module", params=["mnist-dense", "mnist-8bit", "mnist-conv"])
+def networks(request):
+    model = presets.get(request.param).build_model(0)
+    model.build((None, 28, 28, 1))
+    posterior = FixedPointNetwork(
+        model.posterior, [tf.TensorSpec([None, 28, 28, 1], tf.float32)]
+    )
+    decoder = FixedPointNetwork(
+        model.decoder, [tf.TensorSpec([None, *model.latent_shape], tf.float32)]
+    )
+    return model, posterior, decoder
+
+
+def images(count, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (count, 28, 28, 1)) / 255.0).astype("float32")
+
+
+def test_the_fixed_point_network_computes_the_float_network(networks):
+    model, posterior, decoder = networks
+    x = images(8)
+    z_mean, z_log_var = posterior(x)
+    want_mean, want_log_var = model.posterior(x)
+    np.testing.assert_allclose(z_mean, want_mean, atol=2e-3)
+    np.testing.assert_allclose(z_log_var, want_log_var, atol=2e-3)
+    z = to_grid(np.random.default_rng(1).normal(size=(8, *model.latent_shape)))
+    np.testing.assert_allclose(
+        decoder(z), model.decoder(z.astype("float32")), atol=5e-3
+    )
+
+
+def test_outputs_are_on_the_grid_and_do_not_depend_on_the_batch(networks):
+    _, posterior, decoder = networks
+    x = images(12, seed=2)
+    whole = posterior(x)
+    for output in whole:
+        assert np.array_equal(output, to_grid(output))
+    parts = [posterior(x[:5]), posterior(x[5:6]), posterior(x[6:])]
+    for i, output in enumerate(whole):
+        joined = np.concatenate([part[i] for part in parts])
+        assert output.tobytes() == joined.tobytes()
+    z = whole[0]
+    assert (
+        decoder(z).tobytes()
+        == np.concatenate([decoder(z[:7]), decoder(z[7:])]).tobytes()
+    )
+
+
+def test_weights_sit_on_a_power_of_two_grid_within_the_exactness_budget():
+    rng = np.random.default_rng(3)
+    kernel = rng.normal(size=(576, 64)) * np.logspace(-3, 1, 64)
+    quantized = fixed_point.quantize_weights(kernel, terms=576)
+    for column, original in zip(quantized.T, kernel.T):
+        _, exponent = np.frexp(np.max(np.abs(original)))
+        step = 2.0 ** (exponent - 24 + (576 - 1).bit_length())
+        units = column / step
+        assert np.array_equal(units, np.rint(units))
+        # Every output sums at most 2**24 weight units times 2**28 activation
+        # units: below 2**53, so float64 holds each partial sum exactly.
+        assert np.sum(np.abs(units)) <= 2**24
+        # ...and no coarser: the largest weight keeps 14 bits (K = 576 < 2**10).
+        assert 2**13 <= np.max(np.abs(units)) < 2**14
+        np.testing.assert_allclose(column, original, atol=step / 2)
+
+
+def test_the_exactness_bound_makes_the_sum_order_irrelevant():
+    """The worst case, the largest activations times the largest weights:
+    every product is a whole number of units below 2**53 in total, so float64
+    sums them exactly, forwards, backwards or in any blocking."""
+    terms = 1024
+    weights = fixed_point.quantize_weights(np.full((terms, 1), 0.37), terms)[:, 0]
+    _, exponent = np.frexp(0.37)
+    unit = 2.0**-16 * 2.0 ** (exponent - 24 + (terms - 1).bit_length())
+    products = fixed_point.ACTIVATION_LIMIT * weights
+    units = products / unit
+    assert np.array_equal(units, np.rint(units))
+    exact_sum = sum(int(u) for u in units)  # Python integers: exact
+    assert exact_sum < 2**53
+    forwards = 0.0
+    for p in products:
+        forwards += p
+    backwards = 0.0
+    for p in products[::-1]:
+        backwards += p
+    blocked = float(np.sum(products.reshape(32, 32).sum(axis=1)))
+    assert forwards == backwards == blocked == exact_sum * unit
+
+
+def test_an_operation_it_cannot_run_is_named():
+    def uses_cumsum(x):
+        return tf.math.cumsum(x, axis=1)
+
+    with pytest.raises(NotSupportedError, match="Cumsum"):
+        FixedPointNetwork(uses_cumsum, [tf.TensorSpec([None, 4], tf.float32)])

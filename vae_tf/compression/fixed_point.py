@@ -1,0 +1,384 @@
+"""Networks run in fixed point, exactly: the same outputs on every machine.
+
+A learned codec computes its coding probabilities with neural networks, and
+floating-point networks do not give the same bits everywhere: a matrix
+product summed in another order (another thread count, vector width,
+oneDNN or XLA, batch size) differs in its last bits, and a decoder that
+computes one probability differently from the encoder loses the stream.
+The known remedy is integer arithmetic (Balle, Johnston and Minnen,
+"Integer networks for data compression with latent-variable models", ICLR
+2019): sums of integer products are exact, so their order does not matter.
+
+`FixedPointNetwork` runs a network that way. It traces the network's
+TensorFlow graph once, then evaluates it op by op with these rules:
+
+- Every float tensor lives on the grid of multiples of `2**-16`
+  (`ACTIVATION_BITS`), clipped to `[-4096, 4096]`: after each op its
+  result is rounded to the grid (round half to even).
+- The weights of each matrix product and convolution are rounded to a
+  power-of-two grid of their own, per output channel, as fine as the
+  exactness bound allows: with `K` terms per output, every weight is a
+  multiple of `2**-e` with `K * max|w| * 2**e <= 2**24`.
+- So each product is an integer times `2**-(16 + e)`, each output a sum of
+  at most `2**28 * 2**24 = 2**52` such units, below 2**53: float64 holds
+  every partial sum exactly, and any summation order, blocking, vector
+  width or fused multiply-add gives the same, exact result. The products
+  run in TensorFlow's float64 kernels on the CPU.
+- Elementwise ops use only correctly rounded operations (`+ - * /`,
+  `sqrt`) and `vae_tf.compression.exact`'s elementary functions, which are
+  the same function on every machine.
+
+The guarantee: for the same network weights and the same inputs on the
+grid, every machine, process, thread count, batch size and grouping gives
+bit-identical outputs. The cost is the rounding: activations to about 1.5e-5
+and weights to at least 13 significant bits per output channel, measured in
+the codecs' benchmarks as a change in code length.
+
+Raises `NotSupportedError` (at construction) for a network using an op this
+interpreter does not run, naming it.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import (
+    convert_variables_to_constants_v2,
+)
+
+from vae_tf.compression import exact
+from vae_tf.models.base import NotSupportedError
+
+__all__ = ["ACTIVATION_BITS", "FixedPointNetwork", "to_grid"]
+
+ACTIVATION_BITS = 16
+ACTIVATION_LIMIT = 4096.0
+_WEIGHT_BUDGET_BITS = 24  # K * max|w_int| <= 2**24; activations < 2**28 units
+_STEP = 2.0**-ACTIVATION_BITS
+_SCALE = 2.0**ACTIVATION_BITS
+
+
+def to_grid(x) -> np.ndarray:
+    """`x` rounded to the activation grid (multiples of `2**-16`, half to
+    even) and clipped to `[-4096, 4096]`, float64."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.clip(np.rint(x * _SCALE) * _STEP, -ACTIVATION_LIMIT, ACTIVATION_LIMIT)
+
+
+def quantize_weights(kernel: np.ndarray, terms: int) -> np.ndarray:
+    """`kernel` (output channels last) on a power-of-two grid per output
+    channel, fine enough to keep `terms * max|w_int| <= 2**24`.
+
+    Only exact operations: `max`, `frexp`, `ldexp` and `rint`; so every
+    machine quantizes the same float32 weights to the same grid.
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    flat = kernel.reshape(-1, kernel.shape[-1])
+    largest = np.max(np.abs(flat), axis=0)
+    _, exponent = np.frexp(largest)  # largest < 2**exponent
+    e = _WEIGHT_BUDGET_BITS - (int(terms) - 1).bit_length() - exponent
+    e = np.where(largest > 0, e, 0).astype(np.int64)
+    return np.ldexp(np.rint(np.ldexp(kernel, e)), -e)
+
+
+def _attr(node, name, default=None):
+    if name not in node.attr:
+        return default
+    value = node.attr[name]
+    kind = value.WhichOneof("value")
+    if kind == "list":
+        return list(value.list.i) or [s.decode() for s in value.list.s]
+    if kind == "s":
+        return value.s.decode()
+    if kind == "type":
+        return tf.dtypes.as_dtype(value.type)
+    return getattr(value, kind) if kind else default
+
+
+def _padding(node):
+    padding = _attr(node, "padding")
+    if padding == "EXPLICIT":
+        pairs = _attr(node, "explicit_paddings")
+        return [pairs[i : i + 2] for i in range(0, len(pairs), 2)]
+    return padding
+
+
+def _cpu64(x):
+    with tf.device("/CPU:0"):
+        return tf.constant(np.asarray(x, dtype=np.float64))
+
+
+# Elementwise ops, as numpy functions; a float result is rounded to the grid.
+_ELEMENTWISE = {
+    "AddV2": np.add,
+    "Add": np.add,
+    "BiasAdd": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "RealDiv": np.divide,
+    "FloorDiv": np.floor_divide,
+    "Maximum": np.maximum,
+    "Minimum": np.minimum,
+    "Neg": np.negative,
+    "Abs": np.abs,
+    "Square": lambda x: x * x,
+    "Sqrt": np.sqrt,
+    "Rsqrt": lambda x: 1.0 / np.sqrt(x),
+    "Relu": lambda x: np.maximum(x, 0.0),
+    "Relu6": lambda x: np.clip(x, 0.0, 6.0),
+    "Exp": exact.exp,
+    "Log": exact.log,
+    "Log1p": exact.log1p,
+    "Tanh": exact.tanh,
+    "Erf": exact.erf,
+    "Erfc": exact.erfc,
+    "Sigmoid": exact.sigmoid,
+    "Softplus": exact.softplus,
+    "ClipByValue": np.clip,
+    "Round": np.rint,
+    "Floor": np.floor,
+}
+
+
+def _integer_prod(x, axis, node):
+    """`Prod` of a shape (a float product would depend on its order)."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.integer):
+        raise NotSupportedError(f"Prod {node.name!r} of float values.")
+    axes = tuple(int(a) for a in np.atleast_1d(axis))
+    return np.prod(x, axis=axes, keepdims=_attr(node, "keep_dims", False))
+
+
+# Ops that move or reshape values (or compute shapes) without arithmetic.
+_STRUCTURAL = {
+    "Identity": lambda x, node: x,
+    "Reshape": lambda x, shape, node: np.reshape(x, shape),
+    "Prod": lambda x, axis, node: _integer_prod(x, axis, node),
+    "Squeeze": lambda x, node: np.squeeze(
+        x, axis=tuple(_attr(node, "squeeze_dims") or []) or None
+    ),
+    "ExpandDims": lambda x, axis, node: np.expand_dims(x, int(axis)),
+    "Shape": lambda x, node: np.array(np.shape(x), np.int32),
+    "Pack": lambda *xs, node: np.stack(xs, axis=_attr(node, "axis", 0)),
+    "ConcatV2": lambda *xs, node: np.concatenate(xs[:-1], axis=int(xs[-1])),
+    "Transpose": lambda x, perm, node: np.transpose(x, perm),
+    "Cast": lambda x, node: np.asarray(x).astype(_attr(node, "DstT").as_numpy_dtype),
+}
+
+
+class FixedPointNetwork:
+    """A TensorFlow function of float32 tensors, run in exact fixed point.
+
+    Args:
+        function: a function of tensors (e.g. a Keras network's `__call__`),
+            returning a tensor or a tuple of tensors.
+        input_signature: one `tf.TensorSpec` per argument.
+
+    Call arguments:
+        *inputs: arrays matching `input_signature`; each is first rounded to
+            the activation grid.
+
+    Returns:
+        The outputs as float64 numpy arrays on the grid (a tuple if
+        `function` returns several).
+
+    Raises:
+        NotSupportedError: the network uses an op this interpreter does not
+            run (named in the message).
+    """
+
+    def __init__(self, function, input_signature):
+        concrete = tf.function(function, autograph=False).get_concrete_function(
+            *input_signature
+        )
+        frozen = convert_variables_to_constants_v2(concrete)
+        graph = frozen.graph.as_graph_def()
+        self._nodes = {node.name: node for node in graph.node}
+        self._inputs = [t.op.name for t in frozen.inputs]
+        self._outputs = [t.name for t in frozen.outputs]
+        self._single = not isinstance(concrete.structured_outputs, (tuple, list))
+        unknown = sorted(
+            {
+                node.op
+                for node in graph.node
+                if node.op not in _ELEMENTWISE
+                and node.op not in _STRUCTURAL
+                and node.op not in _SPECIAL
+            }
+        )
+        if unknown:
+            raise NotSupportedError(
+                "This network uses operations the fixed-point interpreter does not "
+                f"run: {', '.join(unknown)}."
+            )
+        self._constants = {}
+        for node in graph.node:
+            if node.op == "Const":
+                self._constants[node.name] = tf.make_ndarray(node.attr["value"].tensor)
+        self._quantize_weights()
+
+    # Weights: the constant operand of every matrix product and convolution.
+
+    def _source(self, name):
+        """The node that produces input `name`, through Identity ops."""
+        node = self._nodes[name.split(":")[0].lstrip("^")]
+        while node.op == "Identity":
+            node = self._nodes[node.input[0].split(":")[0]]
+        return node
+
+    def _quantize_weights(self):
+        self._weights = {}
+        for node in self._nodes.values():
+            if node.op not in ("MatMul", "Conv2D", "Conv2DBackpropInput"):
+                continue
+            operand = node.input[1]
+            source = self._source(operand)
+            if source.op != "Const":
+                raise NotSupportedError(
+                    f"{node.op} {node.name!r} multiplies two computed tensors; the "
+                    "fixed-point interpreter needs one operand to be a weight."
+                )
+            kernel = self._constants[source.name].astype(np.float64)
+            if node.op == "MatMul":
+                if _attr(node, "transpose_b", False):
+                    kernel = kernel.T
+                terms = kernel.shape[0]
+                self._weights[node.name] = quantize_weights(kernel, terms)
+            elif node.op == "Conv2D":  # (kh, kw, in, out)
+                terms = math.prod(kernel.shape[:3])
+                self._weights[node.name] = quantize_weights(kernel, terms)
+            else:  # Conv2DBackpropInput: (kh, kw, out, in); outputs are axis 2
+                terms = math.prod(kernel.shape[:2]) * kernel.shape[3]
+                swapped = np.swapaxes(kernel, 2, 3)
+                self._weights[node.name] = np.swapaxes(
+                    quantize_weights(swapped, terms), 2, 3
+                )
+
+    def __call__(self, *inputs):
+        values = {}
+        for name, x in zip(self._inputs, inputs):
+            values[name] = to_grid(np.asarray(x, dtype=np.float32))
+        order = self._order()
+        for name in order:
+            node = self._nodes[name]
+            if name in values:
+                continue
+            if node.op == "Const":
+                values[name] = self._constants[name]
+                continue
+            if node.op == "NoOp":
+                continue
+            args = [self._value(values, i) for i in node.input if not i.startswith("^")]
+            if node.op in _ELEMENTWISE:
+                dtype = _attr(node, "T")
+                if dtype is not None and not dtype.is_floating:
+                    values[name] = _ELEMENTWISE[node.op](*args)  # shapes, indices
+                    continue
+                args = [np.asarray(a, np.float64) for a in args]
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    values[name] = to_grid(_ELEMENTWISE[node.op](*args))
+            elif node.op in _STRUCTURAL:
+                values[name] = _STRUCTURAL[node.op](*args, node=node)
+            else:
+                values[name] = _SPECIAL[node.op](self, node, *args)
+        outputs = tuple(self._value(values, t) for t in self._outputs)
+        outputs = tuple(np.asarray(o, np.float64) for o in outputs)
+        return outputs[0] if self._single else outputs
+
+    def _value(self, values, tensor_name):
+        name, _, index = tensor_name.partition(":")
+        value = values[name]
+        if isinstance(value, list):
+            return value[int(index or 0)]
+        return value
+
+    def _order(self):
+        if not hasattr(self, "_topological"):
+            seen, order = set(), []
+
+            def visit(name):
+                if name in seen:
+                    return
+                seen.add(name)
+                for i in self._nodes[name].input:
+                    visit(i.split(":")[0].lstrip("^"))
+                order.append(name)
+
+            for output in self._outputs:
+                visit(output.split(":")[0])
+            self._topological = order
+        return self._topological
+
+    # The ops that need the node's attributes or the quantized weights.
+
+    def _matmul(self, node, a, _):
+        if _attr(node, "transpose_a", False):
+            a = a.T
+        out = tf.linalg.matmul(_cpu64(a), _cpu64(self._weights[node.name]))
+        return to_grid(out.numpy())
+
+    def _conv2d(self, node, x, _):
+        out = tf.nn.conv2d(
+            _cpu64(x),
+            _cpu64(self._weights[node.name]),
+            strides=_attr(node, "strides"),
+            padding=_padding(node),
+            dilations=_attr(node, "dilations"),
+        )
+        return to_grid(out.numpy())
+
+    def _conv2d_transpose(self, node, sizes, _, x):
+        out = tf.raw_ops.Conv2DBackpropInput(
+            input_sizes=tf.constant(np.asarray(sizes, np.int32)),
+            filter=_cpu64(self._weights[node.name]),
+            out_backprop=_cpu64(x),
+            strides=_attr(node, "strides"),
+            padding=_attr(node, "padding"),
+            explicit_paddings=_attr(node, "explicit_paddings") or [],
+            dilations=_attr(node, "dilations"),
+        )
+        return to_grid(out.numpy())
+
+    def _strided_slice(self, node, x, begin, end, strides):
+        x = np.asarray(x)
+        masks = {
+            k: _attr(node, k, 0)
+            for k in (
+                "begin_mask",
+                "end_mask",
+                "ellipsis_mask",
+                "new_axis_mask",
+                "shrink_axis_mask",
+            )
+        }
+        if masks["ellipsis_mask"] or masks["new_axis_mask"]:
+            raise NotSupportedError("StridedSlice with an ellipsis or a new axis.")
+        index = []
+        for axis, (b, e, s) in enumerate(zip(begin, end, strides)):
+            if masks["shrink_axis_mask"] & (1 << axis):
+                index.append(int(b))
+                continue
+            b = None if masks["begin_mask"] & (1 << axis) else int(b)
+            e = None if masks["end_mask"] & (1 << axis) else int(e)
+            index.append(slice(b, e, int(s)))
+        return x[tuple(index)]
+
+    def _split(self, node, axis, x):
+        return np.split(x, _attr(node, "num_split"), axis=int(axis))
+
+    def _split_v(self, node, x, sizes, axis):
+        bounds = np.cumsum(np.asarray(sizes))[:-1]
+        return np.split(x, bounds, axis=int(axis))
+
+
+_SPECIAL = {
+    "Placeholder": None,
+    "Const": None,
+    "NoOp": None,
+    "MatMul": FixedPointNetwork._matmul,
+    "Conv2D": FixedPointNetwork._conv2d,
+    "Conv2DBackpropInput": FixedPointNetwork._conv2d_transpose,
+    "StridedSlice": FixedPointNetwork._strided_slice,
+    "Split": FixedPointNetwork._split,
+    "SplitV": FixedPointNetwork._split_v,
+}
