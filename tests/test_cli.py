@@ -195,41 +195,6 @@ def test_data_no_source_can_provide_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_conditional_preset_trains_and_samples_the_chosen_classes(tmp_path):
-    run = tmp_path / "cvae"
-    argv = ["train", "--preset", "mnist-cvae", "--epochs", "1", "--batch-size", "256"]
-    argv += ["--output-dir", str(run), "--source", "bundled", "--progress", "none"]
-    assert cli.main(argv) == 0
-    out = tmp_path / "digits"
-    labels = ["3", "3", "7"]
-    assert (
-        cli.main(["sample", str(run), "--output-dir", str(out), "--labels", *labels])
-        == 0
-    )
-    assert sorted(p.name for p in out.iterdir()) == [
-        "sample_00000_class3.png",
-        "sample_00001_class3.png",
-        "sample_00002_class7.png",
-    ]
-    assert (
-        cli.main(
-            [
-                "sample",
-                str(run),
-                "-n",
-                "2",
-                "--labels",
-                "10",
-                "--output-dir",
-                str(tmp_path / "bad"),
-            ]
-        )
-        == 2
-    )
-    assert not (tmp_path / "bad").exists()
-    assert cli.main(["sample", str(run), "-n", "2", "-o", str(tmp_path / "x.png")]) == 2
-
-
 def run_images(count=4):
     test, _ = data.load_arrays("mnist", "test", source="bundled")
     return (test[:count] > 127).astype("float32")  # binary digits

@@ -82,10 +82,10 @@ def test_every_command_works_or_says_why_in_one_line(name, data_dir, tmp_path, c
     # checked on the encoder's endpoint.
     autoregressive = getattr(preset.build_model(0), "autoregressive", False)
 
-    # train: one epoch on 32 images, evaluated on 16.
+    # train: one step of 16 images, evaluated on 16.
     status, out, err = run_cli(
         capsys, "train", "--preset", name, "--output-dir", run, "--epochs", 1,
-        "--batch-size", 16, "--max-train-images", 32, "--max-test-images", 16,
+        "--batch-size", 16, "--max-train-images", 16, "--max-test-images", 16,
         "--progress", "none", "--xla", "off", *common,
         *(["--no-figures"] if autoregressive else []),
     )  # fmt: skip
@@ -120,6 +120,27 @@ def test_every_command_works_or_says_why_in_one_line(name, data_dir, tmp_path, c
     else:
         assert_one_line_refusal(status, err, "sample")
         assert not grid.exists()
+    if preset.conditional:
+        # One file per image, named by its class; a class the model does not
+        # know, or no class at all, is refused and writes nothing.
+        folder = tmp_path / "digits"
+        status, _, err = run_cli(
+            capsys, "sample", run, "--output-dir", folder, "--labels", 3, 3, 7
+        )
+        assert status == 0, err
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "sample_00000_class3.png",
+            "sample_00001_class3.png",
+            "sample_00002_class7.png",
+        ]
+        bad = tmp_path / "bad"
+        status, _, err = run_cli(
+            capsys, "sample", run, "-n", 2, "--labels", 10, "--output-dir", bad
+        )
+        assert_one_line_refusal(status, err, "sample")
+        assert not bad.exists()
+        status, _, err = run_cli(capsys, "sample", run, "-n", 2, "-o", bad / "x.png")
+        assert_one_line_refusal(status, err, "sample")
 
     test_images, test_labels = data.load_arrays(
         preset.dataset, "test", str(data_dir), "local"

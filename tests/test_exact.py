@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from vae_tf.compression import exact
+from vae_tf import exact
 
 RNG = np.random.default_rng(0)
 X = np.concatenate(

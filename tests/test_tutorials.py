@@ -252,7 +252,9 @@ def test_conv_cifar10_tutorial_quick_run(quick_runs):
     assert (
         3.0 < metrics["test_nll_iwae_bits_per_dim"] <= metrics["test_bits_per_dim"] < 8
     )
-    assert 3.0 < metrics["mse_baseline"]["test_bits_per_dim"] < 8
+    # The tutorial's claim: the fixed-variance Gaussian (MSE) model, trained the
+    # same way, spends more bits than the logistic mixture.
+    assert metrics["test_bits_per_dim"] < metrics["mse_baseline"]["test_bits_per_dim"]
     assert 3.0 < metrics["hierarchical"]["test_bits_per_dim"] < 8
     level_kls = metrics["hierarchical"]["test_kl_per_level_nats"]
     assert len(level_kls) == 2 and min(level_kls) >= 0.0

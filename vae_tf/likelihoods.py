@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from vae_tf import exact
 from vae_tf._random import normal, uniform
 from vae_tf.bounds import sum_per_example
 from vae_tf.distributions import (
@@ -199,7 +200,7 @@ class Bernoulli(Likelihood):
 
     @staticmethod
     def _probabilities(x_params):
-        return 1.0 / (1.0 + np.exp(-np.asarray(x_params, np.float64)))
+        return exact.sigmoid(x_params)
 
     def push_images(self, coder, images, x_params):
         """One `Bernoulli` symbol per pixel (255 is 1), the whole batch at once."""
@@ -229,7 +230,7 @@ _PIXEL_MODEL = constriction.stream.model.QuantizedGaussian(0, 255)
 @functools.lru_cache(maxsize=8)
 def _pixel_scale_table(low: int, high: int, steps: int) -> np.ndarray:
     """Pixel-unit scales `127.5 exp(i / steps)` for `i` from `low` to `high`."""
-    table = 127.5 * np.exp(np.arange(low, high + 1) / steps)
+    table = 127.5 * exact.exp(np.arange(low, high + 1) / steps)
     table.flags.writeable = False
     return table
 
@@ -559,7 +560,10 @@ class LocalAutoregressiveGaussian(Likelihood):
         The decoder's outputs are grouped by role: `C` means, `C` log-scales,
         then `C` values of `a_n` for each neighbour `n`, then the same of `b_n`.
         """
-        x_params = ops.cast(x_params, "float32")
+        return self._groups(ops.cast(x_params, "float32"))
+
+    def _groups(self, x_params):
+        """`split` of a tensor or numpy array, by slicing the last axis."""
         per_channel = 2 + 2 * self.num_neighbours
         if x_params.shape[-1] % per_channel:
             raise ValueError(
@@ -629,10 +633,9 @@ class LocalAutoregressiveGaussian(Likelihood):
     _LOG_SCALE_STEPS = 64
 
     def _coding_split(self, x_params):
-        """`split`, as float64 numpy arrays (exact from float32)."""
-        m, s, a, b = self.split(x_params)
-        as64 = lambda t: np.asarray(t, np.float64)  # noqa: E731
-        return as64(m), as64(s), [as64(t) for t in a], [as64(t) for t in b]
+        """`split` on float64 numpy arrays (the codec's fixed-point parameters
+        keep every bit)."""
+        return self._groups(np.asarray(x_params, np.float64))
 
     def _coding_distribution(self, mu, log_scale):
         """Pixel-unit mean and scale of the coder's `QuantizedGaussian`."""

@@ -28,11 +28,18 @@ model's likelihood gives (`Likelihood.push_images` / `pop_images`, e.g. one
 `LocalAutoregressiveGaussian`). The codec itself holds no likelihood maths:
 a new likelihood becomes codable by implementing those two methods.
 
-Sender and receiver must compute bit-identical distributions. Both run the
-same networks on the same batches, and the likelihoods compute the
-per-pixel distributions in float64 in the same order in both directions.
-Decode on the kind of machine that encoded: a learned codec is only as
-portable as its networks' floating point.
+Sender and receiver must compute bit-identical distributions, on whatever
+machines they run. By default (`arithmetic="fixed-point"`) the posterior
+and the decoder run in exact fixed point (`compression.fixed_point`: the
+same bits for any thread count, CPU, oneDNN or XLA setting, batch grouping
+or process), the posterior's scales and the likelihood's probabilities come
+from `vae_tf.exact`'s elementary functions (correctly rounded operations
+only), and `constriction` turns these equal parameters into equal
+fixed-point probabilities. `arithmetic="float"` runs the networks in
+TensorFlow's float32, as vae_tf 0.2 wrote every file: a little faster, but
+such a file decodes only where the networks compute the same bits (the same
+machine, TensorFlow build and thread settings). The file records which
+arithmetic wrote it.
 """
 
 import math
@@ -41,8 +48,10 @@ import constriction
 import numpy as np
 import tensorflow as tf
 
+from vae_tf import exact
 from vae_tf.compression import container
-from vae_tf.compression.codec import Codec
+from vae_tf.compression.codec import ARITHMETICS, Codec
+from vae_tf.compression.fixed_point import FixedPointNetwork
 
 __all__ = ["BitsBackCodec"]
 
@@ -60,6 +69,9 @@ class BitsBackCodec(Codec):
         latent_range: latents are coded on `[-latent_range, latent_range]`.
         batch_size: the largest batch coded at once.
         seed_words: 32-bit words the stack starts from.
+        arithmetic: `"fixed-point"` (files decode on any machine) or
+            `"float"` (the networks in float32: decode where they were
+            written; vae_tf 0.2's files).
 
     Raises:
         NotSupportedError: (a `ValueError`) if `model` cannot code losslessly.
@@ -79,7 +91,10 @@ class BitsBackCodec(Codec):
         "latent_range": (1, 64),
         "batch_size": (1, 1 << 16),
         "seed_words": (1, 1 << 16),
+        "arithmetic": (0, 1),
     }
+    # Files written before the setting existed used float arithmetic.
+    PARAM_DEFAULTS = {"arithmetic": ARITHMETICS["float"]}
 
     def __init__(
         self,
@@ -88,6 +103,7 @@ class BitsBackCodec(Codec):
         latent_range: int = 8,
         batch_size: int = 500,
         seed_words: int = 32,
+        arithmetic: str | int = "fixed-point",
     ):
         model.check_coding("lossless")
         if not model.built or model.image_shape is None:
@@ -97,6 +113,7 @@ class BitsBackCodec(Codec):
             latent_range=latent_range,
             batch_size=batch_size,
             seed_words=seed_words,
+            arithmetic=self.arithmetic_code(arithmetic),
         )
         for key, (low, high) in self.PARAM_BOUNDS.items():
             value = settings[key]
@@ -112,10 +129,20 @@ class BitsBackCodec(Codec):
         self.latent_shape = tuple(model.latent_shape)
         self.latent_size = math.prod(self.latent_shape)
         self.fingerprint = container.model_fingerprint(model)
-        self._posterior = tf.function(
-            lambda x: model.posterior(x), reduce_retracing=True
-        )
-        self._decode = tf.function(lambda z: model.decoder(z), reduce_retracing=True)
+        if self.arithmetic == "fixed-point":
+            self._posterior = FixedPointNetwork(
+                model.posterior, [tf.TensorSpec([None, *self.image_shape])]
+            )
+            self._decode = FixedPointNetwork(
+                model.decoder, [tf.TensorSpec([None, *self.latent_shape])]
+            )
+        else:
+            self._posterior = tf.function(
+                lambda x: model.posterior(x), reduce_retracing=True
+            )
+            self._decode = tf.function(
+                lambda z: model.decoder(z), reduce_retracing=True
+            )
         self._scale = float(2**latent_bits)
         limit = latent_range * 2**latent_bits
         self._latent_model = constriction.stream.model.QuantizedGaussian(-limit, limit)
@@ -150,11 +177,13 @@ class BitsBackCodec(Codec):
         """Posterior means and scales of each latent, in bins, flattened."""
         z_mean, z_log_var = self._posterior(self._model_inputs(images))
         mean = np.asarray(z_mean, np.float64).reshape(len(images), -1) * self._scale
-        std = np.exp(0.5 * np.asarray(z_log_var, np.float64).reshape(len(images), -1))
+        log_var = np.asarray(z_log_var, np.float64).reshape(len(images), -1)
+        std = exact.exp(0.5 * log_var)
         std = np.maximum(std * self._scale, 0.05)
         return mean.ravel(), std.ravel()
 
     def _params(self, z_bins: np.ndarray, count: int) -> np.ndarray:
+        # Whole bins of 2**-latent_bits: exact in float32 and on the grid.
         z = (z_bins.astype(np.float32) / np.float32(self._scale)).reshape(
             count, *self.latent_shape
         )
@@ -242,10 +271,7 @@ class BitsBackCodec(Codec):
         if not np.array_equal(ans.get_compressed(), self._seed()):
             raise container.CorruptFileError(
                 "The payload did not decode to a consistent stream (the initial "
-                "words were not recovered). Either the file is damaged, or this "
-                "process computes the model's networks differently from the one "
-                "that wrote it: decode with the same TensorFlow build, kind of CPU "
-                "and thread settings (e.g. TF_NUM_INTRAOP_THREADS) as the encoder."
+                f"words were not recovered). {self.mismatch_advice()}"
             )
         return images
 

@@ -9,6 +9,11 @@ bounds), `channels`, `settings`, `fingerprint`, and
 - `check_file(parsed)`: what the file's fields must satisfy for this model
   (sizes, channels), raising `container.CorruptFileError`.
 
+Every file records the arithmetic that computed its coding distributions
+(the `arithmetic` setting, `ARITHMETICS`): `"fixed-point"` files decode on
+any machine; `"float"` files (everything vae_tf 0.2 wrote) only where the
+networks compute the same float32 bits as where they were written.
+
 `pack`, `compress`, `from_file` and `decompress_bytes` are the same for
 every codec, here.
 """
@@ -17,7 +22,10 @@ import numpy as np
 
 from vae_tf.compression import container
 
-__all__ = ["Codec"]
+__all__ = ["ARITHMETICS", "Codec"]
+
+# The arithmetic that computes the coding distributions, as files record it.
+ARITHMETICS = {"float": 0, "fixed-point": 1}
 
 
 class Codec:
@@ -25,10 +33,55 @@ class Codec:
 
     KIND: int
     PARAM_BOUNDS: dict = {}
+    PARAM_DEFAULTS: dict = {}  # settings older files do not record
 
     channels: int
     settings: dict
     fingerprint: bytes
+
+    @staticmethod
+    def arithmetic_code(arithmetic) -> int:
+        """The file's code for `arithmetic` (a name in `ARITHMETICS` or its code).
+
+        Raises:
+            ValueError: an unknown arithmetic.
+        """
+        if arithmetic in ARITHMETICS:
+            return ARITHMETICS[arithmetic]
+        if isinstance(arithmetic, int) and arithmetic in ARITHMETICS.values():
+            return arithmetic
+        raise ValueError(
+            f"Unknown arithmetic. Expected one of {sorted(ARITHMETICS)}. Received: "
+            f"arithmetic={arithmetic!r}"
+        )
+
+    @property
+    def arithmetic(self) -> str:
+        """`"fixed-point"` or `"float"`: what computes the coding distributions."""
+        code = self.settings["arithmetic"]
+        return next(name for name, c in ARITHMETICS.items() if c == code)
+
+    def mismatch_advice(self) -> str:
+        """What a failed end-of-stream check means, for this file's arithmetic."""
+        if self.arithmetic == "float":
+            return (
+                "Either the file is damaged, or this process computes the model's "
+                "networks differently from the one that wrote it: the file was "
+                "written with float arithmetic (vae_tf 0.2, or arithmetic='float'), "
+                "which decodes only with the same TensorFlow build, kind of CPU and "
+                "thread settings (e.g. TF_NUM_INTRAOP_THREADS) as the encoder. "
+                "Files written with arithmetic='fixed-point' (the default since "
+                "0.3) decode anywhere."
+            )
+        return (
+            "The file was written with fixed-point arithmetic, which decodes to "
+            "the same bits on any machine, so either the file is damaged or the "
+            "model's weights differ from the encoder's in a way its fingerprint "
+            "did not catch, or the installed vae_tf or constriction computes the "
+            "fixed-point networks or coding models differently from the version "
+            "that wrote it: decode with the vae_tf and constriction versions that "
+            "encoded."
+        )
 
     def encode(self, images, progress=None) -> container.Encoded:
         raise NotImplementedError
@@ -72,7 +125,8 @@ class Codec:
                 f"This is a {other} file; decode it with the model that wrote it "
                 f"(this model's codec writes {container.KIND_NAMES[cls.KIND]} files)."
             )
-        settings = container.check_params(parsed.params, cls.PARAM_BOUNDS)
+        params = {**cls.PARAM_DEFAULTS, **parsed.params}
+        settings = container.check_params(params, cls.PARAM_BOUNDS)
         codec = cls(model, **settings)
         container.check_fingerprint(parsed, codec.fingerprint)
         if parsed.channels != codec.channels:

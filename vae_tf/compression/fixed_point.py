@@ -25,7 +25,7 @@ TensorFlow graph once, then evaluates it op by op with these rules:
   width or fused multiply-add gives the same, exact result. The products
   run in TensorFlow's float64 kernels on the CPU.
 - Elementwise ops use only correctly rounded operations (`+ - * /`,
-  `sqrt`) and `vae_tf.compression.exact`'s elementary functions, which are
+  `sqrt`) and `vae_tf.exact`'s elementary functions, which are
   the same function on every machine.
 
 The guarantee: for the same network weights and the same inputs on the
@@ -46,7 +46,7 @@ from tensorflow.python.framework.convert_to_constants import (
     convert_variables_to_constants_v2,
 )
 
-from vae_tf.compression import exact
+from vae_tf import exact
 from vae_tf.models.base import NotSupportedError
 
 __all__ = ["ACTIVATION_BITS", "FixedPointNetwork", "to_grid"]
@@ -257,7 +257,7 @@ class FixedPointNetwork:
     def __call__(self, *inputs):
         values = {}
         for name, x in zip(self._inputs, inputs):
-            values[name] = to_grid(np.asarray(x, dtype=np.float32))
+            values[name] = to_grid(x)
         order = self._order()
         for name in order:
             node = self._nodes[name]
