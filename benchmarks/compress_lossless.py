@@ -6,7 +6,7 @@ VAE, the amortised rate without the initial bits (`net_bits_per_dim`), the
 model's negative ELBO in bits/dim on the same images, the ratio of the two,
 images/s and megapixels/s to compress and to decompress, and whether the
 round trip was bit-exact: one line per arithmetic, `fixed-point` (the
-default: files decode on any machine) and `float` (vae_tf 0.2's, decodes
+default: files decode on any machine) and `float` (the earlier one, decodes
 only where it was written), so the cost of portability is measured in one
 run.
 

@@ -42,6 +42,23 @@ def test_the_fixed_point_network_computes_the_float_network(networks):
     )
 
 
+def test_the_lossy_codecs_decoder_networks_run_in_fixed_point():
+    """GDN's weights are computed from others (gamma = gamma_root**2): folded
+    once, then quantized like any weight; its einsum is a product too."""
+    model = presets.get("cifar10-lossy").build_model(0)
+    model.build((None, 64, 64, 3))
+    rng = np.random.default_rng(0)
+    y = np.round(rng.normal(0, 3, (2, 4, 4, model.latent_channels)))
+    z = np.round(rng.normal(0, 3, (2, 2, 2, model.hyperprior_channels)))
+    for network, x in ((model.synthesis, y), (model.hyper_synthesis, z)):
+        spec = tf.TensorSpec([None, None, None, x.shape[-1]])
+        fixed = FixedPointNetwork(network, [spec])
+        want = np.asarray(network(x.astype("float32")))
+        assert np.std(want) > 0.1  # the outputs vary: the comparison means something
+        np.testing.assert_allclose(fixed(x), want, atol=2e-3)
+        assert fixed(x[:1]).tobytes() == fixed(x)[:1].tobytes()
+
+
 def test_outputs_are_on_the_grid_and_do_not_depend_on_the_batch(networks):
     _, posterior, decoder = networks
     x = images(12, seed=2)

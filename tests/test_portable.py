@@ -96,7 +96,7 @@ def test_the_file_records_its_arithmetic_and_old_files_read_as_float(written):
     _, file, _ = files[LOSSLESS_PRESETS[0]]
     parsed = container.unpack(file.read_bytes())
     assert parsed.params["arithmetic"] == 1  # fixed-point
-    # A 0.2 file has no such setting: it was written in float arithmetic.
+    # A file from before the setting has none: it was written in float arithmetic.
     model_path = files[LOSSLESS_PRESETS[0]][0]
     import keras
 

@@ -36,7 +36,7 @@ or process), the posterior's scales and the likelihood's probabilities come
 from `vae_tf.exact`'s elementary functions (correctly rounded operations
 only), and `constriction` turns these equal parameters into equal
 fixed-point probabilities. `arithmetic="float"` runs the networks in
-TensorFlow's float32, as vae_tf 0.2 wrote every file: a little faster, but
+TensorFlow's float32, as every file was written before the setting: faster, but
 such a file decodes only where the networks compute the same bits (the same
 machine, TensorFlow build and thread settings). The file records which
 arithmetic wrote it.
@@ -71,7 +71,7 @@ class BitsBackCodec(Codec):
         seed_words: 32-bit words the stack starts from.
         arithmetic: `"fixed-point"` (files decode on any machine) or
             `"float"` (the networks in float32: decode where they were
-            written; vae_tf 0.2's files).
+            written; files from before the setting).
 
     Raises:
         NotSupportedError: (a `ValueError`) if `model` cannot code losslessly.

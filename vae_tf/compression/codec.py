@@ -11,7 +11,7 @@ bounds), `channels`, `settings`, `fingerprint`, and
 
 Every file records the arithmetic that computed its coding distributions
 (the `arithmetic` setting, `ARITHMETICS`): `"fixed-point"` files decode on
-any machine; `"float"` files (everything vae_tf 0.2 wrote) only where the
+any machine; `"float"` files (all files from before the setting) only where the
 networks compute the same float32 bits as where they were written.
 
 `pack`, `compress`, `from_file` and `decompress_bytes` are the same for
@@ -67,20 +67,18 @@ class Codec:
             return (
                 "Either the file is damaged, or this process computes the model's "
                 "networks differently from the one that wrote it: the file was "
-                "written with float arithmetic (vae_tf 0.2, or arithmetic='float'), "
+                "written with float arithmetic (arithmetic='float', or by a vae_tf "
+                "from before the setting), "
                 "which decodes only with the same TensorFlow build, kind of CPU and "
                 "thread settings (e.g. TF_NUM_INTRAOP_THREADS) as the encoder. "
-                "Files written with arithmetic='fixed-point' (the default since "
-                "0.3) decode anywhere."
+                "Files written with arithmetic='fixed-point' (the default) decode "
+                "anywhere."
             )
         return (
-            "The file was written with fixed-point arithmetic, which decodes to "
-            "the same bits on any machine, so either the file is damaged or the "
-            "model's weights differ from the encoder's in a way its fingerprint "
-            "did not catch, or the installed vae_tf or constriction computes the "
-            "fixed-point networks or coding models differently from the version "
-            "that wrote it: decode with the vae_tf and constriction versions that "
-            "encoded."
+            "The file was written with fixed-point arithmetic, which gives the same "
+            "bits on every machine; so either the file is damaged, or this vae_tf "
+            "or constriction version computes the coding distributions differently "
+            "from the one that wrote it: decode with the versions that encoded."
         )
 
     def encode(self, images, progress=None) -> container.Encoded:

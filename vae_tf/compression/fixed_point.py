@@ -24,6 +24,9 @@ TensorFlow graph once, then evaluates it op by op with these rules:
   every partial sum exactly, and any summation order, blocking, vector
   width or fused multiply-add gives the same, exact result. The products
   run in TensorFlow's float64 kernels on the CPU.
+- What depends on the weights alone (e.g. a GDN's `gamma = gamma_root**2`)
+  is computed once, in float64 with the same operations and without the
+  grid, and is then a weight like any other.
 - Elementwise ops use only correctly rounded operations (`+ - * /`,
   `sqrt`) and `vae_tf.exact`'s elementary functions, which are
   the same function on every machine.
@@ -166,6 +169,12 @@ _STRUCTURAL = {
 }
 
 
+# The sums of products: one operand must be a weight (a constant).
+_PRODUCTS = ("MatMul", "Conv2D", "Conv2DBackpropInput", "Einsum")
+# Einsum equations run: a product of the last axis with a weight's first.
+_EINSUMS = {"...a,ab->...b", "...i,ij->...j"}
+
+
 class FixedPointNetwork:
     """A TensorFlow function of float32 tensors, run in exact fixed point.
 
@@ -215,7 +224,25 @@ class FixedPointNetwork:
         for node in graph.node:
             if node.op == "Const":
                 self._constants[node.name] = tf.make_ndarray(node.attr["value"].tensor)
+        self._fold_constants()
         self._quantize_weights()
+
+    def _fold_constants(self):
+        """Evaluate, once, every node computed from constants alone (float64,
+        off the grid), so that it counts as a constant."""
+        values = dict(self._constants)
+        for name in self._order():
+            node = self._nodes[name]
+            inputs = [i for i in node.input if not i.startswith("^")]
+            if name in values or node.op in ("Placeholder", "NoOp") or not inputs:
+                continue
+            if not all(i.split(":")[0] in values for i in inputs):
+                continue
+            args = [self._value(values, i) for i in inputs]
+            values[name] = self._evaluate(node, args, on_grid=False)
+            if not isinstance(values[name], list):
+                self._constants[name] = values[name]
+                node.op = "Const"  # from here on, a constant
 
     # Weights: the constant operand of every matrix product and convolution.
 
@@ -229,7 +256,7 @@ class FixedPointNetwork:
     def _quantize_weights(self):
         self._weights = {}
         for node in self._nodes.values():
-            if node.op not in ("MatMul", "Conv2D", "Conv2DBackpropInput"):
+            if node.op not in _PRODUCTS:
                 continue
             operand = node.input[1]
             source = self._source(operand)
@@ -238,8 +265,16 @@ class FixedPointNetwork:
                     f"{node.op} {node.name!r} multiplies two computed tensors; the "
                     "fixed-point interpreter needs one operand to be a weight."
                 )
-            kernel = self._constants[source.name].astype(np.float64)
-            if node.op == "MatMul":
+            kernel = np.asarray(self._constants[source.name], np.float64)
+            if node.op == "Einsum":
+                if _attr(node, "equation").replace(" ", "") not in _EINSUMS:
+                    raise NotSupportedError(
+                        f"Einsum {_attr(node, 'equation')!r}: the fixed-point "
+                        f"interpreter runs {sorted(_EINSUMS)} (a product over the "
+                        "last axis with a weight matrix)."
+                    )
+                self._weights[node.name] = quantize_weights(kernel, kernel.shape[0])
+            elif node.op == "MatMul":
                 if _attr(node, "transpose_b", False):
                     kernel = kernel.T
                 terms = kernel.shape[0]
@@ -269,21 +304,29 @@ class FixedPointNetwork:
             if node.op == "NoOp":
                 continue
             args = [self._value(values, i) for i in node.input if not i.startswith("^")]
-            if node.op in _ELEMENTWISE:
-                dtype = _attr(node, "T")
-                if dtype is not None and not dtype.is_floating:
-                    values[name] = _ELEMENTWISE[node.op](*args)  # shapes, indices
-                    continue
-                args = [np.asarray(a, np.float64) for a in args]
-                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                    values[name] = to_grid(_ELEMENTWISE[node.op](*args))
-            elif node.op in _STRUCTURAL:
-                values[name] = _STRUCTURAL[node.op](*args, node=node)
-            else:
-                values[name] = _SPECIAL[node.op](self, node, *args)
+            values[name] = self._evaluate(node, args)
         outputs = tuple(self._value(values, t) for t in self._outputs)
         outputs = tuple(np.asarray(o, np.float64) for o in outputs)
         return outputs[0] if self._single else outputs
+
+    def _evaluate(self, node, args, on_grid=True):
+        """One node's output from its inputs' values."""
+        if node.op in _ELEMENTWISE:
+            dtype = _attr(node, "T")
+            if dtype is not None and not dtype.is_floating:
+                return _ELEMENTWISE[node.op](*args)  # shapes, indices
+            args = [np.asarray(a, np.float64) for a in args]
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                out = _ELEMENTWISE[node.op](*args)
+            return to_grid(out) if on_grid else out
+        if node.op in _STRUCTURAL:
+            return _STRUCTURAL[node.op](*args, node=node)
+        if node.op in _PRODUCTS and not on_grid:
+            raise NotSupportedError(
+                f"{node.op} {node.name!r} of constants alone: fold it into the "
+                "weights before export."
+            )
+        return _SPECIAL[node.op](self, node, *args)
 
     def _value(self, values, tensor_name):
         name, _, index = tensor_name.partition(":")
@@ -316,6 +359,12 @@ class FixedPointNetwork:
             a = a.T
         out = tf.linalg.matmul(_cpu64(a), _cpu64(self._weights[node.name]))
         return to_grid(out.numpy())
+
+    def _einsum(self, node, x, _):
+        weights = self._weights[node.name]
+        flat = np.asarray(x, np.float64).reshape(-1, weights.shape[0])
+        out = tf.linalg.matmul(_cpu64(flat), _cpu64(weights)).numpy()
+        return to_grid(out.reshape(*np.shape(x)[:-1], weights.shape[1]))
 
     def _conv2d(self, node, x, _):
         out = tf.nn.conv2d(
@@ -376,6 +425,7 @@ _SPECIAL = {
     "Const": None,
     "NoOp": None,
     "MatMul": FixedPointNetwork._matmul,
+    "Einsum": FixedPointNetwork._einsum,
     "Conv2D": FixedPointNetwork._conv2d,
     "Conv2DBackpropInput": FixedPointNetwork._conv2d_transpose,
     "StridedSlice": FixedPointNetwork._strided_slice,
