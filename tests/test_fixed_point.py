@@ -93,6 +93,21 @@ def test_weights_sit_on_a_power_of_two_grid_within_the_exactness_budget():
         np.testing.assert_allclose(column, original, atol=step / 2)
 
 
+@pytest.mark.parametrize("op", sorted(fixed_point._TABLE_DOMAINS))
+def test_table_lookups_give_the_functions_values_on_the_whole_grid(op):
+    """Inside the table's domain and far beyond it, up to the grid's limits."""
+    function, _, _ = fixed_point._TABLE_DOMAINS[op]
+    rng = np.random.default_rng(4)
+    x = to_grid(
+        np.concatenate(
+            [rng.normal(0, 4, 50000), rng.uniform(-4096, 4096, 2000), [-4096, 4096]]
+        )
+    )
+    with np.errstate(over="ignore"):
+        want = to_grid(function(x))
+    np.testing.assert_array_equal(fixed_point._ELEMENTWISE[op](x), want)
+
+
 def test_the_exactness_bound_makes_the_sum_order_irrelevant():
     """The worst case, the largest activations times the largest weights:
     every product is a whole number of units below 2**53 in total, so float64

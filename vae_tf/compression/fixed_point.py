@@ -41,6 +41,7 @@ Raises `NotSupportedError` (at construction) for a network using an op this
 interpreter does not run, naming it.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -64,8 +65,54 @@ _SCALE = 2.0**ACTIVATION_BITS
 def to_grid(x) -> np.ndarray:
     """`x` rounded to the activation grid (multiples of `2**-16`, half to
     even) and clipped to `[-4096, 4096]`, float64."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.clip(np.rint(x * _SCALE) * _STEP, -ACTIVATION_LIMIT, ACTIVATION_LIMIT)
+    out = np.array(x, dtype=np.float64)  # a copy, rounded in place
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.multiply(out, _SCALE, out=out)
+    np.rint(out, out=out)
+    np.multiply(out, _STEP, out=out)
+    return np.clip(out, -ACTIVATION_LIMIT, ACTIVATION_LIMIT, out=out)
+
+
+# Elementary functions of a grid value, as tables over the grid points of
+# the domain outside which the function, rounded to the grid, is constant
+# (checked when the table is built): a lookup instead of dozens of numpy
+# passes per call, and the same values, since the table holds exactly what
+# the function gives on the grid (the integer networks' look-up tables).
+_TABLE_DOMAINS = {
+    "Exp": (exact.exp, -12.0, 8.5),
+    "Tanh": (exact.tanh, -8.0, 8.0),
+    "Erf": (exact.erf, -5.0, 5.0),
+    "Erfc": (exact.erfc, -6.0, 6.0),
+    "Sigmoid": (exact.sigmoid, -12.0, 12.0),
+}
+
+
+@functools.cache
+def _table(op: str) -> np.ndarray:
+    function, low, high = _TABLE_DOMAINS[op]
+    points = np.arange(round(low * _SCALE), round(high * _SCALE) + 1) * _STEP
+    table = to_grid(function(points))
+    # Beyond the domain the function, on the grid, is its value at the ends.
+    for end, beyond in ((low, -np.inf), (high, np.inf)):
+        if to_grid(function(end))[()] != to_grid(function(beyond))[()]:
+            raise AssertionError(f"{op} is not constant beyond {end} on the grid.")
+    table.flags.writeable = False
+    return table
+
+
+def _look_up(op):
+    """`op`'s function of grid values, by table."""
+    _, low, _ = _TABLE_DOMAINS[op]
+    offset = round(low * _SCALE)
+
+    def function(x):
+        table = _table(op)
+        index = np.multiply(x, _SCALE)
+        np.clip(index, offset, offset + len(table) - 1, out=index)
+        index -= offset
+        return table[index.astype(np.int64)]
+
+    return function
 
 
 def quantize_weights(kernel: np.ndarray, terms: int) -> np.ndarray:
@@ -129,13 +176,13 @@ _ELEMENTWISE = {
     "Rsqrt": lambda x: 1.0 / np.sqrt(x),
     "Relu": lambda x: np.maximum(x, 0.0),
     "Relu6": lambda x: np.clip(x, 0.0, 6.0),
-    "Exp": exact.exp,
+    "Exp": _look_up("Exp"),
     "Log": exact.log,
     "Log1p": exact.log1p,
-    "Tanh": exact.tanh,
-    "Erf": exact.erf,
-    "Erfc": exact.erfc,
-    "Sigmoid": exact.sigmoid,
+    "Tanh": _look_up("Tanh"),
+    "Erf": _look_up("Erf"),
+    "Erfc": _look_up("Erfc"),
+    "Sigmoid": _look_up("Sigmoid"),
     "Softplus": exact.softplus,
     "ClipByValue": np.clip,
     "Round": np.rint,
