@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae_tf import presets
+from vae_tf import exact, presets
 from vae_tf.compression import fixed_point
 from vae_tf.compression.fixed_point import FixedPointNetwork, to_grid
 from vae_tf.models import NotSupportedError
@@ -129,6 +129,22 @@ def test_the_exactness_bound_makes_the_sum_order_irrelevant():
         backwards += p
     blocked = float(np.sum(products.reshape(32, 32).sum(axis=1)))
     assert forwards == backwards == blocked == exact_sum * unit
+
+
+def test_functions_of_weights_alone_are_folded_exactly_off_the_grid():
+    """exp of a weight is computed once, from the weight itself (not looked up
+    at a grid point), then multiplies grid values like any weight."""
+    weight = tf.constant([[0.123456789, -2.5], [1.75, 0.3]], tf.float32)
+
+    def scaled(x):
+        return tf.linalg.matmul(x, tf.exp(weight))
+
+    network = FixedPointNetwork(scaled, [tf.TensorSpec([None, 2], tf.float32)])
+    x = to_grid(np.array([[1.0, 2.0], [-0.5, 3.25]]))
+    kernel = fixed_point.quantize_weights(
+        exact.exp(np.asarray(weight, np.float64)), terms=2
+    )
+    np.testing.assert_array_equal(network(x), to_grid(x @ kernel))
 
 
 def test_an_operation_it_cannot_run_is_named():

@@ -363,8 +363,11 @@ class FixedPointNetwork:
             if dtype is not None and not dtype.is_floating:
                 return _ELEMENTWISE[node.op](*args)  # shapes, indices
             args = [np.asarray(a, np.float64) for a in args]
+            function = _ELEMENTWISE[node.op]
+            if not on_grid and node.op in _TABLE_DOMAINS:
+                function = _TABLE_DOMAINS[node.op][0]  # tables take grid values
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                out = _ELEMENTWISE[node.op](*args)
+                out = function(*args)
             return to_grid(out) if on_grid else out
         if node.op in _STRUCTURAL:
             return _STRUCTURAL[node.op](*args, node=node)
