@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -97,10 +98,7 @@ def test_the_file_records_its_arithmetic_and_old_files_read_as_float(written):
     parsed = container.unpack(file.read_bytes())
     assert parsed.params["arithmetic"] == 1  # fixed-point
     # A file from before the setting has none: it was written in float arithmetic.
-    model_path = files[LOSSLESS_PRESETS[0]][0]
-    import keras
-
-    model = keras.saving.load_model(model_path)
+    model = keras.saving.load_model(files[LOSSLESS_PRESETS[0]][0])
     images = files[LOSSLESS_PRESETS[0]][2]
     float_codec = BitsBackCodec(model, batch_size=4, arithmetic="float")
     encoded = float_codec.encode(images)

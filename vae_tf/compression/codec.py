@@ -57,8 +57,9 @@ class Codec:
 
     @property
     def arithmetic(self) -> str:
-        """`"fixed-point"` or `"float"`: what computes the coding distributions."""
-        code = self.settings["arithmetic"]
+        """`"fixed-point"` or `"float"`: what computes the coding distributions
+        (`"float"` for a codec without the setting, such as `LossyCodec`)."""
+        code = self.settings.get("arithmetic", ARITHMETICS["float"])
         return next(name for name, c in ARITHMETICS.items() if c == code)
 
     def mismatch_advice(self) -> str:
