@@ -57,6 +57,50 @@ def test_the_lossy_codecs_decoder_networks_run_in_fixed_point():
         assert np.std(want) > 0.1  # the outputs vary: the comparison means something
         np.testing.assert_allclose(fixed(x), want, atol=2e-3)
         assert fixed(x[:1]).tobytes() == fixed(x)[:1].tobytes()
+        assert _same_bits(fixed(x), fixed.reference(x))
+
+
+def _same_bits(a, b):
+    a = a if isinstance(a, tuple) else (a,)
+    b = b if isinstance(b, tuple) else (b,)
+    return len(a) == len(b) and all(
+        x.dtype == y.dtype and x.tobytes() == y.tobytes() for x, y in zip(a, b)
+    )
+
+
+def test_the_graph_gives_the_interpreters_bits(networks):
+    """The compiled float64 graph against the op-by-op numpy specification,
+    on images and on latents with halves of grid steps (rounding ties)."""
+    _, posterior, decoder = networks
+    assert posterior._graph is not None and decoder._graph is not None
+    x = images(16, seed=5)
+    assert _same_bits(posterior(x), posterior.reference(x))
+    z_mean, _ = posterior(x)
+    ties = z_mean + 0.5 * fixed_point._STEP
+    for z in (z_mean, ties, 40 * z_mean):
+        assert _same_bits(decoder(z), decoder.reference(z))
+
+
+def test_the_graph_rounds_ties_to_even_like_the_interpreter():
+    def affine(x):
+        return x * tf.constant(0.5) + tf.constant(0.25)
+
+    network = FixedPointNetwork(affine, [tf.TensorSpec([None], tf.float32)])
+    step = fixed_point._STEP
+    x = np.arange(-8, 9) * step  # x / 2 is a tie for every odd x
+    assert _same_bits(network(x), network.reference(x))
+    np.testing.assert_array_equal(network(x), to_grid(to_grid(x / 2) + 0.25))
+    assert network(np.array([step]))[0] == 0.25  # 0.5 step rounds to 0 (even)
+
+
+def test_a_network_with_an_op_only_the_interpreter_runs_falls_back_to_it():
+    def scaled_softplus(x):
+        return tf.nn.softplus(x) * tf.constant(3.0)
+
+    network = FixedPointNetwork(scaled_softplus, [tf.TensorSpec([None], tf.float32)])
+    assert network._graph is None
+    x = to_grid(np.linspace(-20, 20, 101))
+    np.testing.assert_array_equal(network(x), to_grid(to_grid(exact.softplus(x)) * 3))
 
 
 def test_outputs_are_on_the_grid_and_do_not_depend_on_the_batch(networks):

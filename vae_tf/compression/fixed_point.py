@@ -64,13 +64,15 @@ _SCALE = 2.0**ACTIVATION_BITS
 
 def to_grid(x) -> np.ndarray:
     """`x` rounded to the activation grid (multiples of `2**-16`, half to
-    even) and clipped to `[-4096, 4096]`, float64."""
+    even) and clipped to `[-4096, 4096]`, float64; zero is `+0.0`."""
     out = np.array(x, dtype=np.float64)  # a copy, rounded in place
     with np.errstate(over="ignore", invalid="ignore"):
         np.multiply(out, _SCALE, out=out)
     np.rint(out, out=out)
     np.multiply(out, _STEP, out=out)
-    return np.clip(out, -ACTIVATION_LIMIT, ACTIVATION_LIMIT, out=out)
+    np.clip(out, -ACTIVATION_LIMIT, ACTIVATION_LIMIT, out=out)
+    out += 0.0  # -0.0 becomes 0.0: a zero's sign is not left to the kernels
+    return out
 
 
 # Elementary functions of a grid value, as tables over the grid points of
@@ -212,8 +214,14 @@ _STRUCTURAL = {
     "Pack": lambda *xs, node: np.stack(xs, axis=_attr(node, "axis", 0)),
     "ConcatV2": lambda *xs, node: np.concatenate(xs[:-1], axis=int(xs[-1])),
     "Transpose": lambda x, perm, node: np.transpose(x, perm),
-    "Cast": lambda x, node: np.asarray(x).astype(_attr(node, "DstT").as_numpy_dtype),
+    "Cast": lambda x, node: np.asarray(x).astype(_cast_type(node).as_numpy_dtype),
 }
+
+
+def _cast_type(node):
+    """A cast's target type; every float tensor is float64 here."""
+    dtype = _attr(node, "DstT")
+    return tf.float64 if dtype.is_floating else dtype
 
 
 # The sums of products: one operand must be a weight (a constant).
@@ -247,6 +255,7 @@ class FixedPointNetwork:
         concrete = tf.function(function, autograph=False).get_concrete_function(
             *input_signature
         )
+        self._signature = list(input_signature)
         frozen = convert_variables_to_constants_v2(concrete)
         graph = frozen.graph.as_graph_def()
         self._nodes = {node.name: node for node in graph.node}
@@ -273,6 +282,7 @@ class FixedPointNetwork:
                 self._constants[node.name] = tf.make_ndarray(node.attr["value"].tensor)
         self._fold_constants()
         self._quantize_weights()
+        self._graph = self._compile()
 
     def _fold_constants(self):
         """Evaluate, once, every node computed from constants alone (float64,
@@ -337,6 +347,22 @@ class FixedPointNetwork:
                 )
 
     def __call__(self, *inputs):
+        if self._graph is None:
+            return self.reference(*inputs)
+        with tf.device("/CPU:0"):
+            outputs = self._graph(
+                tf.constant(0.0, tf.float64),
+                *(tf.constant(np.asarray(x, np.float64)) for x in inputs),
+            )
+        if self._single:
+            return outputs.numpy()
+        return tuple(o.numpy() for o in outputs)
+
+    def reference(self, *inputs):
+        """The same outputs, computed op by op in numpy: the specification
+        the compiled graph is tested against, and the path for networks
+        using an op the graph does not run (`Log`, `Log1p`, `Softplus`,
+        whose exact functions are numpy code)."""
         values = {}
         for name, x in zip(self._inputs, inputs):
             values[name] = to_grid(x)
@@ -401,6 +427,104 @@ class FixedPointNetwork:
                 visit(output.split(":")[0])
             self._topological = order
         return self._topological
+
+    def _compile(self):
+        """The network as one TensorFlow graph of float64 ops that follow the
+        rules above, or None if it uses an op the graph does not run.
+
+        The graph is never compiled by XLA (`jit_compile=False` and a
+        `jit_scope` that keeps auto-clustering out): it must run the kernels
+        whose arithmetic the guarantee rests on.
+        """
+        nodes = [self._nodes[name] for name in self._order()]
+        runnable = set(_TF_ELEMENTWISE) | set(_TF_STRUCTURAL) | set(_PRODUCTS)
+        runnable |= set(_TABLE_DOMAINS)
+        runnable |= {"Placeholder", "Const", "NoOp"}
+        if any(node.op not in runnable for node in nodes):
+            return None
+
+        def graph(zero, *inputs):
+            values, tables = {}, {}
+            for name, x in zip(self._inputs, inputs):
+                values[name] = _tf_to_grid(x, zero)
+            for node in nodes:
+                if node.name in values or node.op == "NoOp":
+                    continue
+                if node.op == "Const":
+                    value = np.asarray(self._constants[node.name])
+                    if np.issubdtype(value.dtype, np.floating):
+                        value = value.astype(np.float64)
+                    values[node.name] = tf.constant(value)
+                    continue
+                args = [
+                    self._value(values, i) for i in node.input if not i.startswith("^")
+                ]
+                if node.op in _TABLE_DOMAINS:  # one table constant per op
+                    if node.op not in tables:
+                        tables[node.op] = tf.constant(_table(node.op))
+                    # The table holds grid values: rounding again is the identity.
+                    values[node.name] = _tf_look_up(node.op, args[0], tables[node.op])
+                    values[node.name] += zero  # the table holds +0.0: no-op
+                    continue
+                values[node.name] = self._evaluate_tf(node, args, zero)
+            outputs = tuple(self._value(values, t) for t in self._outputs)
+            return outputs[0] if self._single else outputs
+
+        signature = [tf.TensorSpec([], tf.float64)] + [
+            tf.TensorSpec([None] * len(spec.shape), tf.float64)
+            if spec.shape.rank is not None
+            else tf.TensorSpec(None, tf.float64)
+            for spec in self._signature
+        ]
+
+        def run(zero, *inputs):
+            with tf.xla.experimental.jit_scope(compile_ops=False):
+                return graph(zero, *inputs)
+
+        return tf.function(
+            run, input_signature=signature, autograph=False, jit_compile=False
+        )
+
+    def _evaluate_tf(self, node, args, zero):
+        if node.op in _TF_ELEMENTWISE:
+            dtype = _attr(node, "T")
+            if dtype is not None and not dtype.is_floating:
+                return _TF_ELEMENTWISE[node.op](*args)
+            if node.op in _EXACT_ON_GRID:  # of a grid value: a grid value
+                return _TF_ELEMENTWISE[node.op](*args) + zero  # but never -0.0
+            return _tf_to_grid(_TF_ELEMENTWISE[node.op](*args), zero)
+        if node.op in _TF_STRUCTURAL:
+            return _TF_STRUCTURAL[node.op](*args, node=node)
+        weights = tf.constant(self._weights[node.name])
+        if node.op == "MatMul":
+            a = tf.transpose(args[0]) if _attr(node, "transpose_a", False) else args[0]
+            out = tf.linalg.matmul(a, weights)
+        elif node.op == "Einsum":
+            x = args[0]
+            flat = tf.reshape(x, [-1, weights.shape[0]])
+            out = tf.reshape(
+                tf.linalg.matmul(flat, weights),
+                tf.concat([tf.shape(x)[:-1], [weights.shape[1]]], axis=0),
+            )
+        elif node.op == "Conv2D":
+            out = tf.nn.conv2d(
+                args[0],
+                weights,
+                strides=_attr(node, "strides"),
+                padding=_padding(node),
+                dilations=_attr(node, "dilations"),
+            )
+        else:  # Conv2DBackpropInput
+            out = tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=args[0],
+                filter=weights,
+                out_backprop=args[2],
+                strides=_attr(node, "strides"),
+                padding=_attr(node, "padding"),
+                explicit_paddings=_attr(node, "explicit_paddings") or [],
+                dilations=_attr(node, "dilations"),
+            )
+        return _tf_to_grid(out, zero)
 
     # The ops that need the node's attributes or the quantized weights.
 
@@ -468,6 +592,92 @@ class FixedPointNetwork:
     def _split_v(self, node, x, sizes, axis):
         bounds = np.cumsum(np.asarray(sizes))[:-1]
         return np.split(x, bounds, axis=int(axis))
+
+
+# The same rules as TensorFlow float64 ops, for the compiled graph. TensorFlow's
+# float64 kernels use the same correctly rounded operations (and products of
+# the same exact integer sums), so the graph gives the interpreter's bits; the
+# tests check it on every preset's networks.
+
+
+def _tf_to_grid(x, zero):
+    """`to_grid` in TensorFlow. `zero` is a 0.0 the graph receives as an
+    input: adding it turns -0.0 into 0.0, and unlike a constant zero, graph
+    optimization cannot remove the addition."""
+    x = tf.round(x * _SCALE) * _STEP  # round half to even, as np.rint
+    return tf.clip_by_value(x, -ACTIVATION_LIMIT, ACTIVATION_LIMIT) + zero
+
+
+def _tf_look_up(op, x, table):
+    """`op`'s function of grid values `x` from its `table` (a constant)."""
+    _, low, _ = _TABLE_DOMAINS[op]
+    offset = round(low * _SCALE)
+    index = tf.clip_by_value(x * _SCALE, offset, offset + table.shape[0] - 1)
+    return tf.gather(table, tf.cast(index - offset, tf.int64))
+
+
+_TF_ELEMENTWISE = {
+    "AddV2": tf.add,
+    "Add": tf.add,
+    "BiasAdd": tf.add,
+    "Sub": tf.subtract,
+    "Mul": tf.multiply,
+    "RealDiv": tf.math.truediv,
+    "FloorDiv": tf.math.floordiv,
+    "Maximum": tf.maximum,
+    "Minimum": tf.minimum,
+    "Neg": tf.negative,
+    "Abs": tf.abs,
+    "Square": lambda x: x * x,
+    "Sqrt": tf.sqrt,
+    "Rsqrt": lambda x: 1.0 / tf.sqrt(x),
+    "Relu": lambda x: tf.maximum(x, tf.zeros_like(x)),
+    "Relu6": lambda x: tf.clip_by_value(x, 0.0, 6.0),
+    "ClipByValue": tf.clip_by_value,
+    "Round": tf.round,
+    "Floor": tf.floor,
+}
+
+
+# Ops of one computed (so grid) tensor whose result is again a grid value in
+# the clipping range: rounding it would change nothing, so the graph skips it.
+_EXACT_ON_GRID = {"Neg", "Abs", "Relu", "Relu6"}
+
+
+def _tf_strided_slice(x, begin, end, strides, node):
+    masks = (
+        "begin_mask",
+        "end_mask",
+        "ellipsis_mask",
+        "new_axis_mask",
+        "shrink_axis_mask",
+    )
+    return tf.raw_ops.StridedSlice(
+        input=x,
+        begin=begin,
+        end=end,
+        strides=strides,
+        **{mask: _attr(node, mask, 0) for mask in masks},
+    )
+
+
+_TF_STRUCTURAL = {
+    "Identity": lambda x, node: x,
+    "Reshape": lambda x, shape, node: tf.reshape(x, shape),
+    "Prod": lambda x, axis, node: tf.reduce_prod(
+        x, axis=axis, keepdims=_attr(node, "keep_dims", False)
+    ),
+    "Squeeze": lambda x, node: tf.squeeze(x, axis=_attr(node, "squeeze_dims") or None),
+    "ExpandDims": lambda x, axis, node: tf.expand_dims(x, axis),
+    "Shape": lambda x, node: tf.shape(x, out_type=_attr(node, "out_type")),
+    "Pack": lambda *xs, node: tf.stack(xs, axis=_attr(node, "axis", 0)),
+    "ConcatV2": lambda *xs, node: tf.concat(xs[:-1], axis=xs[-1]),
+    "Transpose": lambda x, perm, node: tf.transpose(x, perm),
+    "Cast": lambda x, node: tf.cast(x, _cast_type(node)),
+    "StridedSlice": _tf_strided_slice,
+    "Split": lambda axis, x, node: tf.split(x, _attr(node, "num_split"), axis=axis),
+    "SplitV": lambda x, sizes, axis, node: tf.split(x, sizes, axis=axis),
+}
 
 
 _SPECIAL = {
