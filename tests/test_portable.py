@@ -1,9 +1,9 @@
 """Files decode anywhere: encoded here, decoded in fresh processes that run
 TensorFlow differently (one thread, oneDNN off, XLA on, other batch groups).
 
-Every preset that codes losslessly writes a file here with the default,
-fixed-point arithmetic; each other process must give back the same images,
-bit for bit.
+Every preset that can code writes a file here with the default, fixed-point
+arithmetic; each other process must give back, bit for bit, the images
+(lossless) or the reconstructions this process decodes (lossy).
 """
 
 import concurrent.futures
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from vae_tf import data, presets
-from vae_tf.compression import BitsBackCodec, container
+from vae_tf.compression import BitsBackCodec, LossyCodec, container
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,6 +32,7 @@ LOSSLESS_PRESETS = sorted(
     for name, preset in presets.PRESETS.items()
     if not preset.lossy and "lossless" in preset.build_model(0).coding
 )
+LOSSY_PRESETS = sorted(name for name, preset in presets.PRESETS.items() if preset.lossy)
 
 
 def codable_images(model, count=13):
@@ -59,7 +60,31 @@ def written(tmp_path_factory):
         (folder / f"{name}.vtfz").write_bytes(codec.compress(images))
         model.save(folder / f"{name}.keras")
         files[name] = (folder / f"{name}.keras", folder / f"{name}.vtfz", images)
+    for name in LOSSY_PRESETS:
+        model, images = lossy_model_and_images(name)
+        data = LossyCodec(model, batch_size=2).compress(images)
+        (folder / f"{name}.vtfz").write_bytes(data)
+        model.save(folder / f"{name}.keras")
+        expected = LossyCodec.decompress_bytes(model, data)  # as this process decodes
+        files[name] = (folder / f"{name}.keras", folder / f"{name}.vtfz", expected)
     return folder, files
+
+
+def lossy_model_and_images(name):
+    """An untrained lossy preset with random biases (so that its latents,
+    side information and predicted scales vary), and 5 photos-like images
+    of two sizes."""
+    model = presets.get(name).build_model(0)
+    model.build((None, 32, 32, 3))
+    rng = np.random.default_rng(2)
+    for weight in model.weights:
+        if "bias" in weight.path:
+            weight.assign(rng.normal(0, 0.3, weight.shape).astype("float32"))
+    ramp = np.linspace(0, 255, 48)
+    smooth = np.stack([*np.meshgrid(ramp, ramp[:40]), np.full((40, 48), 90.0)], -1)
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    images += [smooth.astype(np.uint8), smooth[::-1, ::-1].astype(np.uint8)]
+    return model, images
 
 
 def decode_elsewhere(folder, files, runtime):
@@ -88,8 +113,28 @@ def test_lossless_files_decode_bit_exactly_under_every_runtime(written):
         )
     for runtime, arrays in decoded.items():
         for i, (name, (_, _, images)) in enumerate(files.items()):
-            got = np.stack([arrays[f"file{i}_{j}"] for j in range(len(images))])
-            np.testing.assert_array_equal(got, images, err_msg=f"{name}, {runtime}")
+            for j, image in enumerate(images):
+                np.testing.assert_array_equal(
+                    arrays[f"file{i}_{j}"], image, err_msg=f"{name}, {runtime}"
+                )
+
+
+def test_lossy_files_code_varying_scales_and_record_their_arithmetic(written):
+    """The test above means something for the lossy presets: their side
+    information predicts many different scales, and the pictures vary."""
+    _, files = written
+    for name in LOSSY_PRESETS:
+        model_path, file, expected = files[name]
+        model = keras.saving.load_model(model_path)
+        codec, parsed = LossyCodec.from_file(model, file.read_bytes())
+        assert codec.arithmetic == "fixed-point" == LossyCodec(model).arithmetic
+        assert parsed.params["arithmetic"] == 1
+        assert all(np.std(image) > 5 for image in expected)
+        if codec.hyperprior:
+            _, images = lossy_model_and_images(name)
+            batch = model.pad(np.stack(images[:3])).astype("float32") / 255.0
+            z_hat = np.round(model.hyper_analysis(model.analysis(batch)).numpy())
+            assert len(np.unique(codec._latent_scales(z_hat))) >= 8
 
 
 def test_the_file_records_its_arithmetic_and_old_files_read_as_float(written):

@@ -51,7 +51,6 @@ import tensorflow as tf
 from vae_tf import exact
 from vae_tf.compression import container
 from vae_tf.compression.codec import ARITHMETICS, Codec
-from vae_tf.compression.fixed_point import FixedPointNetwork
 
 __all__ = ["BitsBackCodec"]
 
@@ -130,11 +129,11 @@ class BitsBackCodec(Codec):
         self.latent_size = math.prod(self.latent_shape)
         self.fingerprint = container.model_fingerprint(model)
         if self.arithmetic == "fixed-point":
-            self._posterior = FixedPointNetwork(
-                model.posterior, [tf.TensorSpec([None, *self.image_shape])]
+            self._posterior = self.fixed_point_network(
+                "posterior", [tf.TensorSpec([None, *self.image_shape])]
             )
-            self._decode = FixedPointNetwork(
-                model.decoder, [tf.TensorSpec([None, *self.latent_shape])]
+            self._decode = self.fixed_point_network(
+                "decoder", [tf.TensorSpec([None, *self.latent_shape])]
             )
         else:
             self._posterior = tf.function(

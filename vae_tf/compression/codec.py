@@ -18,14 +18,21 @@ networks compute the same float32 bits as where they were written.
 every codec, here.
 """
 
+import weakref
+
 import numpy as np
 
 from vae_tf.compression import container
+from vae_tf.compression.fixed_point import FixedPointNetwork
 
 __all__ = ["ARITHMETICS", "Codec"]
 
 # The arithmetic that computes the coding distributions, as files record it.
 ARITHMETICS = {"float": 0, "fixed-point": 1}
+
+# Fixed-point networks are frozen and traced once per model and weights:
+# model -> {(fingerprint, name): FixedPointNetwork}.
+_FIXED_POINT = weakref.WeakKeyDictionary()
 
 
 class Codec:
@@ -58,9 +65,20 @@ class Codec:
     @property
     def arithmetic(self) -> str:
         """`"fixed-point"` or `"float"`: what computes the coding distributions
-        (`"float"` for a codec without the setting, such as `LossyCodec`)."""
+        (`"float"` for a codec without the setting)."""
         code = self.settings.get("arithmetic", ARITHMETICS["float"])
         return next(name for name, c in ARITHMETICS.items() if c == code)
+
+    def fixed_point_network(self, name: str, input_signature) -> FixedPointNetwork:
+        """`self.model`'s network `name` (an attribute, e.g. `"decoder"`) in
+        fixed point; built once per model and weights (`self.fingerprint`),
+        so that a codec per file costs no new trace."""
+        networks = _FIXED_POINT.setdefault(self.model, {})
+        key = (self.fingerprint, name)
+        if key not in networks:
+            function = getattr(self.model, name)
+            networks[key] = FixedPointNetwork(function, input_signature)
+        return networks[key]
 
     def mismatch_advice(self) -> str:
         """What a failed end-of-stream check means, for this file's arithmetic."""

@@ -21,19 +21,46 @@ round(h_a(|y|))` of a batch of images is coded first, under the factorised
 prior; then every latent of `y_hat` under a zero-mean `QuantizedGaussian`
 whose scale `h_s(z_hat)` predicts, rounded to the nearest of the
 `vae_tf.models.lossy.scale_table()` scales. The decoder decodes `z_hat`, runs `h_s`
-on the same batch and gets the same scale indices. Those come from a
-network's floating-point output, so decode with the TensorFlow build and kind
-of CPU that encoded (what every learned codec with a hyperprior asks; the
-rounding to 64 table scales leaves a mismatch only for a prediction within
-float rounding of a boundary between two of them).
+on the same batch and gets the same scale indices.
+
+What the decoder computes must come out the same on every machine: the
+coding distributions (a scale index that flips at a table boundary loses
+the rest of the stream) and the pixels (a value that rounds the other way
+changes the image). With `arithmetic="fixed-point"` (the default) both do:
+
+- the factorised prior's scales are `exp` of the stored float32 log-scales
+  by `vae_tf.exact` (the same function everywhere), its means the stored
+  float32 values;
+- `h_s` runs in exact fixed point (`compression.fixed_point`: sums of
+  integer multiples of a power-of-two grid, which no summation order,
+  thread count, instruction set, oneDNN or XLA changes), and the scale index
+  is `round((log_scale - log 0.11) / step)` of its grid output, with table
+  and step from `vae_tf.exact`: correctly rounded operations only;
+- `g_s` runs in the same fixed point, and its grid output is rounded to 8
+  bits in float64.
+
+The encoder's side (`g_a`, `h_a`) may run in float: it only chooses the
+symbols, which the file carries. The file records the arithmetic. Files
+written with `arithmetic="float"` (and all files from before the setting)
+take `h_s`'s and `g_s`'s float32 outputs: they decode with the TensorFlow
+build and kind of CPU that encoded, the caveat every learned codec with a
+hyperprior carries.
 """
 
 import constriction
 import numpy as np
+import tensorflow as tf
 
+from vae_tf import exact
 from vae_tf.compression import container
-from vae_tf.compression.codec import Codec
-from vae_tf.models.lossy import scale_indices, scale_table
+from vae_tf.compression.codec import ARITHMETICS, Codec
+from vae_tf.models.lossy import (
+    SCALE_LEVELS,
+    SCALE_MAX,
+    SCALE_MIN,
+    scale_indices,
+    scale_table,
+)
 
 __all__ = ["LossyCodec"]
 
@@ -48,7 +75,16 @@ class LossyCodec(Codec):
         latent_limit: rounded latents are clipped to `[-limit, limit]` (far
             outside what a trained model produces; it bounds the coder's
             alphabet).
-        batch_size: images of one size encoded or decoded at once.
+        batch_size: images of one size encoded or decoded at once. The
+            stream holds a batch's side information, then its latents, so
+            the file records it and the decoder groups the same way.
+        arithmetic: `"fixed-point"` (files decode to the same pixels on any
+            machine) or `"float"` (the networks in float32: decode where they
+            were written; files from before the setting).
+
+    Raises:
+        NotSupportedError: (a `ValueError`) if `model` cannot code lossily.
+        ValueError: for settings out of range or an unknown arithmetic.
 
     Example:
 
@@ -60,9 +96,23 @@ class LossyCodec(Codec):
     """
 
     KIND = container.LOSSY
-    PARAM_BOUNDS = {"latent_limit": (1, 1 << 20)}
+    # The batch size sets the stream's layout (a group's side information,
+    # then its latents), so the file records it.
+    PARAM_BOUNDS = {
+        "latent_limit": (1, 1 << 20),
+        "batch_size": (1, 1 << 16),
+        "arithmetic": (0, 1),
+    }
+    # Settings files from before they were recorded were written with.
+    PARAM_DEFAULTS = {"batch_size": 64, "arithmetic": ARITHMETICS["float"]}
 
-    def __init__(self, model, latent_limit: int = 4096, batch_size: int = 64):
+    def __init__(
+        self,
+        model,
+        latent_limit: int = 4096,
+        batch_size: int = 64,
+        arithmetic: str | int = "fixed-point",
+    ):
         model.check_coding("lossy")
         low, high = self.PARAM_BOUNDS["latent_limit"]
         if not isinstance(latent_limit, int) or not low <= latent_limit <= high:
@@ -70,23 +120,45 @@ class LossyCodec(Codec):
                 f"latent_limit must be an integer in [{low}, {high}]. Received: "
                 f"latent_limit={latent_limit!r}"
             )
-        if not isinstance(batch_size, int) or batch_size <= 0:
+        low, high = self.PARAM_BOUNDS["batch_size"]
+        if not isinstance(batch_size, int) or not low <= batch_size <= high:
             raise ValueError(
-                f"batch_size must be a positive integer. Received: {batch_size=}"
+                f"batch_size must be an integer in [{low}, {high}]. Received: "
+                f"batch_size={batch_size!r}"
             )
         self.model = model
         self.latent_limit = latent_limit
         self.batch_size = batch_size
         self.fingerprint = container.model_fingerprint(model)
-        self.settings = {"latent_limit": latent_limit}
+        self.settings = {
+            "latent_limit": latent_limit,
+            "batch_size": batch_size,
+            "arithmetic": self.arithmetic_code(arithmetic),
+        }
         self._family = constriction.stream.model.QuantizedGaussian(
             -latent_limit, latent_limit
         )
+        self.hyperprior = bool(model.hyperprior_channels)
         # The factorised prior: of y, or of z with a hyperprior.
         self._mean = np.asarray(model.prior.mean.numpy(), np.float64)  # (C,)
-        self._std = np.asarray(model.prior.scale.numpy(), np.float64)  # (C,)
-        self._scales = scale_table()
-        self.hyperprior = bool(model.hyperprior_channels)
+        if self.arithmetic == "float":
+            self._std = np.asarray(model.prior.scale.numpy(), np.float64)  # (C,)
+            self._scales = scale_table()
+            return
+        log_scale = np.asarray(model.prior.log_scale.numpy(), np.float64)
+        self._std = np.maximum(exact.exp(log_scale), SCALE_MIN)  # as prior.scale
+        self._log_min = exact.log(SCALE_MIN)
+        self._log_step = (exact.log(SCALE_MAX) - self._log_min) / (SCALE_LEVELS - 1)
+        levels = np.arange(SCALE_LEVELS)
+        self._scales = exact.exp(self._log_min + levels * self._log_step)
+        self._synthesis = self.fixed_point_network(
+            "synthesis", [tf.TensorSpec([None, None, None, model.latent_channels])]
+        )
+        if self.hyperprior:
+            self._hyper_synthesis = self.fixed_point_network(
+                "hyper_synthesis",
+                [tf.TensorSpec([None, None, None, model.hyperprior_channels])],
+            )
 
     @property
     def channels(self) -> int:
@@ -167,8 +239,24 @@ class LossyCodec(Codec):
 
     def _latent_scales(self, z_hat: np.ndarray) -> np.ndarray:
         """The table scale of every latent of `y` for a batch of `z_hat`."""
-        scales = self.model.latent_scales(z_hat.astype(np.float32)).numpy()
-        return self._scales[scale_indices(scales)]
+        if self.arithmetic == "float":
+            scales = self.model.latent_scales(z_hat.astype(np.float32)).numpy()
+            return self._scales[scale_indices(scales)]
+        # The log-scale on the grid, then correctly rounded operations only.
+        t = (self._hyper_synthesis(z_hat) - self._log_min) / self._log_step
+        return self._scales[np.clip(np.rint(t), 0, SCALE_LEVELS - 1).astype(np.int64)]
+
+    def reconstruct(self, y_hat) -> np.ndarray:
+        """The pixels the decoder gives for latents `y_hat` (`(N, h, w, M)`,
+        as `latents` returns them): `g_s(y_hat)` in this codec's arithmetic,
+        clipped to [0, 1] and rounded to uint8 `(N, H, W, C)` (the padded
+        size)."""
+        y_hat = np.asarray(y_hat)
+        if self.arithmetic == "float":
+            x_hat = self.model.synthesis(y_hat.astype(np.float32)).numpy()
+        else:
+            x_hat = self._synthesis(y_hat)
+        return np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)
 
     def _code_groups(self, images):
         """Per group of one size: `(start, stop, y_hat, z_hat)`, int32 arrays
@@ -240,16 +328,13 @@ class LossyCodec(Codec):
                 y_hat = decoder.decode(self._family, np.zeros_like(std), std)
             else:
                 y_hat = decoder.decode(self._family, *self._params(count))
-            y_hat = y_hat.reshape(shape)
-            x_hat = self.model.synthesis(y_hat.astype(np.float32)).numpy()
-            x_hat = np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)
+            x_hat = self.reconstruct(y_hat.reshape(shape))
             images.extend(x_hat[:, :height, :width])
             if progress is not None:
                 progress(stop - start)
         if not decoder.maybe_exhausted():
             raise container.CorruptFileError(
-                "The payload holds more data than its images: the file is damaged "
-                "or was written by another codec."
+                f"The payload holds more data than its images. {self.mismatch_advice()}"
             )
         return images
 
