@@ -10,12 +10,18 @@ included). Prints one JSON line per point:
   JPEG and WebP reach at the same rate (interpolated between their measured
   qualities; `null` outside their range) and the differences, bit-exact
   agreement of the decoded images with the encoder's reconstruction, and
-  encode/decode megapixels per second;
+  encode/decode megapixels per second; one line per arithmetic
+  (`arithmetic: "fixed-point"`, the default, whose files decode to the same
+  pixels on any machine, and `"float"`, which decodes only where it was
+  written), so that the cost of portability is measured in one run;
 - `codec: "jpeg"` (4:2:0) and `"webp"` at a sweep of Pillow qualities;
 - `codec: "vae_large_image"`: a 768x512 mosaic cropped to 760x500 (neither
   side a multiple of 16), coded by the model of the highest rate, to show
   that any size works;
-- `summary`: the VAE's PSNR interpolated at 0.5, 1 and 2 bits/pixel next to
+- `codec: "portability"` per run: the fixed-point path's rate and PSNR minus
+  the float path's, and its PSNR minus the float curve's at the same rate;
+- `summary` (of the fixed-point points): the VAE's PSNR interpolated at 0.5,
+  1 and 2 bits/pixel next to
   JPEG's and WebP's, and the smallest gain over each on a 0.01 bits/pixel
   grid from 0.5 to 2 (`min_gain_over_jpeg_db_0.5_to_2bpp`, with its rate),
   both curves interpolated linearly between measured points.
@@ -52,9 +58,8 @@ def emit(**fields):
     print(json.dumps(fields), flush=True)
 
 
-def vae_point(run_dir, tiles, baselines):
-    model, run = runs.load_run(run_dir)
-    codec = LossyCodec(model)
+def vae_point(model, run, run_dir, tiles, baselines, arithmetic):
+    codec = LossyCodec(model, arithmetic=arithmetic)
     pixels = tiles.shape[0] * tiles.shape[1] * tiles.shape[2]
     start = time.perf_counter()
     files = [codec.compress([tile]) for tile in tiles]  # one file per mosaic
@@ -62,11 +67,7 @@ def vae_point(run_dir, tiles, baselines):
     start = time.perf_counter()
     decoded = np.stack([LossyCodec.decompress_bytes(model, f)[0] for f in files])
     decode_seconds = time.perf_counter() - start
-    latents = codec.latents(list(tiles))
-    expected = np.round(
-        np.clip(model.synthesis(np.stack(latents).astype("float32")).numpy(), 0, 1)
-        * 255
-    ).astype(np.uint8)
+    expected = codec.reconstruct(np.stack(codec.latents(list(tiles))))
     model_bits = sum(
         float(np.sum(model.rate_bits(model.analysis(tile[None] / 255.0))[1]))
         for tile in tiles.astype("float32")
@@ -74,6 +75,7 @@ def vae_point(run_dir, tiles, baselines):
     total = sum(len(f) for f in files)
     point = {
         "codec": "vae",
+        "arithmetic": arithmetic,
         "run_dir": str(run_dir),
         "lmbda": run.get("lmbda"),
         "images": len(tiles),
@@ -93,7 +95,7 @@ def vae_point(run_dir, tiles, baselines):
         point[f"gain_over_{name}_db"] = (
             None if at_rate is None else point["psnr_db"] - at_rate
         )
-    return model, point
+    return point
 
 
 def main():
@@ -101,6 +103,13 @@ def main():
     parser.add_argument("--run-dirs", nargs="+", required=True)
     parser.add_argument("--data-dir", help="folder with cifar10.npz")
     parser.add_argument("--mosaics", type=int, default=16)
+    parser.add_argument(
+        "--arithmetic",
+        nargs="+",
+        choices=["fixed-point", "float"],
+        default=["fixed-point", "float"],
+        help="the codec arithmetics to measure (default: both)",
+    )
     args = parser.parse_args()
 
     test, _ = data.load_arrays("cifar10", "test", data_dir=args.data_dir)
@@ -111,21 +120,43 @@ def main():
         for point in baselines[name]:
             emit(**point, images=len(tiles))
 
-    points, models = [], []
+    curves = {a: [] for a in args.arithmetic}
+    models = []
     for run_dir in args.run_dirs:
-        model, point = vae_point(run_dir, tiles, baselines)
-        emit(**point)
-        points.append(point)
+        model, run = runs.load_run(run_dir)
         models.append(model)
+        for arithmetic in args.arithmetic:
+            point = vae_point(model, run, run_dir, tiles, baselines, arithmetic)
+            emit(**point)
+            curves[arithmetic].append(point)
+    if len(curves) == 2:
+        for fixed, float_ in zip(curves["fixed-point"], curves["float"]):
+            float_psnr = psnr_at_rate(curves["float"], fixed["bits_per_pixel"])
+            emit(
+                codec="portability",
+                run_dir=fixed["run_dir"],
+                rate_difference_bpp=fixed["bits_per_pixel"] - float_["bits_per_pixel"],
+                psnr_difference_db=fixed["psnr_db"] - float_["psnr_db"],
+                psnr_difference_at_same_rate_db=(
+                    None if float_psnr is None else fixed["psnr_db"] - float_psnr
+                ),
+                encode_speed_ratio=fixed["encode_megapixels_per_second"]
+                / float_["encode_megapixels_per_second"],
+                decode_speed_ratio=fixed["decode_megapixels_per_second"]
+                / float_["decode_megapixels_per_second"],
+            )
+    arithmetic = args.arithmetic[0]
+    points = curves[arithmetic]
 
     # Any size: a 768x512 mosaic cropped to 760x500, with the highest-rate model.
     large = mosaic(test[1024 : 1024 + 384], 24)[:500, :760]
     model = models[int(np.argmax([p["bits_per_pixel"] for p in points]))]
     start = time.perf_counter()
-    blob = LossyCodec(model).compress([large])
+    blob = LossyCodec(model, arithmetic=arithmetic).compress([large])
     (out,) = LossyCodec.decompress_bytes(model, blob)
     emit(
         codec="vae_large_image",
+        arithmetic=arithmetic,
         shape=list(large.shape),
         decoded_shape=list(out.shape),
         bits_per_pixel=8 * len(blob) / (large.shape[0] * large.shape[1]),
@@ -133,7 +164,7 @@ def main():
         **image_quality(out[None], large[None]),
     )
 
-    summary = {"codec": "summary"}
+    summary = {"codec": "summary", "arithmetic": arithmetic}
     for rate in RATES:
         ours = psnr_at_rate(points, rate)
         summary[f"vae_psnr_db_at_{rate:g}bpp"] = ours

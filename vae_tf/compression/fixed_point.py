@@ -31,6 +31,16 @@ TensorFlow graph once, then evaluates it op by op with these rules:
   `sqrt`) and `vae_tf.exact`'s elementary functions, which are
   the same function on every machine.
 
+The network runs as one TensorFlow graph of float64 ops that apply these
+rules (kept out of XLA); `FixedPointNetwork.reference` runs the same rules
+op by op in numpy, as the specification the graph is tested against (and
+for the few ops whose exact function is numpy code: `Log`, `Log1p`,
+`Softplus`). Why not LiteRT's integer kernels, which are faster: their
+requantisation (an int32 sum scaled back to int8) is rounded differently
+by different kernel libraries and instruction sets (XNNPACK's x86 and ARM
+kernels, TFLite's single and double rounding builds), so an int8 network
+is not the same function everywhere; exact float64 sums are.
+
 The guarantee: for the same network weights and the same inputs on the
 grid, every machine, process, thread count, batch size and grouping gives
 bit-identical outputs. The cost is the rounding: activations to about 1.5e-5
