@@ -170,35 +170,37 @@ def _cpu64(x):
         return tf.constant(np.asarray(x, dtype=np.float64))
 
 
-# Elementwise ops, as numpy functions; a float result is rounded to the grid.
+# Elementwise ops: (numpy function, TensorFlow function); a float result is
+# rounded to the grid. Tables are looked up by the graph itself; the exact
+# functions that are numpy code run in the interpreter only (None).
 _ELEMENTWISE = {
-    "AddV2": np.add,
-    "Add": np.add,
-    "BiasAdd": np.add,
-    "Sub": np.subtract,
-    "Mul": np.multiply,
-    "RealDiv": np.divide,
-    "FloorDiv": np.floor_divide,
-    "Maximum": np.maximum,
-    "Minimum": np.minimum,
-    "Neg": np.negative,
-    "Abs": np.abs,
-    "Square": lambda x: x * x,
-    "Sqrt": np.sqrt,
-    "Rsqrt": lambda x: 1.0 / np.sqrt(x),
-    "Relu": lambda x: np.maximum(x, 0.0),
-    "Relu6": lambda x: np.clip(x, 0.0, 6.0),
-    "Exp": _look_up("Exp"),
-    "Log": exact.log,
-    "Log1p": exact.log1p,
-    "Tanh": _look_up("Tanh"),
-    "Erf": _look_up("Erf"),
-    "Erfc": _look_up("Erfc"),
-    "Sigmoid": _look_up("Sigmoid"),
-    "Softplus": exact.softplus,
-    "ClipByValue": np.clip,
-    "Round": np.rint,
-    "Floor": np.floor,
+    "AddV2": (np.add, tf.add),
+    "Add": (np.add, tf.add),
+    "BiasAdd": (np.add, tf.add),
+    "Sub": (np.subtract, tf.subtract),
+    "Mul": (np.multiply, tf.multiply),
+    "RealDiv": (np.divide, tf.math.truediv),
+    "FloorDiv": (np.floor_divide, tf.math.floordiv),
+    "Maximum": (np.maximum, tf.maximum),
+    "Minimum": (np.minimum, tf.minimum),
+    "Neg": (np.negative, tf.negative),
+    "Abs": (np.abs, tf.abs),
+    "Square": (lambda x: x * x, lambda x: x * x),
+    "Sqrt": (np.sqrt, tf.sqrt),
+    "Rsqrt": (lambda x: 1.0 / np.sqrt(x), lambda x: 1.0 / tf.sqrt(x)),
+    "Relu": (lambda x: np.maximum(x, 0.0), lambda x: tf.maximum(x, 0.0)),
+    "Relu6": (lambda x: np.clip(x, 0.0, 6.0), lambda x: tf.clip_by_value(x, 0.0, 6.0)),
+    "ClipByValue": (np.clip, tf.clip_by_value),
+    "Round": (np.rint, tf.round),
+    "Floor": (np.floor, tf.floor),
+    "Exp": (_look_up("Exp"), None),
+    "Tanh": (_look_up("Tanh"), None),
+    "Erf": (_look_up("Erf"), None),
+    "Erfc": (_look_up("Erfc"), None),
+    "Sigmoid": (_look_up("Sigmoid"), None),
+    "Log": (exact.log, None),
+    "Log1p": (exact.log1p, None),
+    "Softplus": (exact.softplus, None),
 }
 
 
@@ -397,9 +399,9 @@ class FixedPointNetwork:
         if node.op in _ELEMENTWISE:
             dtype = _attr(node, "T")
             if dtype is not None and not dtype.is_floating:
-                return _ELEMENTWISE[node.op](*args)  # shapes, indices
+                return _ELEMENTWISE[node.op][0](*args)  # shapes, indices
             args = [np.asarray(a, np.float64) for a in args]
-            function = _ELEMENTWISE[node.op]
+            function = _ELEMENTWISE[node.op][0]
             if not on_grid and node.op in _TABLE_DOMAINS:
                 function = _TABLE_DOMAINS[node.op][0]  # tables take grid values
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -447,7 +449,8 @@ class FixedPointNetwork:
         whose arithmetic the guarantee rests on.
         """
         nodes = [self._nodes[name] for name in self._order()]
-        runnable = set(_TF_ELEMENTWISE) | set(_TF_STRUCTURAL) | set(_PRODUCTS)
+        runnable = {op for op, (_, in_tf) in _ELEMENTWISE.items() if in_tf}
+        runnable |= set(_TF_STRUCTURAL) | set(_PRODUCTS)
         runnable |= set(_TABLE_DOMAINS)
         runnable |= {"Placeholder", "Const", "NoOp"}
         if any(node.op not in runnable for node in nodes):
@@ -496,13 +499,14 @@ class FixedPointNetwork:
         )
 
     def _evaluate_tf(self, node, args, zero):
-        if node.op in _TF_ELEMENTWISE:
+        if node.op in _ELEMENTWISE:
+            function = _ELEMENTWISE[node.op][1]
             dtype = _attr(node, "T")
             if dtype is not None and not dtype.is_floating:
-                return _TF_ELEMENTWISE[node.op](*args)
+                return function(*args)
             if node.op in _EXACT_ON_GRID:  # of a grid value: a grid value
-                return _TF_ELEMENTWISE[node.op](*args) + zero  # but never -0.0
-            return _tf_to_grid(_TF_ELEMENTWISE[node.op](*args), zero)
+                return function(*args) + zero  # but never -0.0
+            return _tf_to_grid(function(*args), zero)
         if node.op in _TF_STRUCTURAL:
             return _TF_STRUCTURAL[node.op](*args, node=node)
         weights = tf.constant(self._weights[node.name])
@@ -624,29 +628,6 @@ def _tf_look_up(op, x, table):
     offset = round(low * _SCALE)
     index = tf.clip_by_value(x * _SCALE, offset, offset + table.shape[0] - 1)
     return tf.gather(table, tf.cast(index - offset, tf.int64))
-
-
-_TF_ELEMENTWISE = {
-    "AddV2": tf.add,
-    "Add": tf.add,
-    "BiasAdd": tf.add,
-    "Sub": tf.subtract,
-    "Mul": tf.multiply,
-    "RealDiv": tf.math.truediv,
-    "FloorDiv": tf.math.floordiv,
-    "Maximum": tf.maximum,
-    "Minimum": tf.minimum,
-    "Neg": tf.negative,
-    "Abs": tf.abs,
-    "Square": lambda x: x * x,
-    "Sqrt": tf.sqrt,
-    "Rsqrt": lambda x: 1.0 / tf.sqrt(x),
-    "Relu": lambda x: tf.maximum(x, tf.zeros_like(x)),
-    "Relu6": lambda x: tf.clip_by_value(x, 0.0, 6.0),
-    "ClipByValue": tf.clip_by_value,
-    "Round": tf.round,
-    "Floor": tf.floor,
-}
 
 
 # Ops of one computed (so grid) tensor whose result is again a grid value in
