@@ -164,3 +164,16 @@ def test_the_file_records_its_arithmetic_and_old_files_read_as_float(written):
     np.testing.assert_array_equal(BitsBackCodec.decompress_bytes(model, old), images)
     with pytest.raises(ValueError, match="Unknown arithmetic"):
         BitsBackCodec(model, arithmetic="double")
+    # A file from a version with an arithmetic this one does not know.
+    newer = container.pack(
+        container.Container(
+            container.LOSSLESS,
+            float_codec.fingerprint,
+            1,
+            np.asarray(encoded.sizes),
+            {**settings, "arithmetic": 2},
+            encoded.payload,
+        )
+    )
+    with pytest.raises(container.CorruptFileError, match="newer vae_tf"):
+        BitsBackCodec.decompress_bytes(model, newer)

@@ -143,6 +143,15 @@ class Codec:
                 f"(this model's codec writes {container.KIND_NAMES[cls.KIND]} files)."
             )
         params = {**cls.PARAM_DEFAULTS, **parsed.params}
+        arithmetic = params.get("arithmetic")
+        if arithmetic is not None and arithmetic not in ARITHMETICS.values():
+            raise container.CorruptFileError(
+                f"The file's coding distributions were computed with an arithmetic "
+                f"this vae_tf does not know (code {arithmetic}; it knows "
+                f"{', '.join(f'{c} = {n}' for n, c in ARITHMETICS.items())}): it was "
+                "written by a newer vae_tf, or it is damaged. Decode it with the "
+                "version that wrote it."
+            )
         settings = container.check_params(params, cls.PARAM_BOUNDS)
         codec = cls(model, **settings)
         container.check_fingerprint(parsed, codec.fingerprint)
