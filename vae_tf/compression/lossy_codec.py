@@ -103,7 +103,7 @@ class LossyCodec(Codec):
         "batch_size": (1, 1 << 16),
         "arithmetic": (0, 1),
     }
-    # Settings files from before they were recorded were written with.
+    # What files from before a setting was recorded were written with.
     PARAM_DEFAULTS = {"batch_size": 64, "arithmetic": ARITHMETICS["float"]}
 
     def __init__(
@@ -146,7 +146,7 @@ class LossyCodec(Codec):
             self._scales = scale_table()
             return
         log_scale = np.asarray(model.prior.log_scale.numpy(), np.float64)
-        self._std = np.maximum(exact.exp(log_scale), SCALE_MIN)  # as prior.scale
+        self._std = np.maximum(exact.exp(log_scale), 0.11)  # as prior.scale
         self._log_min = exact.log(SCALE_MIN)
         self._log_step = (exact.log(SCALE_MAX) - self._log_min) / (SCALE_LEVELS - 1)
         levels = np.arange(SCALE_LEVELS)
