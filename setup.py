@@ -31,6 +31,11 @@ setup(
         # The LiteRT interpreter that runs the TFLite exports (vae_tf.tflite).
         "ai-edge-litert",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        # vae-tf train --tensorboard and vae_tf.callbacks.ImageLogger write
+        # with tf.summary, which needs it.
+        "tensorboard": ["tensorboard"],
+        "test": ["pytest>=7", "tensorboard"],
+    },
     entry_points={"console_scripts": ["vae-tf=vae_tf.cli:main"]},
 )

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from test_tensorboard import read_events
 
 from vae_tf import cli, data, presets, runs
 from vae_tf.compression import LossyCodec
@@ -89,7 +90,7 @@ def test_every_command_works_or_says_why_in_one_line(name, data_dir, tmp_path, c
     status, out, err = run_cli(
         capsys, "train", "--preset", name, "--output-dir", run, "--epochs", 1,
         "--batch-size", 16, "--max-train-images", 32, "--max-test-images", 16,
-        "--progress", "none", "--xla", "off", *common,
+        "--progress", "none", "--xla", "off", "--tensorboard", *common,
         *(["--no-figures"] if autoregressive else []),
     )  # fmt: skip
     assert status == 0, err
@@ -102,6 +103,17 @@ def test_every_command_works_or_says_why_in_one_line(name, data_dir, tmp_path, c
         figures = ["loss_curves.png", "reconstructions.png"]
         figures += ["samples.png"] if model.can_generate else []
         assert sorted(p.name for p in run.glob("*.png")) == sorted(figures)
+    # --tensorboard: Keras's epoch figures, and what the model makes of test
+    # images (samples and the KL histogram where the model has them).
+    assert "epoch_loss" in read_events(run / "tensorboard" / "train")
+    logged = read_events(run / "tensorboard" / "vae_tf")
+    assert [step for step, _ in logged["reconstructions"]] == [0]
+    assert [step for step, _ in logged["step/loss"]] == [2]
+    assert ("samples" in logged) == (model.can_generate and not autoregressive)
+    test_x, test_y = data.load_arrays(preset.dataset, "test", str(data_dir), "local")
+    labels = test_y[:2] if preset.conditional else None
+    has_kl = model.kl_per_dimension(test_x[:2] / 255.0, labels) is not None
+    assert ("kl_per_dimension" in logged) == has_kl
 
     # evaluate: the same figures as training wrote, on the same test images.
     status, out, err = run_cli(

@@ -3,12 +3,15 @@
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from vae_tf.models.vae import VAE
 
-__all__ = ["EpochTimer", "BetaSchedule", "StepProgbarLogger"]
+__all__ = ["EpochTimer", "BetaSchedule", "StepProgbarLogger", "ImageLogger"]
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
@@ -212,3 +215,146 @@ class StepProgbarLogger(keras.callbacks.ProgbarLogger):
 
     def on_predict_batch_end(self, batch, logs=None):
         super().on_predict_batch_end(self._real_step(batch), logs)
+
+
+class ImageLogger(keras.callbacks.Callback):
+    """What the model makes of fixed images, and its loss terms per step, for
+    TensorBoard.
+
+    Writes to `log_dir/vae_tf` (next to the `train` and `validation` folders
+    of a `keras.callbacks.TensorBoard` with the same `log_dir`):
+
+    - scalars `step/NAME` for every term `fit` reports (`loss`,
+      `reconstruction_loss`, `kl_loss`, ...), at step = the optimizer's
+      step count: each compiled call's figures (with
+      `compile(steps_per_execution=k)`, a point every `k` steps, where it
+      belongs on the step axis);
+
+    and at the end of every `every`-th epoch (and of the last), at step =
+    the epoch (from 0):
+
+    - image `reconstructions`: `images` (top row) over their
+      reconstructions (bottom row), one picture;
+    - image `samples`: `num_samples` images from the same latent draws every
+      epoch (seed `seed`), for a model that generates (a conditional model
+      draws one class per row);
+    - histogram `kl_per_dimension`: the KL (nats) of each latent dimension,
+      averaged over `images`, for a model with a per-dimension KL (a VAE):
+      dimensions near 0 nats are inactive.
+
+    Writing needs the `tensorboard` package (`pip install
+    'vae_tf[tensorboard]'`); view with `tensorboard --logdir LOG_DIR`.
+
+    Args:
+        log_dir: the TensorBoard log directory.
+        images: 1 to 64 test images, `(N, height, width, channels)`, uint8 or
+            floats in [0, 1].
+        labels: their class ids, for a conditional model (else `None`).
+        num_samples: samples per epoch (0 for none).
+        every: epochs between image logs.
+        seed: the seed of the samples' latent draws.
+        log_steps: write the per-step scalars.
+
+    Raises:
+        ValueError: `images` not 1 to 64 images of shape `(N, h, w, c)` with
+            values in [0, 1] (or uint8), `labels` not one per image,
+            `num_samples` or `every` out of range.
+
+    Example:
+
+    >>> vae.fit(train, epochs=10, callbacks=[
+    ...     keras.callbacks.TensorBoard("logs"),
+    ...     vae_tf.callbacks.ImageLogger("logs", test_images[:8])])
+    """
+
+    def __init__(
+        self,
+        log_dir,
+        images,
+        labels=None,
+        num_samples: int = 16,
+        every: int = 1,
+        seed: int = 0,
+        log_steps: bool = True,
+    ):
+        super().__init__()
+        images = np.asarray(images)
+        if images.ndim != 4 or not 1 <= len(images) <= 64:
+            raise ValueError(
+                "images must be 1 to 64 images shaped (N, height, width, channels). "
+                f"Received: shape {images.shape}"
+            )
+        if images.dtype == np.uint8:
+            images = images.astype("float32") / 255.0
+        images = images.astype("float32")
+        if not (np.all(np.isfinite(images)) and 0 <= images.min() <= images.max() <= 1):
+            raise ValueError(
+                "images must be uint8 or floats in [0, 1]. Received values from "
+                f"{images.min()} to {images.max()}."
+            )
+        if labels is not None and np.shape(labels) != (len(images),):
+            raise ValueError(
+                f"labels must hold one class id per image ({len(images)}). "
+                f"Received: shape {np.shape(labels)}"
+            )
+        for name, value, low in (("num_samples", num_samples, 0), ("every", every, 1)):
+            if not isinstance(value, int) or not low <= value <= 256:
+                raise ValueError(
+                    f"{name} must be an integer from {low} to 256. Received: "
+                    f"{name}={value!r}"
+                )
+        self.log_dir = Path(log_dir)
+        self.images = images
+        self.labels = None if labels is None else np.asarray(labels)
+        self.num_samples = num_samples
+        self.every = every
+        self.seed = seed
+        self.log_steps = log_steps
+        self._writer = None
+
+    def _writing(self, step: int):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.log_dir / "vae_tf"))
+        return self._writer.as_default(step=step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.log_steps or not isinstance(logs, dict):
+            return
+        with self._writing(int(self.model.optimizer.iterations.numpy())):
+            for name, value in logs.items():
+                tf.summary.scalar(f"step/{name}", float(value))
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = self.params.get("epochs") == epoch + 1
+        if (epoch + 1) % self.every and not last:
+            return
+        self.log(epoch)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def log(self, step: int):
+        """Write this step's summaries now."""
+        from vae_tf.plotting import image_grid
+
+        model = self.model
+        with self._writing(step):
+            reconstructions = np.asarray(model.reconstruct(self.images, self.labels))
+            pair = np.concatenate([self.images, reconstructions])
+            grid = image_grid(pair, rows=2)
+            tf.summary.image("reconstructions", grid[None])
+            examples = (
+                model.example_samples(self.num_samples, seed=self.seed)
+                if self.num_samples and model.can_generate
+                else None
+            )
+            if examples is not None:
+                samples, title = examples
+                grid = image_grid(np.asarray(samples))
+                tf.summary.image("samples", grid[None], description=title)
+            kl = model.kl_per_dimension(self.images, self.labels)
+            if kl is not None:
+                tf.summary.histogram("kl_per_dimension", kl)
+        self._writer.flush()

@@ -153,6 +153,7 @@ def _train(args):
         max_train_images=args.max_train_images,
         max_test_images=args.max_test_images,
         figures=args.figures,
+        tensorboard=args.tensorboard,
     )
     if not metrics:  # a worker other than the chief writes nothing
         return
@@ -361,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip loss_curves.png, reconstructions.png and samples.png (an "
         "autoregressive model draws its figures pixel by pixel: minutes on a CPU)",
+    )
+    train.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="log to OUTPUT_DIR/tensorboard: the loss terms per step and, per "
+        "epoch, reconstructions, samples and the KL per latent dimension "
+        "(view with: tensorboard --logdir OUTPUT_DIR/tensorboard)",
     )
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument(

@@ -16,6 +16,7 @@ Python so that a notebook can do the same.
 """
 
 import dataclasses
+import importlib.util
 import json
 import os
 import re
@@ -197,6 +198,7 @@ def train(
     max_train_images: int | None = None,
     max_test_images: int | None = None,
     figures: bool = True,
+    tensorboard: bool = False,
 ) -> dict:
     """Train a preset and write its run directory; resume it if it was cut short.
 
@@ -246,6 +248,12 @@ def train(
         figures: write the loss curves, reconstructions and samples (an
             autoregressive model draws the last two pixel by pixel: minutes
             on a CPU for a CIFAR-10 PixelCNN).
+        tensorboard: log to `output_dir/tensorboard` for TensorBoard: the
+            loss terms per step (`keras.callbacks.TensorBoard`) and, per
+            epoch, reconstructions of 8 fixed test images, samples from fixed
+            latents (unless not `figures`: an autoregressive model draws
+            pixel by pixel) and the KL per latent dimension
+            (`vae_tf.callbacks.ImageLogger`). Not with `"multi-worker"`.
 
     Returns:
         The metrics written to `metrics.json`.
@@ -257,6 +265,16 @@ def train(
     """
     from vae_tf import distribute
 
+    if tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ValueError(
+            "--tensorboard writes with tf.summary, which needs the tensorboard "
+            "package: pip install 'vae_tf[tensorboard]'."
+        )
+    if strategy == "multi-worker" and tensorboard:
+        raise ValueError(
+            "--tensorboard logs from Keras's fit: use it with the default or "
+            "mirrored strategy."
+        )
     # A multi-worker strategy must exist before any other TensorFlow op runs.
     distributed = distribute.make_strategy(strategy)
     preset = presets.get(preset_name)
@@ -273,6 +291,7 @@ def train(
             "--strategy multi-worker shards the preset's in-memory dataset; train on "
             "an --image-dir with the default or mirrored strategy."
         )
+
     output_dir = Path(output_dir)
     _check_output_dir(output_dir, overwrite)
     backup = _Backup(output_dir, overwrite)
@@ -289,6 +308,11 @@ def train(
         if jit_compile is not None:
             model.jit_compile = bool(jit_compile)
     output_dir.mkdir(parents=True, exist_ok=True)
+    logging = []
+    if tensorboard and backup.chief:
+        logging = _tensorboard_callbacks(
+            output_dir / "tensorboard", loaded, seed, figures
+        )
     fitted = _fit(
         model,
         loaded,
@@ -300,6 +324,7 @@ def train(
         backup,
         verbose,
         image_dir,
+        logging,
     )
     if not backup.chief:
         shutil.rmtree(backup.directory, ignore_errors=True)
@@ -414,13 +439,15 @@ def _fit(
     backup,
     verbose,
     image_dir,
+    logging=(),
 ) -> dict:
-    """Fit with epoch timing, the epoch log and backups; `{"seconds", "timer",
-    "resumed"}`. An undecodable file of `image_dir` becomes a `ValueError`."""
+    """Fit with epoch timing, the epoch log, backups and the `logging`
+    callbacks; `{"seconds", "timer", "resumed"}`. An undecodable file of
+    `image_dir` becomes a `ValueError`."""
     from vae_tf import distribute
 
     timer = EpochTimer()
-    callbacks = [timer, *backup.callbacks()]
+    callbacks = [timer, *backup.callbacks(), *logging]
     if backup.resuming and backup.chief:
         print(f"Resuming from the backup in {backup.directory}", file=sys.stderr)
     start = time.perf_counter()
@@ -462,6 +489,26 @@ def _fit(
         if backup.chief
         else None,
     }
+
+
+def _tensorboard_callbacks(log_dir, loaded, seed, figures) -> list:
+    """Keras's TensorBoard logging of each epoch's train and test figures,
+    and an `ImageLogger` (the loss terms per step; the first 8 test images,
+    and samples unless not `figures`)."""
+    from vae_tf.callbacks import ImageLogger
+
+    first = next(iter(loaded.test_ds.unbatch().batch(8)))
+    images, labels = first if isinstance(first, tuple) else (first, None)
+    return [
+        keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0),
+        ImageLogger(
+            log_dir,
+            images.numpy(),
+            labels=None if labels is None else labels.numpy(),
+            num_samples=16 if figures else 0,
+            seed=seed,
+        ),
+    ]
 
 
 def _single_process_copy(

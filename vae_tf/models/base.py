@@ -13,7 +13,8 @@ interface, never by testing its attributes:
   names them. Asked by `vae_tf.runs` and `vae-tf evaluate`.
 - `reconstruct(x, labels)`; `can_generate`, `sample(...)` and
   `example_samples(...)`; `loss_curves` (history keys worth plotting, with
-  units). Asked by `vae-tf sample` and a run's figures.
+  units); `kl_per_dimension(x, labels)`. Asked by `vae-tf sample`, a run's
+  figures and `callbacks.ImageLogger`.
 - `add_endpoints(archive)`: SavedModel signatures (`vae_tf.export`);
   `tflite_networks(images)`: the networks TFLite converts (`vae_tf.tflite`).
 - `coding` (`"lossless"`, `"lossy"`: what the codecs can code with it) and
@@ -122,6 +123,12 @@ class GenerativeModel(CheckedData, keras.Model):
             f"A {type(self).__name__} does not generate images: it has no prior "
             "to sample from."
         )
+
+    def kl_per_dimension(self, x, labels=None):
+        """The mean KL (nats) of each latent dimension over images `x`,
+        `(num_latent_dims,)` numpy, or `None` for a family whose latents have
+        no per-dimension KL (a lossy codec, a VQ-VAE)."""
+        return None
 
     def example_samples(self, count: int = 64, seed: int = 0):
         """`(images, title)` of samples for a run's figure, or `None`."""

@@ -368,6 +368,14 @@ class VAE(GenerativeModel):
         kl = gaussian_kl(z_mean, z_log_var)  # (batch, *latent)
         return reconstruction_loss, ops.reshape(kl, (ops.shape(kl)[0], -1))
 
+    def kl_per_dimension(self, x, labels=None):
+        """The closed-form KL (nats) of each latent dimension, averaged over
+        images `x` (`(batch, h, w, c)` in [0, 1]); `(num_latent_dims,)` numpy
+        (a latent map flattened). `labels`: class ids of a conditional model."""
+        x, labels = self.prepare_batch(ops.cast(x, "float32"), labels)
+        _, kl = self.compute_terms_per_dim(x, seed=0, labels=labels)
+        return np.mean(np.asarray(kl), axis=0)
+
     def kl_per_dim(self, x, training=False, seed=None, labels=None):
         """Deprecated: the 0.1 name of `compute_terms_per_dim` (until 0.3)."""
         warnings.warn(
