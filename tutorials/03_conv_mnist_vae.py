@@ -69,7 +69,7 @@ args = parser.parse_args()
 config = Config()
 if args.quick:
     config = dataclasses.replace(
-        config, epochs=2, num_train_images=10_000, num_test_images=1000, iwae_k=100
+        config, epochs=2, num_train_images=10_000, num_test_images=1000, iwae_k=20
     )
 if args.epochs:
     config = dataclasses.replace(config, epochs=args.epochs)

@@ -70,6 +70,7 @@ class Config:
     blur_epochs: int = 5
     num_train_images: int | None = None
     num_test_images: int | None = None
+    xla: bool = True  # the preset's choice; a quick run's few steps do not repay it
     seed: int = 0
 
 
@@ -90,6 +91,7 @@ if args.quick:
         blur_epochs=1,
         num_train_images=3000,
         num_test_images=1000,
+        xla=False,
     )
 output_dir = Path(args.output_dir)
 output_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +109,9 @@ def fit(model, epochs, callbacks=()):
     """Train with the `mnist-dense` recipe (Adam 2e-3, warm-up + cosine decay)."""
     keras.utils.set_random_seed(config.seed)
     preset = presets.get("mnist-dense")
-    preset.compile(model, len(train_images), epochs, preset.batch_size)
+    preset.compile(
+        model, len(train_images), epochs, preset.batch_size, jit_compile=config.xla
+    )
     dataset = data.make_dataset(
         train_images, batch_size=preset.batch_size, shuffle=True, seed=config.seed
     )

@@ -67,6 +67,7 @@ class Config:
     num_train_images: int | None = None
     num_test_images: int | None = None
     iwae_k: int = 100
+    xla: bool = True  # the presets' choice; a quick run's few steps do not repay it
     seed: int = 0
 
 
@@ -82,7 +83,12 @@ args = parser.parse_args()
 config = Config()
 if args.quick:
     config = dataclasses.replace(
-        config, epochs=1, num_train_images=2000, num_test_images=500, iwae_k=10
+        config,
+        epochs=1,
+        num_train_images=2000,
+        num_test_images=500,
+        iwae_k=10,
+        xla=False,
     )
 if args.epochs:
     config = dataclasses.replace(config, epochs=args.epochs)
@@ -162,6 +168,9 @@ The `cifar10-conv` preset downsamples 32x32 → 16x16 → 8x8 with residual
 stages and keeps the latent *spatial*: `z` is an 8x8x16 map rather than a
 vector, so each latent position describes its own patch of the image. The
 same `VAE.train_step` trains it: only the likelihood's `log_prob` differs.
+The presets compile the step with XLA, which pays for its compile time over
+a full run; `--quick` trains a few dozen steps per model and switches it
+off (`compile(..., jit_compile=False)`), which is faster there.
 """
 
 
@@ -169,7 +178,13 @@ def train(preset_name):
     """Build, compile and fit a preset's model on this run's images."""
     recipe = presets.get(preset_name)
     model = recipe.build_model(seed=config.seed)
-    recipe.compile(model, len(train_images), config.epochs, recipe.batch_size)
+    recipe.compile(
+        model,
+        len(train_images),
+        config.epochs,
+        recipe.batch_size,
+        jit_compile=config.xla,
+    )
     timer = vae_tf.callbacks.EpochTimer()
     start = time.perf_counter()
     history = model.fit(

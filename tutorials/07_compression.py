@@ -84,6 +84,7 @@ class Config:
     qualities: tuple = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90)
     bitsback_epochs: int = 5
     bitsback_images: int = 500
+    xla: bool = True  # XLA's compile time is repaid over many steps, not a few
     seed: int = 0
 
 
@@ -109,6 +110,7 @@ if args.quick:
         qualities=(10, 30, 50, 70, 90),
         bitsback_epochs=1,
         bitsback_images=100,
+        xla=False,
     )
 output_dir = Path(args.output_dir)
 output_dir.mkdir(parents=True, exist_ok=True)
@@ -157,7 +159,7 @@ for lmbda in config.lmbdas if not models else ():
         hyperprior_channels=64,
         seed=config.seed,
     )
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=config.xla)
     batches = data.make_dataset(
         train_x, batch_size=64, shuffle=True, seed=config.seed, drop_remainder=True
     )

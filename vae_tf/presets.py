@@ -387,6 +387,7 @@ class Preset:
         epochs: int,
         batch_size: int,
         distributed: bool = False,
+        jit_compile: bool | None = None,
     ):
         """Compile `model` with this preset's optimizer, XLA and steps per execution.
 
@@ -395,11 +396,16 @@ class Preset:
         call under `MirroredStrategy` on 2 or more replicas: a placeholder is
         left unfed, keras-team/keras#19246) and without XLA (which fails
         there on CPU devices in TF 2.21); `runs.train` may turn XLA back on.
+        `jit_compile`: XLA on or off instead of the preset's choice (XLA's
+        compile time is only repaid over many steps: a run of a few dozen
+        steps is faster without it).
         """
         steps_per_epoch = math.ceil(num_train_images / batch_size)
+        if jit_compile is None:
+            jit_compile = self.jit_compile and not distributed
         model.compile(
             optimizer=self.optimizer(steps_per_epoch, epochs),
-            jit_compile=self.jit_compile and not distributed,
+            jit_compile=jit_compile,
             steps_per_execution=1
             if distributed
             else min(self.steps_per_execution, steps_per_epoch),
