@@ -130,10 +130,12 @@ class BitsBackCodec(Codec):
         self.fingerprint = container.model_fingerprint(model)
         if self.arithmetic == "fixed-point":
             self._posterior = self.fixed_point_network(
-                "posterior", [tf.TensorSpec([None, *self.image_shape])]
+                "posterior",
+                model.posterior,
+                [tf.TensorSpec([None, *self.image_shape])],
             )
             self._decode = self.fixed_point_network(
-                "decoder", [tf.TensorSpec([None, *self.latent_shape])]
+                "decoder", model.decoder, [tf.TensorSpec([None, *self.latent_shape])]
             )
         else:
             self._posterior = tf.function(

@@ -69,14 +69,15 @@ class Codec:
         code = self.settings.get("arithmetic", ARITHMETICS["float"])
         return next(name for name, c in ARITHMETICS.items() if c == code)
 
-    def fixed_point_network(self, name: str, input_signature) -> FixedPointNetwork:
-        """`self.model`'s network `name` (an attribute, e.g. `"decoder"`) in
-        fixed point; built once per model and weights (`self.fingerprint`),
-        so that a codec per file costs no new trace."""
+    def fixed_point_network(
+        self, name: str, function, input_signature
+    ) -> FixedPointNetwork:
+        """`function` (a network of `self.model`, called `name`) in fixed
+        point; built once per model and weights (`self.fingerprint`), so that
+        a codec per file costs no new trace."""
         networks = _FIXED_POINT.setdefault(self.model, {})
         key = (self.fingerprint, name)
         if key not in networks:
-            function = getattr(self.model, name)
             networks[key] = FixedPointNetwork(function, input_signature)
         return networks[key]
 

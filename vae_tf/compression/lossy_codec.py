@@ -152,11 +152,14 @@ class LossyCodec(Codec):
         levels = np.arange(SCALE_LEVELS)
         self._scales = exact.exp(self._log_min + levels * self._log_step)
         self._synthesis = self.fixed_point_network(
-            "synthesis", [tf.TensorSpec([None, None, None, model.latent_channels])]
+            "synthesis",
+            model.synthesis,
+            [tf.TensorSpec([None, None, None, model.latent_channels])],
         )
         if self.hyperprior:
             self._hyper_synthesis = self.fixed_point_network(
                 "hyper_synthesis",
+                model.hyper_synthesis,
                 [tf.TensorSpec([None, None, None, model.hyperprior_channels])],
             )
 
