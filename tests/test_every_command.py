@@ -107,7 +107,7 @@ def test_every_command_works_or_says_why_in_one_line(name, data_dir, tmp_path, c
     # images (samples and the KL histogram where the model has them).
     assert "epoch_loss" in read_events(run / "tensorboard" / "train")
     logged = read_events(run / "tensorboard" / "vae_tf")
-    assert [step for step, _ in logged["reconstructions"]] == [0]
+    assert ("reconstructions" in logged) == (not autoregressive)
     assert [step for step, _ in logged["step/loss"]] == [2]
     assert ("samples" in logged) == (model.can_generate and not autoregressive)
     test_x, test_y = data.load_arrays(preset.dataset, "test", str(data_dir), "local")

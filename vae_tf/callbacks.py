@@ -234,7 +234,8 @@ class ImageLogger(keras.callbacks.Callback):
     the epoch (from 0):
 
     - image `reconstructions`: `images` (top row) over their
-      reconstructions (bottom row), one picture;
+      reconstructions (bottom row), one picture (unless not
+      `reconstructions`: an autoregressive decoder draws pixel by pixel);
     - image `samples`: `num_samples` images from the same latent draws every
       epoch (seed `seed`), for a model that generates (a conditional model
       draws one class per row);
@@ -254,6 +255,7 @@ class ImageLogger(keras.callbacks.Callback):
         every: epochs between image logs.
         seed: the seed of the samples' latent draws.
         log_steps: write the per-step scalars.
+        reconstructions: write the reconstructions.
 
     Raises:
         ValueError: `images` not 1 to 64 images of shape `(N, h, w, c)` with
@@ -276,6 +278,7 @@ class ImageLogger(keras.callbacks.Callback):
         every: int = 1,
         seed: int = 0,
         log_steps: bool = True,
+        reconstructions: bool = True,
     ):
         super().__init__()
         images = np.asarray(images)
@@ -310,6 +313,7 @@ class ImageLogger(keras.callbacks.Callback):
         self.every = every
         self.seed = seed
         self.log_steps = log_steps
+        self.reconstructions = reconstructions
         self._writer = None
 
     def _writing(self, step: int):
@@ -341,10 +345,10 @@ class ImageLogger(keras.callbacks.Callback):
 
         model = self.model
         with self._writing(step):
-            reconstructions = np.asarray(model.reconstruct(self.images, self.labels))
-            pair = np.concatenate([self.images, reconstructions])
-            grid = image_grid(pair, rows=2)
-            tf.summary.image("reconstructions", grid[None])
+            if self.reconstructions:
+                decoded = np.asarray(model.reconstruct(self.images, self.labels))
+                grid = image_grid(np.concatenate([self.images, decoded]), rows=2)
+                tf.summary.image("reconstructions", grid[None])
             examples = (
                 model.example_samples(self.num_samples, seed=self.seed)
                 if self.num_samples and model.can_generate

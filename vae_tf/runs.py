@@ -251,8 +251,8 @@ def train(
         tensorboard: log to `output_dir/tensorboard` for TensorBoard: the
             loss terms per step (`keras.callbacks.TensorBoard`) and, per
             epoch, reconstructions of 8 fixed test images, samples from fixed
-            latents (unless not `figures`: an autoregressive model draws
-            pixel by pixel) and the KL per latent dimension
+            latents (these two unless not `figures`: an autoregressive model
+            draws them pixel by pixel) and the KL per latent dimension
             (`vae_tf.callbacks.ImageLogger`). Not with `"multi-worker"`.
 
     Returns:
@@ -493,8 +493,8 @@ def _fit(
 
 def _tensorboard_callbacks(log_dir, loaded, seed, figures) -> list:
     """Keras's TensorBoard logging of each epoch's train and test figures,
-    and an `ImageLogger` (the loss terms per step; the first 8 test images,
-    and samples unless not `figures`)."""
+    and an `ImageLogger` (the loss terms per step, the KL per dimension; the
+    first 8 test images' reconstructions and samples unless not `figures`)."""
     from vae_tf.callbacks import ImageLogger
 
     first = next(iter(loaded.test_ds.unbatch().batch(8)))
@@ -507,6 +507,7 @@ def _tensorboard_callbacks(log_dir, loaded, seed, figures) -> list:
             labels=None if labels is None else labels.numpy(),
             num_samples=16 if figures else 0,
             seed=seed,
+            reconstructions=figures,
         ),
     ]
 
