@@ -197,3 +197,9 @@ def test_an_operation_it_cannot_run_is_named():
 
     with pytest.raises(NotSupportedError, match="Cumsum"):
         FixedPointNetwork(uses_cumsum, [tf.TensorSpec([None, 4], tf.float32)])
+
+    def float_product(x):  # its rounding would depend on the order
+        return tf.reduce_prod(x, axis=1)
+
+    with pytest.raises(NotSupportedError, match="Prod .* of float values"):
+        FixedPointNetwork(float_product, [tf.TensorSpec([None, 4], tf.float32)])

@@ -165,11 +165,6 @@ def _padding(node):
     return padding
 
 
-def _cpu64(x):
-    with tf.device("/CPU:0"):
-        return tf.constant(np.asarray(x, dtype=np.float64))
-
-
 # Elementwise ops: (numpy function, TensorFlow function); a float result is
 # rounded to the grid. Tables are looked up by the graph itself; the exact
 # functions that are numpy code run in the interpreter only (None).
@@ -204,38 +199,14 @@ _ELEMENTWISE = {
 }
 
 
-def _integer_prod(x, axis, node):
-    """`Prod` of a shape (a float product would depend on its order)."""
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.integer):
-        raise NotSupportedError(f"Prod {node.name!r} of float values.")
-    axes = tuple(int(a) for a in np.atleast_1d(axis))
-    return np.prod(x, axis=axes, keepdims=_attr(node, "keep_dims", False))
-
-
-# Ops that move or reshape values (or compute shapes) without arithmetic.
-_STRUCTURAL = {
-    "Identity": lambda x, node: x,
-    "Reshape": lambda x, shape, node: np.reshape(x, shape),
-    "Prod": lambda x, axis, node: _integer_prod(x, axis, node),
-    "Squeeze": lambda x, node: np.squeeze(
-        x, axis=tuple(_attr(node, "squeeze_dims") or []) or None
-    ),
-    "ExpandDims": lambda x, axis, node: np.expand_dims(x, int(axis)),
-    "Shape": lambda x, node: np.array(np.shape(x), np.int32),
-    "Pack": lambda *xs, node: np.stack(xs, axis=_attr(node, "axis", 0)),
-    "ConcatV2": lambda *xs, node: np.concatenate(xs[:-1], axis=int(xs[-1])),
-    "Transpose": lambda x, perm, node: np.transpose(x, perm),
-    "Cast": lambda x, node: np.asarray(x).astype(_cast_type(node).as_numpy_dtype),
-}
-
-
 def _cast_type(node):
     """A cast's target type; every float tensor is float64 here."""
     dtype = _attr(node, "DstT")
     return tf.float64 if dtype.is_floating else dtype
 
 
+# Nodes that hold the graph together rather than compute.
+_GRAPH_OPS = ("Placeholder", "Const", "NoOp")
 # The sums of products: one operand must be a weight (a constant).
 _PRODUCTS = ("MatMul", "Conv2D", "Conv2DBackpropInput", "Einsum")
 # Einsum equations run: a product of the last axis with a weight's first.
@@ -274,20 +245,17 @@ class FixedPointNetwork:
         self._inputs = [t.op.name for t in frozen.inputs]
         self._outputs = [t.name for t in frozen.outputs]
         self._single = not isinstance(concrete.structured_outputs, (tuple, list))
-        unknown = sorted(
-            {
-                node.op
-                for node in graph.node
-                if node.op not in _ELEMENTWISE
-                and node.op not in _STRUCTURAL
-                and node.op not in _SPECIAL
-            }
-        )
+        known = {*_ELEMENTWISE, *_STRUCTURAL, *_PRODUCTS, *_GRAPH_OPS}
+        unknown = sorted({node.op for node in graph.node if node.op not in known})
         if unknown:
             raise NotSupportedError(
                 "This network uses operations the fixed-point interpreter does not "
                 f"run: {', '.join(unknown)}."
             )
+        for node in graph.node:
+            if node.op == "Prod" and _attr(node, "T").is_floating:
+                # A float product's rounding would depend on its order.
+                raise NotSupportedError(f"Prod {node.name!r} of float values.")
         self._constants = {}
         for node in graph.node:
             if node.op == "Const":
@@ -378,8 +346,7 @@ class FixedPointNetwork:
         values = {}
         for name, x in zip(self._inputs, inputs):
             values[name] = to_grid(x)
-        order = self._order()
-        for name in order:
+        for name in self._order():
             node = self._nodes[name]
             if name in values:
                 continue
@@ -407,14 +374,18 @@ class FixedPointNetwork:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 out = function(*args)
             return to_grid(out) if on_grid else out
-        if node.op in _STRUCTURAL:
-            return _STRUCTURAL[node.op](*args, node=node)
-        if node.op in _PRODUCTS and not on_grid:
-            raise NotSupportedError(
-                f"{node.op} {node.name!r} of constants alone: fold it into the "
-                "weights before export."
-            )
-        return _SPECIAL[node.op](self, node, *args)
+        with tf.device("/CPU:0"):
+            if node.op in _STRUCTURAL:  # TensorFlow's, run eagerly
+                out = _STRUCTURAL[node.op](*args, node=node)
+                if isinstance(out, list):  # Split
+                    return [np.asarray(o) for o in out]
+                return np.asarray(out)
+            if not on_grid:
+                raise NotSupportedError(
+                    f"{node.op} {node.name!r} of constants alone: fold it into the "
+                    "weights before export."
+                )
+            return to_grid(self._product(node, args).numpy())
 
     def _value(self, values, tensor_name):
         name, _, index = tensor_name.partition(":")
@@ -450,9 +421,7 @@ class FixedPointNetwork:
         """
         nodes = [self._nodes[name] for name in self._order()]
         runnable = {op for op, (_, in_tf) in _ELEMENTWISE.items() if in_tf}
-        runnable |= set(_TF_STRUCTURAL) | set(_PRODUCTS)
-        runnable |= set(_TABLE_DOMAINS)
-        runnable |= {"Placeholder", "Const", "NoOp"}
+        runnable |= {*_STRUCTURAL, *_PRODUCTS, *_TABLE_DOMAINS, *_GRAPH_OPS}
         if any(node.op not in runnable for node in nodes):
             return None
 
@@ -507,8 +476,14 @@ class FixedPointNetwork:
             if node.op in _EXACT_ON_GRID:  # of a grid value: a grid value
                 return function(*args) + zero  # but never -0.0
             return _tf_to_grid(function(*args), zero)
-        if node.op in _TF_STRUCTURAL:
-            return _TF_STRUCTURAL[node.op](*args, node=node)
+        if node.op in _STRUCTURAL:
+            return _STRUCTURAL[node.op](*args, node=node)
+        return _tf_to_grid(self._product(node, args), zero)
+
+    def _product(self, node, args):
+        """A matrix product or convolution of `args` (tensors or float64
+        arrays) with the node's quantized weights, in TensorFlow's float64
+        kernels (exact: see above), before rounding."""
         weights = tf.constant(self._weights[node.name])
         if node.op == "MatMul":
             a = tf.transpose(args[0]) if _attr(node, "transpose_a", False) else args[0]
@@ -538,74 +513,7 @@ class FixedPointNetwork:
                 explicit_paddings=_attr(node, "explicit_paddings") or [],
                 dilations=_attr(node, "dilations"),
             )
-        return _tf_to_grid(out, zero)
-
-    # The ops that need the node's attributes or the quantized weights.
-
-    def _matmul(self, node, a, _):
-        if _attr(node, "transpose_a", False):
-            a = a.T
-        out = tf.linalg.matmul(_cpu64(a), _cpu64(self._weights[node.name]))
-        return to_grid(out.numpy())
-
-    def _einsum(self, node, x, _):
-        weights = self._weights[node.name]
-        flat = np.asarray(x, np.float64).reshape(-1, weights.shape[0])
-        out = tf.linalg.matmul(_cpu64(flat), _cpu64(weights)).numpy()
-        return to_grid(out.reshape(*np.shape(x)[:-1], weights.shape[1]))
-
-    def _conv2d(self, node, x, _):
-        out = tf.nn.conv2d(
-            _cpu64(x),
-            _cpu64(self._weights[node.name]),
-            strides=_attr(node, "strides"),
-            padding=_padding(node),
-            dilations=_attr(node, "dilations"),
-        )
-        return to_grid(out.numpy())
-
-    def _conv2d_transpose(self, node, sizes, _, x):
-        out = tf.raw_ops.Conv2DBackpropInput(
-            input_sizes=tf.constant(np.asarray(sizes, np.int32)),
-            filter=_cpu64(self._weights[node.name]),
-            out_backprop=_cpu64(x),
-            strides=_attr(node, "strides"),
-            padding=_attr(node, "padding"),
-            explicit_paddings=_attr(node, "explicit_paddings") or [],
-            dilations=_attr(node, "dilations"),
-        )
-        return to_grid(out.numpy())
-
-    def _strided_slice(self, node, x, begin, end, strides):
-        x = np.asarray(x)
-        masks = {
-            k: _attr(node, k, 0)
-            for k in (
-                "begin_mask",
-                "end_mask",
-                "ellipsis_mask",
-                "new_axis_mask",
-                "shrink_axis_mask",
-            )
-        }
-        if masks["ellipsis_mask"] or masks["new_axis_mask"]:
-            raise NotSupportedError("StridedSlice with an ellipsis or a new axis.")
-        index = []
-        for axis, (b, e, s) in enumerate(zip(begin, end, strides)):
-            if masks["shrink_axis_mask"] & (1 << axis):
-                index.append(int(b))
-                continue
-            b = None if masks["begin_mask"] & (1 << axis) else int(b)
-            e = None if masks["end_mask"] & (1 << axis) else int(e)
-            index.append(slice(b, e, int(s)))
-        return x[tuple(index)]
-
-    def _split(self, node, axis, x):
-        return np.split(x, _attr(node, "num_split"), axis=int(axis))
-
-    def _split_v(self, node, x, sizes, axis):
-        bounds = np.cumsum(np.asarray(sizes))[:-1]
-        return np.split(x, bounds, axis=int(axis))
+        return out
 
 
 # The same rules as TensorFlow float64 ops, for the compiled graph. TensorFlow's
@@ -652,10 +560,12 @@ def _tf_strided_slice(x, begin, end, strides, node):
     )
 
 
-_TF_STRUCTURAL = {
+# Ops that move or reshape values (or compute shapes) without arithmetic, as
+# TensorFlow ops: traced into the graph, run eagerly by the interpreter.
+_STRUCTURAL = {
     "Identity": lambda x, node: x,
     "Reshape": lambda x, shape, node: tf.reshape(x, shape),
-    "Prod": lambda x, axis, node: tf.reduce_prod(
+    "Prod": lambda x, axis, node: tf.reduce_prod(  # of integers (a shape) only
         x, axis=axis, keepdims=_attr(node, "keep_dims", False)
     ),
     "Squeeze": lambda x, node: tf.squeeze(x, axis=_attr(node, "squeeze_dims") or None),
@@ -668,18 +578,4 @@ _TF_STRUCTURAL = {
     "StridedSlice": _tf_strided_slice,
     "Split": lambda axis, x, node: tf.split(x, _attr(node, "num_split"), axis=axis),
     "SplitV": lambda x, sizes, axis, node: tf.split(x, sizes, axis=axis),
-}
-
-
-_SPECIAL = {
-    "Placeholder": None,
-    "Const": None,
-    "NoOp": None,
-    "MatMul": FixedPointNetwork._matmul,
-    "Einsum": FixedPointNetwork._einsum,
-    "Conv2D": FixedPointNetwork._conv2d,
-    "Conv2DBackpropInput": FixedPointNetwork._conv2d_transpose,
-    "StridedSlice": FixedPointNetwork._strided_slice,
-    "Split": FixedPointNetwork._split,
-    "SplitV": FixedPointNetwork._split_v,
 }
