@@ -300,12 +300,15 @@ class ImageLogger(keras.callbacks.Callback):
                 f"labels must hold one class id per image ({len(images)}). "
                 f"Received: shape {np.shape(labels)}"
             )
-        for name, value, low in (("num_samples", num_samples, 0), ("every", every, 1)):
-            if not isinstance(value, int) or not low <= value <= 256:
-                raise ValueError(
-                    f"{name} must be an integer from {low} to 256. Received: "
-                    f"{name}={value!r}"
-                )
+        if not isinstance(num_samples, int) or not 0 <= num_samples <= 256:
+            raise ValueError(
+                f"num_samples must be an integer from 0 to 256. Received: "
+                f"num_samples={num_samples!r}"
+            )
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(
+                f"every must be a positive integer. Received: every={every!r}"
+            )
         self.log_dir = Path(log_dir)
         self.images = images
         self.labels = None if labels is None else np.asarray(labels)
