@@ -105,7 +105,47 @@ def test_binary_round_trip_is_bit_exact_and_costs_the_negative_elbo(
     )
 
 
-def test_batches_grow_from_one_image_then_stay_at_batch_size(model_8bit):
+@pytest.fixture(scope="module")
+def trained_binary_model(mnist_uint8):
+    """A Bernoulli VAE trained for an epoch: its posterior pops far more bits
+    than an image costs (most of its 32 dimensions stay near the prior)."""
+    keras.utils.set_random_seed(0)
+    train, _ = mnist_uint8
+    model = vae_tf.VAE(
+        vae_tf.DenseEncoder(32, (256,)),
+        vae_tf.DenseDecoder((28, 28, 1), (256,)),
+        vae_tf.Bernoulli("dynamic"),
+        seed=0,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(2e-3))
+    model.fit(train.astype("float32") / 255.0, batch_size=64, epochs=1, verbose=0)
+    return model
+
+
+def test_a_posterior_wider_than_an_image_costs_the_negative_elbo(
+    trained_binary_model, mnist_uint8
+):
+    # Each batch pops its posterior's bits before pushing any: batches sized
+    # 1, 2, 4, ... emptied the stack here, and the file took 3-4x the ELBO.
+    images = vae_tf.data.binarize(mnist_uint8[1][:1000], seed=0)
+    images = (images * 255).astype(np.uint8)
+    codec = BitsBackCodec(trained_binary_model)
+    encoded = codec.encode(images)
+    np.testing.assert_array_equal(codec.decode(encoded.payload, encoded.sizes), images)
+    elbo_bits = negative_elbo_bits(trained_binary_model, images)
+    assert encoded.stats["net_bits"] == pytest.approx(elbo_bits, rel=0.02)
+
+
+def test_files_of_the_doubling_schedule_still_decode(model_8bit, mnist_uint8):
+    images = mnist_uint8[1][:20]
+    data = BitsBackCodec(model_8bit, schedule=0).compress(images)
+    assert container.unpack(data).params["schedule"] == 0
+    np.testing.assert_array_equal(
+        BitsBackCodec.decompress_bytes(model_8bit, data), images
+    )
+
+
+def test_doubling_batches_grow_from_one_image_then_stay_at_batch_size(model_8bit):
     codec = BitsBackCodec(model_8bit, batch_size=8)
     assert codec.batches(20) == [(0, 1), (1, 3), (3, 7), (7, 15), (15, 20)]
     assert codec.batches(1) == [(0, 1)]

@@ -56,14 +56,19 @@ def mosaics(images, count: int, grid: int = 8) -> np.ndarray:
 
 
 def pillow_round_trip(image: np.ndarray, **options) -> tuple:
-    """Encode one uint8 image with Pillow; return `(file bytes, decoded image)`."""
+    """Encode one uint8 image with Pillow; return `(file bytes, decoded image)`.
+
+    The decoded image has the original's shape: a format that stores grey as
+    RGB (WebP) is read back as grey.
+    """
     from PIL import Image
 
     buffer = io.BytesIO()
     squeeze = image.ndim == 3 and image.shape[-1] == 1
+    grey = image.ndim == 2 or squeeze
     Image.fromarray(image[..., 0] if squeeze else image).save(buffer, **options)
     data = buffer.getvalue()
-    decoded = np.asarray(Image.open(io.BytesIO(data)))
+    decoded = np.asarray(Image.open(io.BytesIO(data)).convert("L" if grey else "RGB"))
     return data, decoded.reshape(image.shape)
 
 

@@ -16,9 +16,21 @@ backwards: pop `z` under the prior, pop `x` under the likelihood, push `z`
 back under the posterior it can now compute from `x`, which returns the
 stack to what it was. The first batch needs bits to pop from, so the stack
 starts from `seed_words` fixed pseudo-random words: that is the initial-bits
-overhead, paid once per file (batches grow 1, 2, 4, ... images so that one
-image's worth suffices). At the end the receiver finds exactly those words
-again, a check that the file decoded as it was written.
+overhead, paid once per file. At the end the receiver finds exactly those
+words again, a check that the file decoded as it was written.
+
+Batches. A batch pops about its images' posterior entropy (at the latent
+bins) before it pushes anything, so the stack must already hold that many
+bits: popping from an emptied stack still decodes exactly, but gives latents
+from the bins' far tails, and the images then cost many times their ELBO. A
+model whose posterior entropy is large next to what an image costs (a
+Bernoulli VAE on binary digits: about 740 bits popped for 140 bits net) runs
+dry under any fixed schedule of growing batches. So the encoder chooses each
+batch's size from the bits the stack holds, `stack bits / (1.25 x the most
+bits an image has popped so far)`, from 1 up to `batch_size`, and pushes the
+sizes last, each uniform over `[1, batch_size]` (about 9 bits a batch);
+the receiver pops them first. Files written before this (`schedule` 0)
+used batches of 1, 2, 4, ... images and decode as they were written.
 
 The entropy coder is `constriction`'s `AnsCoder`. The latents are coded
 with `QuantizedGaussian` models (bins of width `2**-latent_bits` over
@@ -71,6 +83,9 @@ class BitsBackCodec(Codec):
         arithmetic: `"fixed-point"` (files decode on any machine) or
             `"float"` (the networks in float32: decode where they were
             written; files from before the setting).
+        schedule: how batches are sized: 1, from the bits the stack holds
+            (the module docstring); 0, 1, 2, 4, ... images (files from
+            before the setting).
 
     Raises:
         NotSupportedError: (a `ValueError`) if `model` cannot code losslessly.
@@ -91,9 +106,15 @@ class BitsBackCodec(Codec):
         "batch_size": (1, 1 << 16),
         "seed_words": (1, 1 << 16),
         "arithmetic": (0, 1),
+        "schedule": (0, 1),
     }
-    # Files written before the setting existed used float arithmetic.
-    PARAM_DEFAULTS = {"arithmetic": ARITHMETICS["float"]}
+    # Files written before these settings existed used float arithmetic and
+    # batches of 1, 2, 4, ... images.
+    PARAM_DEFAULTS = {"arithmetic": ARITHMETICS["float"], "schedule": 0}
+    SCHEDULES = {"doubling": 0, "adaptive": 1}
+    # An adaptive batch pops at most 1 / SAFETY of the stack's bits, judged
+    # by the most bits an image has popped so far.
+    SAFETY = 1.25
 
     def __init__(
         self,
@@ -103,6 +124,7 @@ class BitsBackCodec(Codec):
         batch_size: int = 500,
         seed_words: int = 32,
         arithmetic: str | int = "fixed-point",
+        schedule: int = 1,
     ):
         model.check_coding("lossless")
         if not model.built or model.image_shape is None:
@@ -113,6 +135,7 @@ class BitsBackCodec(Codec):
             batch_size=batch_size,
             seed_words=seed_words,
             arithmetic=self.arithmetic_code(arithmetic),
+            schedule=schedule,
         )
         for key, (low, high) in self.PARAM_BOUNDS.items():
             value = settings[key]
@@ -151,10 +174,11 @@ class BitsBackCodec(Codec):
             -limit, limit, 0.0, self._scale
         )
 
-    # Batches: 1, 2, 4, ... images, then batch_size at a time.
+    # The doubling schedule of files written before the adaptive one.
 
     def batches(self, num_images: int) -> list:
-        """`(start, stop)` of each batch, in coding order."""
+        """`(start, stop)` of each batch of the doubling schedule (files
+        with `schedule` 0): 1, 2, 4, ... images, then `batch_size`."""
         bounds, start, size = [], 0, 1
         while start < num_images:
             stop = min(num_images, start + size)
@@ -222,15 +246,29 @@ class BitsBackCodec(Codec):
         images = self.check_images(images)
         seed = self._seed()
         ans = constriction.stream.stack.AnsCoder(seed)
-        for start, stop in self.batches(len(images)):
-            batch = images[start:stop]
+        adaptive = self.settings["schedule"] == self.SCHEDULES["adaptive"]
+        doubling = iter(self.batches(len(images)))
+        start, popped, sizes = 0, 0.0, []
+        while start < len(images):
+            if adaptive:
+                count = self._batch_size(ans.num_bits(), popped, len(images) - start)
+            else:
+                first, stop = next(doubling)
+                count = stop - first
+            batch = images[start : start + count]
             mean, std = self._posterior_bins(batch)
+            before = ans.num_bits()
             z_bins = ans.decode(self._latent_model, mean, std)
-            x_params = self._params(z_bins, len(batch))
+            popped = max(popped, (before - ans.num_bits()) / count)
+            x_params = self._params(z_bins, count)
             self.model.likelihood.push_images(ans, batch, x_params)
             ans.encode_reverse(z_bins, self._prior)
+            sizes.append(count)
+            start += count
             if progress is not None:
-                progress(stop - start)
+                progress(count)
+        if adaptive:  # popped first by the receiver
+            ans.encode_reverse(np.array(sizes, np.int32) - 1, self._size_model)
         payload = ans.get_compressed()
         seed_bits = 32 * len(seed)
         payload_bits = 32 * len(payload)
@@ -242,6 +280,33 @@ class BitsBackCodec(Codec):
         }
         sizes = np.tile(np.array(self.image_shape[:2], np.int64), (len(images), 1))
         return container.Encoded(payload, sizes, stats)
+
+    def _batch_size(self, stack_bits: int, popped: float, remaining: int) -> int:
+        """The next adaptive batch: as many images as the stack's bits cover."""
+        if popped <= 0:
+            return 1
+        count = int(stack_bits / (self.SAFETY * popped))
+        return max(1, min(count, self.settings["batch_size"], remaining))
+
+    @property
+    def _size_model(self):
+        return constriction.stream.model.Uniform(self.settings["batch_size"])
+
+    def _read_schedule(self, ans, num_images: int) -> list:
+        """`(start, stop)` of each batch, from the sizes the encoder pushed last."""
+        if self.settings["schedule"] != self.SCHEDULES["adaptive"]:
+            return self.batches(num_images)
+        bounds, start = [], 0
+        while start < num_images:
+            count = int(ans.decode(self._size_model, 1)[0]) + 1
+            if start + count > num_images:
+                raise container.CorruptFileError(
+                    "The payload's batch sizes add up to more images than the file "
+                    f"holds ({num_images}). {self.mismatch_advice()}"
+                )
+            bounds.append((start, start + count))
+            start += count
+        return bounds
 
     def decode(self, payload, sizes, progress=None) -> np.ndarray:
         """Decode the images of `sizes` (`(N, 2)`, each the model's image size)
@@ -259,7 +324,7 @@ class BitsBackCodec(Codec):
             )
         ans = constriction.stream.stack.AnsCoder(payload)
         images = np.empty((num_images, *self.image_shape), np.uint8)
-        for start, stop in reversed(self.batches(num_images)):
+        for start, stop in reversed(self._read_schedule(ans, num_images)):
             count = stop - start
             z_bins = ans.decode(self._prior, count * self.latent_size)
             x_params = self._params(z_bins, count)
