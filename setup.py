@@ -16,7 +16,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["vae_tf", "vae_tf.*"]),
-    package_data={"vae_tf": ["assets/*.npz", "assets/*.md"]},
+    package_data={"vae_tf": ["assets/*.npz", "assets/*.md", "assets/*.html"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3",
@@ -35,7 +35,7 @@ setup(
         # vae-tf train --tensorboard and vae_tf.callbacks.ImageLogger write
         # with tf.summary, which needs it.
         "tensorboard": ["tensorboard"],
-        "test": ["pytest>=7", "tensorboard"],
+        "test": ["pytest>=7", "tensorboard", "playwright"],
     },
     entry_points={"console_scripts": ["vae-tf=vae_tf.cli:main"]},
 )

@@ -284,6 +284,31 @@ def _decompress(args):
     print(f"Wrote {len(names)} PNG {images} to {args.output_dir}", file=sys.stderr)
 
 
+def _explore(args):
+    from vae_tf.explorer import serve
+
+    serve(
+        args.run_dir,
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        source=args.source,
+        verbose=args.verbose,
+    )
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a port number, got {text!r}"
+        ) from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 0-65535, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `vae-tf` parser (this imports vae_tf's modules, and TensorFlow)."""
     from vae_tf import presets
@@ -526,6 +551,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_verbose_arg(decompress)
     decompress.set_defaults(func=_decompress)
+
+    explore = commands.add_parser(
+        "explore",
+        help="look inside a run in the browser (latent sliders, map, codec)",
+        description="Serve a local web page for a run: latent sliders, a map of "
+        "the test images' latents, interpolations, samples and, for a codec, "
+        "uploads coded beside PNG/WebP or JPEG/WebP. Prints the address; "
+        "Ctrl+C stops it.",
+    )
+    explore.add_argument("run_dir", help="a run directory written by `vae-tf train`")
+    explore.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 "
+        "lets anyone who can reach it in)",
+    )
+    explore.add_argument(
+        "--port", type=_port, default=8000, help="port (default 8000; 0: any free)"
+    )
+    _add_data_args(explore)
+    _add_verbose_arg(explore)
+    explore.set_defaults(func=_explore)
     return parser
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-__all__ = ["interpolate_latents", "gaussian_grid", "pca_project"]
+__all__ = ["interpolate_latents", "gaussian_grid", "pca", "pca_project"]
 
 METHODS = ("linear", "spherical")
 
@@ -109,8 +109,36 @@ def gaussian_grid(grid_size: int = 15, quantile_range=(0.05, 0.95)):
     return tf.reshape(tf.stack([first, second], axis=-1), (-1, 2))
 
 
+def pca(z, num_components: int = 2) -> tuple:
+    """The mean and first principal components of latents.
+
+    Args:
+        z: `(N, ...)` latents (flattened per example), N >= 2.
+        num_components: how many components.
+
+    Returns:
+        `(mean, components, explained)`: `(D,)`, `(k, D)` orthonormal rows and
+        the fraction of the variance each explains, `(k,)`, with
+        `k = min(num_components, D)`. A latent `mean + c @ components` lies on
+        the plane (or space) the projection `(z - mean) @ components.T` maps
+        onto.
+
+    Raises:
+        ValueError: fewer than 2 latents.
+    """
+    z = np.asarray(z, np.float64).reshape(len(z), -1)
+    if len(z) < 2:
+        raise ValueError(f"PCA needs at least 2 latents. Received: {len(z)}")
+    mean = z.mean(axis=0)
+    centred = z - mean
+    total = float(np.sum(centred**2)) or 1.0
+    _, singular_values, components = np.linalg.svd(centred, full_matrices=False)
+    k = min(num_components, z.shape[1])
+    return mean, components[:k], singular_values[:k] ** 2 / total
+
+
 def pca_project(z, num_components: int = 2):
-    """Project latents onto their first principal components.
+    """Project latents onto their first principal components (`pca`).
 
     Args:
         z: `(N, ...)` latents (flattened per example).
@@ -125,10 +153,8 @@ def pca_project(z, num_components: int = 2):
     z = np.asarray(z, np.float64).reshape(len(z), -1)
     if len(z) < 2:
         raise ValueError(f"PCA needs at least 2 latents. Received: {len(z)}")
-    centred = z - z.mean(axis=0)
-    total = float(np.sum(centred**2)) or 1.0
     if z.shape[1] <= num_components:
-        return z, (np.sum(centred**2, axis=0) / total)
-    _, singular_values, components = np.linalg.svd(centred, full_matrices=False)
-    projected = centred @ components[:num_components].T
-    return projected, singular_values[:num_components] ** 2 / total
+        centred = z - z.mean(axis=0)
+        return z, np.sum(centred**2, axis=0) / (float(np.sum(centred**2)) or 1.0)
+    mean, components, explained = pca(z, num_components)
+    return (z - mean) @ components.T, explained

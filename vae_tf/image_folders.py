@@ -19,7 +19,13 @@ import tensorflow as tf
 
 from vae_tf import images
 
-__all__ = ["IMAGE_SUFFIXES", "list_images", "split_files", "folder_dataset"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "list_images",
+    "split_files",
+    "folder_dataset",
+    "fit_image",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -113,6 +119,21 @@ def _load(path, image_shape):
     with tf.control_dependencies([check]):
         image = tf.identity(image)
     image.set_shape((None, None, channels))  # (h, w, channels) uint8
+    return fit_image(image, height, width)
+
+
+def fit_image(image, height: int, width: int):
+    """An image scaled so its shorter side fits `(height, width)`, centre-cropped.
+
+    Area resampling (antialiased), as training on a folder does.
+
+    Args:
+        image: uint8 `(h, w, channels)` pixels (numpy or a tensor).
+        height, width: the size wanted.
+
+    Returns:
+        float32 `(height, width, channels)` in [0, 1].
+    """
     image = tf.cast(image, tf.float32) / 255.0
     size = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = tf.reduce_max(tf.constant([height, width], tf.float32) / size)

@@ -38,6 +38,7 @@ __all__ = [
     "train",
     "load_run",
     "evaluate_run",
+    "run_test_images",
     "calibration_images",
     "test_dataset",
     "write_json",
@@ -636,9 +637,7 @@ def evaluate_run(
     """
     model, run_config = load_run(run_dir)
     preset = presets.get(run_config["preset"])
-    if source == "auto" and not (data_dir or os.environ.get(data.DATA_DIR_ENV)):
-        source = run_config.get("data_source", "auto")
-    source = data.resolve_source(preset.dataset, source, data_dir)
+    source = _run_source(preset, run_config, data_dir, source)
     if max_test_images is not None and (
         not isinstance(max_test_images, int) or max_test_images <= 0
     ):
@@ -657,6 +656,59 @@ def evaluate_run(
         print(line, file=sys.stderr, flush=True)
     test_ds = _test_pipeline(preset, images, labels)
     return model.evaluate_dataset(test_ds, seed=seed, iwae_k=iwae_k)
+
+
+def _run_source(preset, run_config, data_dir, source) -> str:
+    """The data source to read a run's dataset from: `"auto"` without a
+    folder reads from the source the run was trained on."""
+    if source == "auto" and not (data_dir or os.environ.get(data.DATA_DIR_ENV)):
+        source = run_config.get("data_source", "auto")
+    return data.resolve_source(preset.dataset, source, data_dir)
+
+
+def run_test_images(
+    run_config: dict, count: int, data_dir=None, source="auto"
+) -> tuple:
+    """The first `count` test images of the data a run was trained on.
+
+    A run trained on a folder (`image_dir` in its `run.json`) gives that
+    folder's held-out files, resized and cropped as in training; otherwise its
+    preset's test set, binarised once (seed 0) where the preset's test set is.
+
+    Args:
+        run_config: a run's `run.json` (`load_run`).
+        count: how many images, at most.
+        data_dir: folder of keras-layout `.npz` files (else `$VAE_TF_DATA_DIR`).
+        source: data source, see `vae_tf.data`.
+
+    Returns:
+        `(images, labels, line)`: float32 `(N, height, width, channels)` in
+        [0, 1], int labels `(N,)` (or `None` for a folder), and one line naming
+        where the images come from.
+
+    Raises:
+        vae_tf.data.DataUnavailableError: no source can provide the dataset.
+        ValueError, FileNotFoundError: the run's image folder cannot be read.
+    """
+    preset = presets.get(run_config["preset"])
+    image_dir = run_config.get("image_dir")
+    if image_dir is not None:
+        _, files = image_folders.split_files(image_folders.list_images(image_dir))
+        files = files[:count]
+        shape = data.DATASETS[preset.dataset].image_shape
+        batches = image_folders.folder_dataset(files, shape, 500, shuffle=False)
+        images = np.concatenate([np.asarray(batch) for batch in batches])
+        line = f"{len(files):,} held-out image files under {image_dir}"
+        return images, None, line
+    source = _run_source(preset, run_config, data_dir, source)
+    images, labels = data.load_arrays(preset.dataset, "test", data_dir, source)
+    images, labels = images[:count], labels[:count]
+    if preset.binarized_test:
+        images = data.binarize(images, seed=0)  # 0.0 or 1.0
+    else:
+        images = images.astype("float32") / 255.0
+    line = _data_line(preset.dataset, source, data_dir, f"{len(images):,} test images")
+    return images, labels.astype("int64"), line
 
 
 def calibration_images(

@@ -18,7 +18,13 @@ from vae_tf.compression.bitsback import BitsBackCodec
 from vae_tf.compression.lossy_codec import LossyCodec
 from vae_tf.images import read_images
 
-__all__ = ["compress_files", "decompress_file", "PROGRESS_FROM"]
+__all__ = [
+    "code_files",
+    "compress_files",
+    "decode_bytes",
+    "decompress_file",
+    "PROGRESS_FROM",
+]
 
 # Batches of at least this many images show a progress bar.
 PROGRESS_FROM = 1000
@@ -44,6 +50,53 @@ def _conversions(paths, notes, verbose: bool) -> dict:
         for path, file_notes in conversions.items():
             print(f"{path}: {'; '.join(file_notes)}", file=sys.stderr)
     return conversions
+
+
+def code_files(model, paths, lossless: bool = True, verbose: bool = False) -> tuple:
+    """Read image files and code them into the bytes of one `.vtfz` file.
+
+    What `compress_files` does before it writes (see it for the rules): every
+    file is read first, lossless with `vae_tf.images`' exact policy, lossy
+    with its convert policy.
+
+    Returns:
+        `(data, images, figures)`: the file's bytes, the images as coded
+        (uint8 `(height, width, channels)` each) and `compress_files`' figures.
+
+    Raises:
+        FileNotFoundError: an image file does not exist.
+        ValueError: the model has no codec for the mode, or a file is refused.
+    """
+    paths = list(paths)
+    codec = BitsBackCodec(model) if lossless else LossyCodec(model)
+    if lossless:
+        images, notes = read_images(paths, codec.image_shape, exact=True)
+        for path, image in zip(paths, images):  # name the file a refusal is about
+            try:
+                codec.check_images(image[None])
+            except ValueError as error:
+                raise ValueError(f"{path}: {error}") from None
+        batch = codec.check_images(np.stack(images))
+    else:
+        images, notes = read_images(paths, (None, None, codec.channels))
+        batch = images
+    conversions = _conversions(paths, notes, verbose)
+    encoded = codec.encode(batch, progress=_progress(len(images), verbose))
+    data = codec.pack(encoded)
+    pixels = sum(image.shape[0] * image.shape[1] for image in images)
+    if lossless:
+        extra = {"net_bits_per_dim": encoded.stats["bits_per_dim"]}
+    else:
+        extra = {"bits_per_pixel": 8 * len(data) / pixels}
+    values = sum(image.size for image in images)
+    figures = {
+        "images": len(images),
+        "bytes": len(data),
+        "bits_per_dim": 8 * len(data) / values,
+        "conversions": conversions,
+        **extra,
+    }
+    return data, list(images), figures
 
 
 def compress_files(
@@ -79,42 +132,33 @@ def compress_files(
         FileNotFoundError: an image file does not exist.
         ValueError: the model has no codec for the mode, or a file is refused.
     """
-    paths, output = list(paths), Path(output)
+    output = Path(output)
     if output.is_dir():
         raise IsADirectoryError(f"-o must be a file path, not a directory: {output}")
-    codec = BitsBackCodec(model) if lossless else LossyCodec(model)
+    model.check_coding("lossless" if lossless else "lossy")
     if output.exists() and not overwrite:
         raise FileExistsError(
             f"{output} already exists. Choose another -o or pass --overwrite."
         )
-    if lossless:
-        images, notes = read_images(paths, codec.image_shape, exact=True)
-        for path, image in zip(paths, images):  # name the file a refusal is about
-            try:
-                codec.check_images(image[None])
-            except ValueError as error:
-                raise ValueError(f"{path}: {error}") from None
-        images = codec.check_images(np.stack(images))
-    else:
-        images, notes = read_images(paths, (None, None, codec.channels))
-    conversions = _conversions(paths, notes, verbose)
-    encoded = codec.encode(images, progress=_progress(len(images), verbose))
-    data = codec.pack(encoded)
-    pixels = sum(image.shape[0] * image.shape[1] for image in images)
-    if lossless:
-        extra = {"net_bits_per_dim": encoded.stats["bits_per_dim"]}
-    else:
-        extra = {"bits_per_pixel": 8 * len(data) / pixels}
+    data, _, figures = code_files(model, paths, lossless, verbose)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(output, lambda tmp: tmp.write_bytes(data))
-    values = sum(image.size for image in images)
-    return {
-        "images": len(images),
-        "bytes": len(data),
-        "bits_per_dim": 8 * len(data) / values,
-        "conversions": conversions,
-        **extra,
-    }
+    return figures
+
+
+def decode_bytes(model, data: bytes, progress=None) -> list:
+    """The images of a `.vtfz` file's bytes, decoded with `model`.
+
+    Returns:
+        uint8 `(height, width, channels)` images, in the order they were coded.
+
+    Raises:
+        ValueError: (`CorruptFileError`, `WrongModelError`) a damaged or
+            foreign file, or one written with another model.
+    """
+    lossy = container.unpack(data).kind == container.LOSSY
+    codec, parsed = (LossyCodec if lossy else BitsBackCodec).from_file(model, data)
+    return codec.decode(parsed.payload, parsed.sizes, progress=progress)
 
 
 def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True):
@@ -131,13 +175,8 @@ def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True)
         raise FileNotFoundError(f"No compressed file at {path}.")
     data = path.read_bytes()
     try:
-        lossy = container.unpack(data).kind == container.LOSSY
-        codec, parsed = (LossyCodec if lossy else BitsBackCodec).from_file(model, data)
-        images = codec.decode(
-            parsed.payload,
-            parsed.sizes,
-            progress=_progress(parsed.num_images, verbose),
-        )
+        count = container.unpack(data).num_images
+        images = decode_bytes(model, data, progress=_progress(count, verbose))
     except ValueError as error:  # damaged, foreign or another model's file
         raise type(error)(f"{path}: {error}") from None
     if out_dir.exists() and not out_dir.is_dir():

@@ -15,6 +15,11 @@ interface, never by testing its attributes:
   `example_samples(...)`; `loss_curves` (history keys worth plotting, with
   units); `kl_per_dimension(x, labels)`. Asked by `vae-tf sample`, a run's
   figures and `callbacks.ImageLogger`.
+- `has_latent_space`, `encode(x, labels)` and `decode(z, labels, seed)`: a
+  Gaussian latent with prior N(0, I) that images map to and back from;
+  `num_classes` (0 unless conditional); `autoregressive` (decoding draws
+  pixel by pixel, so it is slow); `image_shape` (`None`: any size). Asked by
+  `vae-tf explore`.
 - `add_endpoints(archive)`: SavedModel signatures (`vae_tf.export`);
   `tflite_networks(images)`: the networks TFLite converts (`vae_tf.tflite`).
 - `coding` (`"lossless"`, `"lossy"`: what the codecs can code with it) and
@@ -69,6 +74,15 @@ class GenerativeModel(CheckedData, keras.Model):
     can_generate: bool = False
     # The history keys to plot, with their units (`vae_tf.plotting`).
     loss_curves: dict = {"loss": "loss"}
+    # `(height, width, channels)` of the images the model takes, once built;
+    # `None` before, or for a family that takes any size (a lossy codec).
+    image_shape = None
+    # Whether `encode` / `decode` map images to and from a Gaussian latent.
+    has_latent_space: bool = False
+    # The classes a conditional model takes labels of (0: unconditional).
+    num_classes: int = 0
+    # Whether decoding draws the image pixel by pixel (seconds, not milliseconds).
+    autoregressive: bool = False
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -122,6 +136,26 @@ class GenerativeModel(CheckedData, keras.Model):
         raise NotSupportedError(
             f"A {type(self).__name__} does not generate images: it has no prior "
             "to sample from."
+        )
+
+    def encode(self, x, labels=None):
+        """`(z_mean, z_log_var)` of the posterior of images `x` in [0, 1].
+
+        Raises:
+            NotSupportedError: the family has no Gaussian latent.
+        """
+        raise NotSupportedError(
+            f"A {type(self).__name__} has no Gaussian latent space to encode to."
+        )
+
+    def decode(self, z, labels=None, seed=None):
+        """Images `(batch, height, width, channels)` in [0, 1] of latents `z`.
+
+        Raises:
+            NotSupportedError: the family has no Gaussian latent.
+        """
+        raise NotSupportedError(
+            f"A {type(self).__name__} has no Gaussian latent space to decode from."
         )
 
     def kl_per_dimension(self, x, labels=None):

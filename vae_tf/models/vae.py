@@ -409,6 +409,7 @@ class VAE(GenerativeModel):
 
     METRICS = ("reconstruction_loss", "kl_loss", "elbo")
     can_generate = True
+    has_latent_space = True
     loss_curves = {
         "loss": "loss (nats)",
         "reconstruction_loss": "reconstruction_loss (nats)",
@@ -655,17 +656,19 @@ class VAE(GenerativeModel):
             )
         return z
 
-    def decode(self, z, labels=None):
+    def decode(self, z, labels=None, seed=None):
         """Mean images of `p(x | z)`, shape `(batch, height, width, channels)`.
 
         Args:
             z: latents, shape `(batch, *latent_shape)`.
             labels: int class labels `(batch,)` for a conditional model.
+            seed: an int fixing an autoregressive decoder's pixel draws (the
+                same `z` and seed give the same image); `None` draws from the
+                model's seed generator. A factorised decoder ignores it.
         """
         z = self._check_latents(z)
-        return self.likelihood.mean(
-            self.decode_params(z, labels=self.check_labels(labels, z.shape[0]))
-        )
+        labels = self.check_labels(labels, z.shape[0])
+        return self.likelihood.mean(self.decode_params(z, labels=labels, seed=seed))
 
     def sample(
         self,
