@@ -527,32 +527,57 @@ class LocalAutoregressiveGaussian(Likelihood):
     (edge bins included), in pixel units `(mu + 1) * 127.5` and
     `sigma * 127.5`.
 
+    With `channel_autoregressive=True` (colour), each channel also leans on
+    the channels before it at the same pixel (green on red, blue on red and
+    green), as the means of PixelCNN++ do (Salimans et al. 2017,
+    arXiv:1701.05517): `C - 1` more neighbours per channel, those of later
+    channels counted as 0. A pixel is then coded channel by channel.
+
     Decoder outputs per pixel: `C * (2 + 2N)` channels, per channel `m`, `s`,
-    the `a_n` and the `b_n`.
+    the `a_n` and the `b_n` (`N` counts the earlier channels too).
 
     Args:
         min_log_scale: log-scales are clipped to `[min_log_scale, 1]`. The
             default, -6, is a fifth of a pixel level.
+        channel_autoregressive: each channel also leans on the earlier
+            channels of its own pixel.
     """
 
     MAX_LOG_SCALE = 1.0
 
     can_code = True  # 8-bit images, pixel by pixel
 
-    def __init__(self, min_log_scale: float = -6.0):
+    def __init__(self, min_log_scale: float = -6.0, channel_autoregressive=False):
         if not -10.0 <= min_log_scale < self.MAX_LOG_SCALE:
             raise ValueError(
                 "min_log_scale must be in [-10, 1). "
                 f"Received: min_log_scale={min_log_scale!r}"
             )
         self.min_log_scale = float(min_log_scale)
+        self.channel_autoregressive = bool(channel_autoregressive)
 
     @property
     def num_neighbours(self) -> int:
+        """Spatial neighbours per channel (`CAUSAL_NEIGHBOURS`)."""
         return len(CAUSAL_NEIGHBOURS)
 
+    def _earlier_channels(self, channels: int) -> int:
+        return channels - 1 if self.channel_autoregressive else 0
+
     def param_channels(self, channels: int) -> int:
-        return channels * (2 + 2 * self.num_neighbours)
+        per_channel = self.num_neighbours + self._earlier_channels(channels)
+        return channels * (2 + 2 * per_channel)
+
+    def _channel_neighbours(self, centred):
+        """The earlier channels of each pixel: `C - 1` arrays shaped like
+        `centred`, slot `j` holding channel `j` for the channels after it and
+        0 elsewhere (tensors or numpy arrays alike)."""
+        channels = centred.shape[-1]
+        slots = []
+        for j in range(self._earlier_channels(channels)):
+            mask = np.array([1.0 if c > j else 0.0 for c in range(channels)])
+            slots.append(centred[..., j : j + 1] * mask.astype(_dtype_of(centred)))
+        return slots
 
     def split(self, x_params):
         """`(m, s, a, b)`: `m` and `s` `(batch, h, w, C)`, `a` and `b` lists of N.
@@ -564,15 +589,18 @@ class LocalAutoregressiveGaussian(Likelihood):
 
     def _groups(self, x_params):
         """`split` of a tensor or numpy array, by slicing the last axis."""
-        per_channel = 2 + 2 * self.num_neighbours
-        if x_params.shape[-1] % per_channel:
+        total = x_params.shape[-1]
+        fits = [c for c in range(1, 5) if self.param_channels(c) == total]
+        if not fits:
             raise ValueError(
-                f"{x_params.shape[-1]} decoder outputs per pixel fit no channel "
-                f"count of {self!r}: expected a multiple of {per_channel}."
+                f"{total} decoder outputs per pixel fit no channel count of "
+                f"{self!r}: expected one of "
+                f"{[self.param_channels(c) for c in range(1, 5)]} (1 to 4 channels)."
             )
-        c = x_params.shape[-1] // per_channel
+        c = fits[0]
+        per_channel = self.param_channels(c) // c
         groups = [x_params[..., i * c : (i + 1) * c] for i in range(per_channel)]
-        n = self.num_neighbours
+        n = (per_channel - 2) // 2
         return groups[0], groups[1], groups[2 : 2 + n], groups[2 + n :]
 
     @staticmethod
@@ -594,9 +622,8 @@ class LocalAutoregressiveGaussian(Likelihood):
     def log_prob(self, x, x_params):
         m, s, a, b = self.split(x_params)
         centred = _centred_pixels(x)
-        mu, log_scale = self._mean_and_log_scale(
-            m, s, a, b, shifted_neighbours(centred)
-        )
+        neighbours = shifted_neighbours(centred) + self._channel_neighbours(centred)
+        mu, log_scale = self._mean_and_log_scale(m, s, a, b, neighbours)
         return sum_per_example(_discretized_normal_log_prob(centred, mu, log_scale))
 
     def _raster_scan(self, x_params, noise=None):
@@ -666,12 +693,16 @@ class LocalAutoregressiveGaussian(Likelihood):
             padded[:, pad + dy : pad + dy + height, pad + dx : pad + dx + width]
             for dy, dx in CAUSAL_NEIGHBOURS
         ]
+        neighbours += self._channel_neighbours(self._centred_levels(images))
         mean, scale = self._coding_distribution(
             *self._accumulate(m, s, a, b, neighbours)
         )
+        # Position-major: (h, w, batch, C), or (h, w, C, batch) when a pixel
+        # is decoded channel by channel.
+        order = (1, 2, 3, 0) if self.channel_autoregressive else (1, 2, 0, 3)
 
-        def position_major(array):  # (batch, h, w, C) -> h, w, batch, C order
-            return np.ascontiguousarray(array.transpose(1, 2, 0, 3)).ravel()
+        def position_major(array):
+            return np.ascontiguousarray(array.transpose(order)).ravel()
 
         coder.encode_reverse(
             position_major(images.astype(np.int32)),
@@ -692,6 +723,7 @@ class LocalAutoregressiveGaussian(Likelihood):
         pad = NEIGHBOURHOOD_PAD
         above = [i for i, (dy, _) in enumerate(CAUSAL_NEIGHBOURS) if dy < 0]
         left = [i for i, (dy, _) in enumerate(CAUSAL_NEIGHBOURS) if dy == 0]
+        earlier = list(range(self.num_neighbours, len(a)))  # channel slots
         if above != list(range(len(above))):
             raise AssertionError("CAUSAL_NEIGHBOURS must list the rows above first.")
         canvas = np.full((count, height + 2 * pad, width + 2 * pad, channels), -1.0)
@@ -715,6 +747,8 @@ class LocalAutoregressiveGaussian(Likelihood):
             mu_row, log_scale_row = column_major(mu_row), column_major(log_scale_row)
             a_left = [column_major(a[i][:, row]) for i in left]
             b_left = [column_major(b[i][:, row]) for i in left]
+            a_earlier = [column_major(a[i][:, row]) for i in earlier]
+            b_earlier = [column_major(b[i][:, row]) for i in earlier]
             decoded = np.full((width + pad, count, channels), -1.0)
             for col in range(width):
                 mu, log_scale = self._accumulate(
@@ -723,20 +757,63 @@ class LocalAutoregressiveGaussian(Likelihood):
                     [a_n[col] for a_n in a_left],
                     [b_n[col] for b_n in b_left],
                     [decoded[pad + col + CAUSAL_NEIGHBOURS[i][1]] for i in left],
-                )
-                mean, scale = self._coding_distribution(mu, log_scale)
-                value = coder.decode(_PIXEL_MODEL, mean.ravel(), scale.ravel())
-                value = value.reshape(count, channels)
+                )  # (batch, C)
+                if earlier:
+                    value = self._pop_channels(
+                        coder,
+                        mu,
+                        log_scale,
+                        [a_n[col] for a_n in a_earlier],
+                        [b_n[col] for b_n in b_earlier],
+                    )
+                else:
+                    mean, scale = self._coding_distribution(mu, log_scale)
+                    value = coder.decode(_PIXEL_MODEL, mean.ravel(), scale.ravel())
+                    value = value.reshape(count, channels)
                 levels[row, col] = value
                 decoded[pad + col] = self._centred_levels(value)
             canvas[:, pad + row, pad : pad + width] = decoded[pad:].transpose(1, 0, 2)
         return levels.transpose(2, 0, 1, 3).astype(np.uint8)
 
+    def _pop_channels(self, coder, mu, log_scale, a, b):
+        """One position's levels `(batch, C)`, channel by channel: each
+        channel's mean and scale add the earlier channels' terms in the order
+        `push_images` adds them (later channels as 0)."""
+        count, channels = mu.shape
+        values = np.zeros((count, channels), np.int32)
+        centred = np.zeros((count, channels))
+        for c in range(channels):
+            slots = [
+                centred[:, j] if j < c else np.zeros(count) for j in range(channels - 1)
+            ]
+            mu_c, log_scale_c = self._accumulate(
+                mu[:, c],
+                log_scale[:, c],
+                [a_j[:, c] for a_j in a],
+                [b_j[:, c] for b_j in b],
+                slots,
+            )
+            mean, scale = self._coding_distribution(mu_c, log_scale_c)
+            values[:, c] = coder.decode(_PIXEL_MODEL, mean, scale)
+            centred[:, c] = self._centred_levels(values[:, c])
+        return values
+
     def get_config(self) -> dict:
-        return {"min_log_scale": self.min_log_scale}
+        return {
+            "min_log_scale": self.min_log_scale,
+            "channel_autoregressive": self.channel_autoregressive,
+        }
 
     def __repr__(self) -> str:
+        if self.channel_autoregressive:
+            return "LocalAutoregressiveGaussian(channel_autoregressive=True)"
         return "LocalAutoregressiveGaussian()"
+
+
+def _dtype_of(array) -> np.dtype:
+    """The numpy dtype of a numpy array or a tensor."""
+    dtype = array.dtype
+    return np.dtype(getattr(dtype, "as_numpy_dtype", dtype))
 
 
 def _to_level(value):
@@ -758,6 +835,15 @@ def _raster_scan_graph(m, s, a, b, noise, min_log_scale, max_log_scale):
     pad = NEIGHBOURHOOD_PAD
     canvas = tf.fill([height + 2 * pad, width + 2 * pad, batch, channels], -1.0)
 
+    n = len(CAUSAL_NEIGHBOURS)
+    earlier = len(a) - n  # channel slots of a channel-autoregressive model
+
+    def draw(mu, log_scale, noise_here):
+        if noise is None:
+            return _to_level(mu)
+        sigma = tf.exp(tf.clip_by_value(log_scale, min_log_scale, max_log_scale))
+        return _to_level(mu + sigma * noise_here)
+
     def body(position, canvas):
         row, col = position // width, position % width
         where = tf.stack([pad + row + offsets[:, 0], pad + col + offsets[:, 1]], 1)
@@ -765,15 +851,24 @@ def _raster_scan_graph(m, s, a, b, noise, min_log_scale, max_log_scale):
         mu, log_scale = LocalAutoregressiveGaussian._accumulate(
             m[:, row, col],
             s[:, row, col],
-            [a_n[:, row, col] for a_n in a],
-            [b_n[:, row, col] for b_n in b],
+            [a_n[:, row, col] for a_n in a[:n]],
+            [b_n[:, row, col] for b_n in b[:n]],
             neighbours,
         )  # (batch, C) each
-        if noise is None:
-            value = _to_level(mu)
-        else:
-            sigma = tf.exp(tf.clip_by_value(log_scale, min_log_scale, max_log_scale))
-            value = _to_level(mu + sigma * noise[:, row, col])
+        here = None if noise is None else noise[:, row, col]
+        if not earlier:
+            value = draw(mu, log_scale, here)
+        else:  # channel by channel, each leaning on the ones drawn before it
+            values = []
+            for c in range(earlier + 1):
+                mu_c, log_scale_c = mu[:, c], log_scale[:, c]
+                for j in range(c):
+                    mu_c = mu_c + a[n + j][:, row, col, c] * values[j]
+                    log_scale_c = log_scale_c + b[n + j][:, row, col, c] * values[j]
+                values.append(
+                    draw(mu_c, log_scale_c, None if here is None else here[:, c])
+                )
+            value = tf.stack(values, axis=-1)
         canvas = tf.tensor_scatter_nd_update(
             canvas, [[pad + row, pad + col]], value[None]
         )
