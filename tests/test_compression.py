@@ -276,14 +276,65 @@ def test_images_the_model_cannot_code_are_clear_errors(
     grey = mnist_uint8[1][:4]
     with pytest.raises(ValueError, match="binary images, pixels 0 or 255"):
         BitsBackCodec(binary_model).compress(grey)
-    with pytest.raises(ValueError, match=r"shape \(28, 28, 1\)"):
-        BitsBackCodec(model_8bit).compress(np.zeros((2, 32, 32, 1), np.uint8))
+    with pytest.raises(ValueError, match=r"shape \(height, width, 1\)"):
+        BitsBackCodec(model_8bit).compress(np.zeros((2, 32, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"shape \(height, width, 1\)"):
+        BitsBackCodec(model_8bit).compress([np.zeros((0, 5, 1), np.uint8)])
+    with pytest.raises(ValueError, match="no images"):
+        BitsBackCodec(model_8bit).compress([])
     with pytest.raises(ValueError, match="uint8"):
         BitsBackCodec(model_8bit).compress(grey.astype("float32"))
     cifar = presets.get("cifar10-conv").build_model()
     cifar.build((None, 32, 32, 3))
     with pytest.raises(ValueError, match="DiscretizedLogisticMixture"):
         BitsBackCodec(cifar)
+
+
+def test_images_of_any_size_are_coded_as_tiles_and_come_back_exactly(
+    model_8bit, mnist_uint8
+):
+    rng = np.random.default_rng(0)
+    digits = mnist_uint8[1]
+    # A 2x3 mosaic of digits with a ragged edge, one smaller than a tile, one
+    # the model's size, and noise that no tile's model predicts.
+    mosaic = np.block([[digits[i + 3 * j, ..., 0] for i in range(3)] for j in range(2)])
+    images = [
+        mosaic[:50, :70, None],
+        digits[6][:9, :20],
+        digits[7],
+        rng.integers(0, 256, (40, 30, 1), dtype=np.uint8),
+    ]
+    codec = BitsBackCodec(model_8bit)
+    tiles, regions = codec.tiles(images)
+    assert len(tiles) == 2 * 3 + 1 + 1 + 2 * 2
+    np.testing.assert_array_equal(regions[:3], [[28, 28], [28, 28], [28, 14]])
+    assert not tiles[2][:, 14:].any()  # padding past the edge is 0
+    encoded = codec.encode(images)
+    np.testing.assert_array_equal(
+        encoded.sizes, [[50, 70], [9, 20], [28, 28], [40, 30]]
+    )
+    decoded = codec.decode(encoded.payload, encoded.sizes)
+    for original, image in zip(images, decoded):
+        np.testing.assert_array_equal(image, original)
+    # Only the pixels inside the images are coded: a tile's padding costs
+    # nothing, so the mosaic's tiles cost what the digits in them cost.
+    data = codec.compress(images)
+    assert [i.shape for i in BitsBackCodec.decompress_bytes(model_8bit, data)] == [
+        i.shape for i in images
+    ]
+    whole = BitsBackCodec(model_8bit).encode(digits[:6]).stats["net_bits"]
+    alone = codec.encode([mosaic[:, :, None]]).stats["net_bits"]
+    assert alone == pytest.approx(whole, rel=0.03)
+
+
+def test_a_file_with_impossible_image_sizes_is_a_clear_error(model_8bit):
+    from vae_tf.compression.container import CorruptFileError
+
+    codec = BitsBackCodec(model_8bit)
+    encoded = codec.encode([np.zeros((5, 5, 1), np.uint8)])
+    for sizes in ([[0, 5]], [[20_000, 20_000]]):
+        with pytest.raises(CorruptFileError, match="image sizes are out of range"):
+            codec.decode(encoded.payload, np.array(sizes))
 
 
 @pytest.fixture(scope="module")

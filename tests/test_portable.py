@@ -36,8 +36,16 @@ LOSSY_PRESETS = sorted(name for name, preset in presets.PRESETS.items() if prese
 
 
 def codable_images(model, count=13):
-    """Real digits, binary for a Bernoulli likelihood, else 8-bit."""
+    """Real digits, binary for a Bernoulli likelihood, else 8-bit; for a
+    colour model, digits as colour channels, of the model's size and of
+    another (coded as tiles)."""
     images, _ = data.load_arrays("mnist", "test", source="bundled")
+    images = images[: 3 * count]
+    if model.image_shape[-1] == 3:
+        rgb = np.pad(images[..., 0], ((0, 0), (2, 2), (2, 2)))  # 32x32 digits
+        rgb = np.stack([rgb[0::3], rgb[1::3], rgb[2::3]], axis=-1)[: count - 1]
+        ragged = np.concatenate([rgb[0], rgb[1]], axis=1)[:, :45]  # 32x45
+        return [*rgb, np.concatenate([ragged, ragged[:13]], axis=0)]  # + 45x45
     images = images[:count]
     try:
         model.likelihood.check_codable(images)
@@ -52,8 +60,9 @@ def written(tmp_path_factory):
     folder = tmp_path_factory.mktemp("portable")
     files = {}
     for name in LOSSLESS_PRESETS:
-        model = presets.get(name).build_model(0)
-        model.build((None, 28, 28, 1))
+        preset = presets.get(name)
+        model = preset.build_model(0)
+        model.build((None, *data.DATASETS[preset.dataset].image_shape))
         images = codable_images(model)
         codec = BitsBackCodec(model, batch_size=4)
         assert codec.arithmetic == "fixed-point"
@@ -62,10 +71,10 @@ def written(tmp_path_factory):
         files[name] = (folder / f"{name}.keras", folder / f"{name}.vtfz", images)
     for name in LOSSY_PRESETS:
         model, images = lossy_model_and_images(name)
-        data = LossyCodec(model, batch_size=2).compress(images)
-        (folder / f"{name}.vtfz").write_bytes(data)
+        payload = LossyCodec(model, batch_size=2).compress(images)
+        (folder / f"{name}.vtfz").write_bytes(payload)
         model.save(folder / f"{name}.keras")
-        expected = LossyCodec.decompress_bytes(model, data)  # as this process decodes
+        expected = LossyCodec.decompress_bytes(model, payload)  # as this one decodes
         files[name] = (folder / f"{name}.keras", folder / f"{name}.vtfz", expected)
     return folder, files
 
@@ -139,12 +148,12 @@ def test_lossy_files_code_varying_scales_and_record_their_arithmetic(written):
 
 def test_the_file_records_its_arithmetic_and_old_files_read_as_float(written):
     _, files = written
-    _, file, _ = files[LOSSLESS_PRESETS[0]]
+    _, file, _ = files["mnist-8bit"]
     parsed = container.unpack(file.read_bytes())
     assert parsed.params["arithmetic"] == 1  # fixed-point
     # A file from before the setting has none: it was written in float arithmetic.
-    model = keras.saving.load_model(files[LOSSLESS_PRESETS[0]][0])
-    images = files[LOSSLESS_PRESETS[0]][2]
+    model = keras.saving.load_model(files["mnist-8bit"][0])
+    images = files["mnist-8bit"][2]
     float_codec = BitsBackCodec(model, batch_size=4, arithmetic="float")
     encoded = float_codec.encode(images)
     settings = dict(float_codec.settings)

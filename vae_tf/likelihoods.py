@@ -84,6 +84,10 @@ class Likelihood:
     # `push_images` then `pop_images` with the same `x_params` must give the
     # images back and leave the coder as it was, on any machine: the
     # distributions are computed in float64, elementwise, in one fixed order.
+    # `sizes`, int `(batch, 2)` or `None` (all), is the region `(height,
+    # width)` at the top left of each image that is coded: the rest (a tile's
+    # padding past an image's edge) is 0 in the images pushed, is not coded,
+    # and pops as 0.
 
     def check_codable(self, images):
         """Raise a `ValueError` naming the problem if `images` (uint8) cannot be
@@ -91,13 +95,36 @@ class Likelihood:
         if not self.can_code:
             raise ValueError(f"{self!r} cannot code images.")
 
-    def push_images(self, coder, images, x_params):
+    def push_images(self, coder, images, x_params, sizes=None):
         """Push `images` onto `coder`'s stack under `p(x | x_params)`."""
         raise NotImplementedError(f"{self!r} cannot code images.")
 
-    def pop_images(self, coder, x_params):
+    def pop_images(self, coder, x_params, sizes=None):
         """Pop the images `push_images` pushed with the same `x_params`."""
         raise NotImplementedError(f"{self!r} cannot code images.")
+
+
+def coded_region(shape, sizes) -> np.ndarray | None:
+    """Which pixels of images `shape` `(batch, h, w, ...)` are coded: a bool
+    `(batch, h, w)` mask of each image's `sizes` region, or `None` for all."""
+    if sizes is None:
+        return None
+    sizes = np.asarray(sizes).reshape(-1, 2)
+    rows = np.arange(shape[1])[None, :, None] < sizes[:, 0, None, None]
+    cols = np.arange(shape[2])[None, None, :] < sizes[:, 1, None, None]
+    return rows & cols
+
+
+def _region_of(images, sizes) -> np.ndarray | None:
+    """`coded_region` of uint8 `images`, checking that what is not coded is 0
+    (the decoder has only 0 there, and the pixels after it lean on it)."""
+    region = coded_region(images.shape, sizes)
+    if region is not None and images[~region].any():
+        raise ValueError(
+            "Pixels outside the coded region (sizes) must be 0: the decoder fills "
+            "them with 0."
+        )
+    return region
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
@@ -202,17 +229,29 @@ class Bernoulli(Likelihood):
     def _probabilities(x_params):
         return exact.sigmoid(x_params)
 
-    def push_images(self, coder, images, x_params):
-        """One `Bernoulli` symbol per pixel (255 is 1), the whole batch at once."""
-        coder.encode_reverse(
-            (images > 127).astype(np.int32).ravel(),
-            _BIT_MODEL,
-            self._probabilities(x_params).ravel(),
-        )
+    def push_images(self, coder, images, x_params, sizes=None):
+        """One `Bernoulli` symbol per coded pixel (255 is 1), the whole batch
+        at once."""
+        bits = (images > 127).astype(np.int32)
+        probabilities = self._probabilities(x_params)
+        region = _region_of(images, sizes)
+        if region is not None:
+            bits, probabilities = bits[region], probabilities[region]
+        coder.encode_reverse(bits.ravel(), _BIT_MODEL, probabilities.ravel())
 
-    def pop_images(self, coder, x_params):
-        bits = coder.decode(_BIT_MODEL, self._probabilities(x_params).ravel())
-        return (bits.reshape(np.shape(x_params)) * 255).astype(np.uint8)
+    def pop_images(self, coder, x_params, sizes=None):
+        probabilities = self._probabilities(x_params)
+        region = coded_region(probabilities.shape, sizes)
+        bits = np.zeros(probabilities.shape, np.int32)
+        if region is None:
+            bits[...] = coder.decode(_BIT_MODEL, probabilities.ravel()).reshape(
+                bits.shape
+            )
+        else:
+            bits[region] = coder.decode(
+                _BIT_MODEL, probabilities[region].ravel()
+            ).reshape(bits[region].shape)
+        return (bits * 255).astype(np.uint8)
 
     def get_config(self) -> dict:
         return {"binarization": self.binarization}
@@ -678,9 +717,10 @@ class LocalAutoregressiveGaussian(Likelihood):
     def _centred_levels(images):
         return images.astype(np.float64) * (2.0 / 255.0) - 1.0
 
-    def push_images(self, coder, images, x_params):
-        """Every pixel at once (its neighbours are known), in position-major
-        order (row, column, image, channel)."""
+    def push_images(self, coder, images, x_params, sizes=None):
+        """Every coded pixel at once (its neighbours are known), in
+        position-major order (row, column, image, channel; or row, column,
+        channel, image when channels lean on each other)."""
         m, s, a, b = self._coding_split(x_params)
         height, width = images.shape[1:3]
         pad = NEIGHBOURHOOD_PAD
@@ -701,8 +741,14 @@ class LocalAutoregressiveGaussian(Likelihood):
         # is decoded channel by channel.
         order = (1, 2, 3, 0) if self.channel_autoregressive else (1, 2, 0, 3)
 
+        region = _region_of(images, sizes)
+        if region is not None:
+            region = np.broadcast_to(region[..., None], images.shape)
+            region = np.ascontiguousarray(region.transpose(order)).ravel()
+
         def position_major(array):
-            return np.ascontiguousarray(array.transpose(order)).ravel()
+            array = np.ascontiguousarray(array.transpose(order)).ravel()
+            return array if region is None else array[region]
 
         coder.encode_reverse(
             position_major(images.astype(np.int32)),
@@ -711,7 +757,7 @@ class LocalAutoregressiveGaussian(Likelihood):
             position_major(scale),
         )
 
-    def pop_images(self, coder, x_params):
+    def pop_images(self, coder, x_params, sizes=None):
         """Pixel by pixel in raster order, the batch at once.
 
         The neighbours in the rows above come first in `CAUSAL_NEIGHBOURS`:
@@ -724,6 +770,7 @@ class LocalAutoregressiveGaussian(Likelihood):
         above = [i for i, (dy, _) in enumerate(CAUSAL_NEIGHBOURS) if dy < 0]
         left = [i for i, (dy, _) in enumerate(CAUSAL_NEIGHBOURS) if dy == 0]
         earlier = list(range(self.num_neighbours, len(a)))  # channel slots
+        sizes = None if sizes is None else np.asarray(sizes).reshape(-1, 2)
         if above != list(range(len(above))):
             raise AssertionError("CAUSAL_NEIGHBOURS must list the rows above first.")
         canvas = np.full((count, height + 2 * pad, width + 2 * pad, channels), -1.0)
@@ -758,18 +805,26 @@ class LocalAutoregressiveGaussian(Likelihood):
                     [b_n[col] for b_n in b_left],
                     [decoded[pad + col + CAUSAL_NEIGHBOURS[i][1]] for i in left],
                 )  # (batch, C)
+                inside = slice(None)  # the images this position is coded in
+                if sizes is not None:
+                    inside = np.flatnonzero((sizes[:, 0] > row) & (sizes[:, 1] > col))
+                value = np.zeros((count, channels), np.int32)
                 if earlier:
-                    value = self._pop_channels(
+                    value[inside] = self._pop_channels(
                         coder,
-                        mu,
-                        log_scale,
-                        [a_n[col] for a_n in a_earlier],
-                        [b_n[col] for b_n in b_earlier],
+                        mu[inside],
+                        log_scale[inside],
+                        [a_n[col][inside] for a_n in a_earlier],
+                        [b_n[col][inside] for b_n in b_earlier],
                     )
                 else:
-                    mean, scale = self._coding_distribution(mu, log_scale)
-                    value = coder.decode(_PIXEL_MODEL, mean.ravel(), scale.ravel())
-                    value = value.reshape(count, channels)
+                    mean, scale = self._coding_distribution(
+                        mu[inside], log_scale[inside]
+                    )
+                    decoded_here = coder.decode(
+                        _PIXEL_MODEL, mean.ravel(), scale.ravel()
+                    )
+                    value[inside] = decoded_here.reshape(-1, channels)
                 levels[row, col] = value
                 decoded[pad + col] = self._centred_levels(value)
             canvas[:, pad + row, pad : pad + width] = decoded[pad:].transpose(1, 0, 2)

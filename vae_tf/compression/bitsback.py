@@ -63,6 +63,7 @@ import tensorflow as tf
 from vae_tf import exact
 from vae_tf.compression import container
 from vae_tf.compression.codec import ARITHMETICS, Codec
+from vae_tf.images import MAX_PIXELS
 
 __all__ = ["BitsBackCodec"]
 
@@ -216,26 +217,92 @@ class BitsBackCodec(Codec):
 
     # Public API.
 
-    def check_images(self, images) -> np.ndarray:
-        """`images` as uint8 `(N, *image_shape)`, or a clear error."""
-        images = np.asarray(images)
-        if images.dtype != np.uint8:
+    def check_images(self, images) -> list:
+        """`images` as a list of uint8 `(height, width, channels)` arrays, or a
+        clear error. Takes a uint8 array `(N, height, width, channels)` or a
+        list of images of any sizes with the model's channels."""
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            images = list(images)
+        if not isinstance(images, (list, tuple)) or not len(images):
             raise ValueError(
-                f"Lossless coding takes uint8 images. Received dtype {images.dtype}."
+                "There are no images to code: expected a uint8 array (N, height, "
+                f"width, {self.channels}) or a list of (height, width, "
+                f"{self.channels}) arrays."
             )
-        if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
-            raise ValueError(
-                f"This model codes images of shape {self.image_shape}. Received: "
-                f"an array of shape {images.shape}."
-            )
-        if len(images) == 0:
-            raise ValueError("There are no images to code.")
-        self.model.likelihood.check_codable(images)
+        checked = []
+        for i, image in enumerate(images):
+            image = np.asarray(image)
+            if image.dtype != np.uint8:
+                raise ValueError(
+                    f"Lossless coding takes uint8 images. Received dtype {image.dtype} "
+                    f"(image {i})."
+                )
+            if image.ndim != 3 or image.shape[-1] != self.channels or 0 in image.shape:
+                raise ValueError(
+                    f"This model codes images of shape (height, width, {self.channels})"
+                    f". Received: shape {image.shape} (image {i})."
+                )
+            self.model.likelihood.check_codable(image[None])
+            checked.append(image)
+        return checked
+
+    def tile_regions(self, sizes) -> np.ndarray:
+        """The coded `(height, width)` of each tile of images of `sizes`
+        `(N, 2)`, in coding order (image by image, its tiles row by row)."""
+        tile_h, tile_w = self.image_shape[:2]
+        regions = [
+            (min(tile_h, height - top), min(tile_w, width - left))
+            for height, width in np.asarray(sizes).reshape(-1, 2)
+            for top in range(0, int(height), tile_h)
+            for left in range(0, int(width), tile_w)
+        ]
+        return np.array(regions, np.int64).reshape(-1, 2)
+
+    def tiles(self, images) -> tuple:
+        """The model-sized tiles that cover each image, row by row.
+
+        An image of the model's size is one tile; a larger or smaller one is
+        cut into tiles of the model's size, those past its right and bottom
+        edges padded with 0, which is not coded (`Likelihood.push_images`'s
+        `sizes`).
+
+        Returns:
+            `(tiles, regions)`: uint8 `(T, *image_shape)` and the coded
+            `(height, width)` of each tile, `(T, 2)`, or `None` when every
+            tile is whole.
+        """
+        tile_h, tile_w = self.image_shape[:2]
+        tiles = []
+        for image in images:
+            height, width = image.shape[:2]
+            for top in range(0, height, tile_h):
+                for left in range(0, width, tile_w):
+                    piece = image[top : top + tile_h, left : left + tile_w]
+                    tile = np.zeros(self.image_shape, np.uint8)
+                    tile[: piece.shape[0], : piece.shape[1]] = piece
+                    tiles.append(tile)
+        regions = self.tile_regions([image.shape[:2] for image in images])
+        whole = bool(np.all(regions == (tile_h, tile_w)))
+        return np.stack(tiles), None if whole else regions
+
+    def _untile(self, tiles, sizes) -> list:
+        """The images of `sizes` `(N, 2)` from their `tiles` (`tiles`' order)."""
+        tile_h, tile_w = self.image_shape[:2]
+        images, index = [], 0
+        for height, width in sizes:
+            image = np.empty((height, width, self.channels), np.uint8)
+            for top in range(0, height, tile_h):
+                for left in range(0, width, tile_w):
+                    piece = image[top : top + tile_h, left : left + tile_w]
+                    piece[...] = tiles[index][: piece.shape[0], : piece.shape[1]]
+                    index += 1
+            images.append(image)
         return images
 
     def encode(self, images, progress=None) -> container.Encoded:
-        """Code `images` (uint8 `(N, *image_shape)`); `progress(count)` is
-        called after each batch.
+        """Code `images` (uint8 `(N, *image_shape)`, or a list of images of
+        any sizes, coded as model-sized tiles: `tiles`); `progress(count)` is
+        called after each batch with its count of tiles.
 
         Returns:
             `container.Encoded`: the payload words, the sizes, and `stats`
@@ -244,24 +311,31 @@ class BitsBackCodec(Codec):
             bits per dimension, `bits_per_dim`.
         """
         images = self.check_images(images)
+        tiles, regions = self.tiles(images)
+        if regions is not None and self.settings["schedule"] == 0:
+            raise ValueError(
+                "Images of other sizes than the model's are coded as tiles, with the "
+                "adaptive schedule only (schedule=1)."
+            )
         seed = self._seed()
         ans = constriction.stream.stack.AnsCoder(seed)
         adaptive = self.settings["schedule"] == self.SCHEDULES["adaptive"]
-        doubling = iter(self.batches(len(images)))
+        doubling = iter(self.batches(len(tiles)))
         start, popped, sizes = 0, 0.0, []
-        while start < len(images):
+        while start < len(tiles):
             if adaptive:
-                count = self._batch_size(ans.num_bits(), popped, len(images) - start)
+                count = self._batch_size(ans.num_bits(), popped, len(tiles) - start)
             else:
                 first, stop = next(doubling)
                 count = stop - first
-            batch = images[start : start + count]
+            batch = tiles[start : start + count]
             mean, std = self._posterior_bins(batch)
             before = ans.num_bits()
             z_bins = ans.decode(self._latent_model, mean, std)
             popped = max(popped, (before - ans.num_bits()) / count)
             x_params = self._params(z_bins, count)
-            self.model.likelihood.push_images(ans, batch, x_params)
+            coded = None if regions is None else regions[start : start + count]
+            self.model.likelihood.push_images(ans, batch, x_params, coded)
             ans.encode_reverse(z_bins, self._prior)
             sizes.append(count)
             start += count
@@ -276,9 +350,10 @@ class BitsBackCodec(Codec):
             "seed_bits": seed_bits,
             "payload_bits": payload_bits,
             "net_bits": payload_bits - seed_bits,
-            "bits_per_dim": (payload_bits - seed_bits) / images.size,
+            "bits_per_dim": (payload_bits - seed_bits)
+            / sum(image.size for image in images),
         }
-        sizes = np.tile(np.array(self.image_shape[:2], np.int64), (len(images), 1))
+        sizes = np.array([image.shape[:2] for image in images], np.int64)
         return container.Encoded(payload, sizes, stats)
 
     def _batch_size(self, stack_bits: int, popped: float, remaining: int) -> int:
@@ -308,30 +383,32 @@ class BitsBackCodec(Codec):
             start += count
         return bounds
 
-    def decode(self, payload, sizes, progress=None) -> np.ndarray:
-        """Decode the images of `sizes` (`(N, 2)`, each the model's image size)
-        from `payload` words: the reverse of `encode`. uint8 `(N, h, w, C)`."""
+    def decode(self, payload, sizes, progress=None):
+        """Decode the images of `sizes` (`(N, 2)`) from `payload` words: the
+        reverse of `encode`. uint8 `(N, h, w, C)` when every image has the
+        model's size, else a list of `(h, w, C)` images."""
         sizes = np.asarray(sizes).reshape(-1, 2)
-        if np.any(sizes != np.array(self.image_shape[:2])):
-            raise container.CorruptFileError(
-                f"The file's image sizes do not match the model's {self.image_shape}."
-            )
-        num_images = len(sizes)
+        self._check_sizes(sizes)
+        regions = self.tile_regions(sizes)
+        num_tiles = len(regions)
+        if np.all(regions == self.image_shape[:2]):
+            regions = None  # every tile whole: the images have the model's size
         payload = np.asarray(payload, dtype=np.uint32)
         if len(payload) == 0 or payload[-1] == 0:
             raise container.CorruptFileError(
                 "The payload is not an ANS stack: it is empty or ends in a zero word."
             )
         ans = constriction.stream.stack.AnsCoder(payload)
-        images = np.empty((num_images, *self.image_shape), np.uint8)
-        for start, stop in reversed(self._read_schedule(ans, num_images)):
+        tiles = np.empty((num_tiles, *self.image_shape), np.uint8)
+        for start, stop in reversed(self._read_schedule(ans, num_tiles)):
             count = stop - start
             z_bins = ans.decode(self._prior, count * self.latent_size)
             x_params = self._params(z_bins, count)
-            batch = self.model.likelihood.pop_images(ans, x_params)
+            coded = None if regions is None else regions[start:stop]
+            batch = self.model.likelihood.pop_images(ans, x_params, coded)
             mean, std = self._posterior_bins(batch)
             ans.encode_reverse(z_bins, self._latent_model, mean, std)
-            images[start:stop] = batch
+            tiles[start:stop] = batch
             if progress is not None:
                 progress(count)
         if not np.array_equal(ans.get_compressed(), self._seed()):
@@ -339,10 +416,22 @@ class BitsBackCodec(Codec):
                 "The payload did not decode to a consistent stream (the initial "
                 f"words were not recovered). {self.mismatch_advice()}"
             )
-        return images
+        if regions is None:
+            return tiles
+        return self._untile(tiles, sizes)
 
-    def check_file(self, parsed):
-        if np.any(parsed.sizes != np.array(self.image_shape[:2])):
+    def _check_sizes(self, sizes):
+        if np.any(sizes < 1) or np.any(sizes.prod(axis=1) > MAX_PIXELS):
+            raise container.CorruptFileError(
+                "The file's image sizes are out of range (each side at least 1, at "
+                f"most {MAX_PIXELS:,} pixels an image)."
+            )
+        if self.settings["schedule"] == 0 and np.any(
+            sizes != np.array(self.image_shape[:2])
+        ):
             raise container.CorruptFileError(
                 f"The file's image sizes do not match the model's {self.image_shape}."
             )
+
+    def check_file(self, parsed):
+        self._check_sizes(np.asarray(parsed.sizes).reshape(-1, 2))

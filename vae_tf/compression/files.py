@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from vae_tf._files import write_atomically
 from vae_tf.compression import container
@@ -69,17 +68,14 @@ def code_files(model, paths, lossless: bool = True, verbose: bool = False) -> tu
     """
     paths = list(paths)
     codec = BitsBackCodec(model) if lossless else LossyCodec(model)
-    if lossless:
-        images, notes = read_images(paths, codec.image_shape, exact=True)
+    images, notes = read_images(paths, (None, None, codec.channels), exact=lossless)
+    if lossless:  # any size: the codec tiles images of other sizes than its model's
         for path, image in zip(paths, images):  # name the file a refusal is about
             try:
-                codec.check_images(image[None])
+                codec.check_images([image])
             except ValueError as error:
                 raise ValueError(f"{path}: {error}") from None
-        batch = codec.check_images(np.stack(images))
-    else:
-        images, notes = read_images(paths, (None, None, codec.channels))
-        batch = images
+    batch = images
     conversions = _conversions(paths, notes, verbose)
     encoded = codec.encode(batch, progress=_progress(len(images), verbose))
     data = codec.pack(encoded)
@@ -110,7 +106,8 @@ def compress_files(
     """Compress image files into one `.vtfz` file.
 
     `lossless` codes with bits-back (`BitsBackCodec`, any trained VAE with a
-    supported likelihood and its image size), otherwise with the lossy codec
+    supported likelihood; images of other sizes than the model's are coded as
+    tiles of its size), otherwise with the lossy codec
     (`LossyCodec`, a trained `LossyVAE`, images of any size). Every file is
     read before anything is written: lossless with `vae_tf.images`' exact
     policy (a file that cannot be given back bit for bit is refused), lossy
