@@ -516,8 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compress image files (PNG, JPEG, ...) into one .vtfz file. "
         "Without --lossless, a lossy-codec run (cifar10-lossy, any --lmbda) codes "
         "RGB images of any size at its rate. --lossless codes them exactly with "
-        "bits-back coding (a Bernoulli model codes binary images, pixels 0 or "
-        "255; mnist-8bit codes 8-bit greyscale ones).",
+        "bits-back coding, images of any size as tiles of the model's size (a "
+        "Bernoulli model codes binary images, pixels 0 or 255; mnist-8bit 8-bit "
+        "greyscale ones; cifar10-lossless 8-bit RGB ones).",
     )
     compress.add_argument("run_dir", help="a run directory written by `vae-tf train`")
     compress.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
