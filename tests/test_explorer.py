@@ -61,7 +61,7 @@ class Served:
         request = urllib.request.Request(
             self.url + path, data=body, headers=headers or {}
         )
-        if body is not None:
+        if body is not None and "Content-Type" not in (headers or {}):
             request.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
@@ -178,11 +178,19 @@ def test_decoding_a_latent_gives_the_models_image_as_png(dense, trained_vae):
 @pytest.mark.parametrize(
     "payload, message",
     [
-        ({"z": [0.0] * 7}, "z must be a list of 8 numbers"),
-        ({"z": "zeros"}, "z must be a list of 8 numbers"),
+        ({"z": [0.0] * 7}, "z must be a flat list of 8 numbers"),
+        ({"z": "zeros"}, "z must be a flat list of 8 numbers"),
         ({"z": [0.0] * 7 + [1e9]}, "within"),
         ({"z": [0.0] * 8, "label": 3}, "unconditional"),
         ({"z": [0.0] * 8, "seed": -1}, "seed must be between"),
+        ({"z": [0.0] * 8, "seed": float("nan")}, "seed must be a finite number"),
+        ({"z": [0.0] * 8, "seed": float("-inf")}, "seed must be a finite number"),
+        ({"z": [0.0] * 8, "seed": 10**400}, "seed must be between"),
+        ({"z": [0.0] * 8, "seed": 1.5}, "seed must be an integer"),
+        ({"z": [0.0] * 7 + [10**400]}, "within"),
+        ({"z": [0.0] * 7 + [float("nan")]}, "within"),
+        ({"z": [[0.0, 0.0]] * 4}, "flat list of 8 numbers"),
+        ({"z": [True] * 8}, "flat list of 8 numbers"),
     ],
 )
 def test_bad_latents_are_clear_errors(dense, payload, message):
@@ -234,9 +242,11 @@ def test_encode_prior_interpolate_and_samples(dense, test_set):
     ],
 )
 def test_no_file_can_be_read_through_the_server(dense, path):
-    with socket.create_connection(("127.0.0.1", int(dense.url.rsplit(":", 1)[1]))) as s:
+    port = int(dense.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Connection: close\r\n\r\n".encode()
         )
         answer = b""
         while chunk := s.recv(65536):
@@ -281,7 +291,44 @@ def test_a_broken_upload_is_a_clear_error_and_the_server_keeps_serving(dense):
     assert status == 400 and "not valid base64" in answer["error"]
     status, kind, body = dense.request("/api/decode", raw=b"{not json")
     assert status == 400 and b"not JSON" in body
+    status, kind, body = dense.request("/api/decode", raw=b"[" * 200_000)
+    assert status == 400 and b"nested too deeply" in body
     assert dense.json("/api/info")[0] == 200
+
+
+def test_requests_of_other_sites_are_refused(dense):
+    # Another page's form or fetch: not JSON, or a foreign Origin; a name
+    # rebound to 127.0.0.1: a foreign Host.
+    status, _, body = dense.request(
+        "/api/prior", raw=b"{}", headers={"Content-Type": "text/plain"}
+    )
+    assert status == 415 and b"application/json" in body
+    status, _, body = dense.request(
+        "/api/prior", {}, headers={"Origin": "http://evil.example"}
+    )
+    assert status == 403 and b"evil.example" in body
+    status, _, body = dense.request("/api/info", headers={"Host": "evil.example"})
+    assert status == 403
+    origin = {"Origin": dense.url}
+    assert dense.request("/api/prior", {}, headers=origin)[0] == 200
+    status, kind, body = dense.request("/favicon.ico")
+    assert status == 204 and body == b""
+
+
+def test_a_refused_request_says_that_the_connection_closes(dense):
+    port = int(dense.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(
+            f"POST /nowhere HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Length: 0\r\n\r\n".encode()
+        )
+        answer = s.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 404") and b"Connection: close" in answer
+
+
+def test_the_map_of_a_model_without_a_latent_says_why(lossy):
+    status, answer = lossy.json("/api/map")
+    assert status == 400 and "no Gaussian latent" in answer["error"]
 
 
 def test_an_unexpected_failure_is_a_500_and_the_server_keeps_serving(
@@ -304,8 +351,8 @@ def test_concurrent_requests_are_all_answered_alike(dense):
     def decode(_):
         return dense.request("/api/decode", {"z": z})
 
-    with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(decode, range(32)))
+    with ThreadPoolExecutor(32) as pool:  # more than a default listen backlog
+        answers = list(pool.map(decode, range(96)))
     assert {status for status, _, _ in answers} == {200}
     assert len({body for _, _, body in answers}) == 1
 
@@ -339,6 +386,15 @@ def test_lossy_coding_compares_jpeg_and_webp_at_the_same_rate(lossy):
     for baseline in answer["baselines"]:
         assert 1 <= baseline["qualities"][0] <= 100
         assert baseline["psnr_db"] > 0
+        assert baseline["first"]["psnr_db"] == pytest.approx(baseline["psnr_db"])
+    # With a second image, each counts by its pixels: a tiny flat image that
+    # a classical codec copies exactly does not lift the PSNR.
+    flat = upload("flat.png", png_bytes(np.full((4, 4, 3), 128)))
+    status, both = lossy.json(
+        "/api/code", {"uploads": [upload("p.png", png_bytes(photo)), flat]}
+    )
+    for alone, pair in zip(answer["baselines"], both["baselines"]):
+        assert pair["psnr_db"] < alone["psnr_db"] + 1.0
     codecs = [b["codec"] for b in answer["baselines"]]
     assert codecs == ["JPEG (4:2:0)", "WebP"]
     status, answer = lossy.json("/api/decode", {"z": [0.0]})

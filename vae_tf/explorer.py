@@ -38,7 +38,9 @@ import binascii
 import io
 import ipaddress
 import json
+import math
 import re
+import socket
 import sys
 import tempfile
 import threading
@@ -103,12 +105,15 @@ def _number(payload: dict, key: str, default, low, high, kind=float):
     value = payload.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ExplorerError(f"{key} must be a number. Received: {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExplorerError(f"{key} must be a finite number. Received: {value}")
+    if not low <= value <= high:
+        shown = repr(value) if len(repr(value)) <= 20 else repr(value)[:17] + "..."
+        raise ExplorerError(
+            f"{key} must be between {low} and {high}. Received: {shown}"
+        )
     if kind is int and value != int(value):
         raise ExplorerError(f"{key} must be an integer. Received: {value!r}")
-    if not (np.isfinite(value) and low <= value <= high):
-        raise ExplorerError(
-            f"{key} must be between {low} and {high}. Received: {value}"
-        )
     return kind(value)
 
 
@@ -342,8 +347,12 @@ class Explorer:
     def latent_map(self) -> dict:
         """The map: each test image's 2-D position and class, and the plane
         (`centre`, `components`) a position decodes from."""
+        if self.latent is None:
+            raise ExplorerError(
+                f"A {type(self.model).__name__} has no Gaussian latent to map."
+            )
         if not self.info()["views"]["map"]:
-            raise ExplorerError("This run has no latent map (no test images).")
+            raise ExplorerError("This run has no latent map: no test images here.")
         return self._map
 
     def _need(self, view: str):
@@ -399,17 +408,19 @@ class Explorer:
     def _latents(self, payload: dict) -> np.ndarray:
         z = payload.get("z")
         dims = self.latent["dims"]
-        if not isinstance(z, list) or len(z) != dims:
-            raise ExplorerError(f"z must be a list of {dims} numbers.")
-        try:
-            z = np.asarray(z, np.float32)
-        except (TypeError, ValueError):
-            raise ExplorerError(f"z must be a list of {dims} numbers.") from None
-        if z.dtype != np.float32 or not np.all(np.abs(z) <= LATENT_LIMIT):
+        if (
+            not isinstance(z, list)
+            or len(z) != dims
+            or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in z
+            )
+        ):
+            raise ExplorerError(f"z must be a flat list of {dims} numbers.")
+        if not all(abs(v) <= LATENT_LIMIT for v in z):  # NaN fails this too
             raise ExplorerError(
                 f"z must hold finite numbers within +-{LATENT_LIMIT:g}."
             )
-        return z.reshape(1, *self.latent["shape"])
+        return np.asarray(z, np.float32).reshape(1, *self.latent["shape"])
 
     def decode(self, payload: dict) -> bytes:
         """PNG of the decoding of `{"z": [...], "label", "seed"}`."""
@@ -599,10 +610,11 @@ class Explorer:
             result["exact"] = exact
             result["baselines"] = baselines
             return result
-        result["psnr_db"] = _mean_psnr(originals, decoded)
+        result["psnr_db"] = _psnr(originals, decoded)
+        first = originals[0]
         baselines = []
         for label, key in (("JPEG (4:2:0)", "jpeg"), ("WebP", "webp")):
-            size, outs, qualities = 0, [], []
+            size, outs, qualities, first_bytes = 0, [], [], 0
             for original in originals:
                 # Each image's share of our file, by its pixels.
                 share = len(data) * original.shape[0] * original.shape[1] / pixels
@@ -610,6 +622,7 @@ class Explorer:
                     original, LOSSY_FORMATS[key], share
                 )
                 size += len(out_data)
+                first_bytes = first_bytes or len(out_data)
                 outs.append(out)
                 qualities.append(quality)
             baselines.append(
@@ -618,24 +631,32 @@ class Explorer:
                     "qualities": qualities,
                     "bytes": size,
                     "bits_per_pixel": 8 * size / pixels,
-                    "psnr_db": _mean_psnr(originals, outs),
+                    "psnr_db": _psnr(originals, outs),
                     "image": _data_url(outs[0]),
+                    "first": {
+                        "bits_per_pixel": 8
+                        * first_bytes
+                        / (first.shape[0] * first.shape[1]),
+                        "psnr_db": _psnr(originals[:1], outs[:1]),
+                    },
                 }
             )
         result["baselines"] = baselines
         return result
 
 
-def _mean_psnr(originals, decoded):
-    """Mean PSNR (dB) of uint8 images of any sizes, or `None` if any image
-    came back exactly (an infinite PSNR)."""
-    from vae_tf.evaluation import psnr_per_image
-
-    values = [
-        float(psnr_per_image(d[None], o[None], max_val=255)[0])
+def _psnr(originals, decoded):
+    """PSNR (dB) over all the pixels of uint8 images of any sizes, from their
+    pooled squared error (so each image counts by its pixels), or `None` when
+    every pixel came back exactly."""
+    squared = sum(
+        float(np.sum((o.astype(np.float64) - d.astype(np.float64)) ** 2))
         for o, d in zip(originals, decoded)
-    ]
-    return float(np.mean(values)) if np.all(np.isfinite(values)) else None
+    )
+    values = sum(o.size for o in originals)
+    if squared == 0:
+        return None
+    return 10 * math.log10(255.0**2 / (squared / values))
 
 
 # -- The server -------------------------------------------------------------
@@ -665,6 +686,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -689,12 +712,35 @@ class _Handler(BaseHTTPRequestHandler):
                 "server's log has the traceback.",
             )
 
+    def _refused(self) -> bool:
+        """Refuse (403) a request another site made: a Host that is not this
+        server's loopback name (DNS rebinding) or an Origin that is not this
+        page's."""
+        port = self.server.server_address[1]
+        allowed = {f"{name}:{port}" for name in self.server.names}
+        host = self.headers.get("Host", "")
+        origin = self.headers.get("Origin")
+        reason = None
+        if self.server.names and host not in allowed:
+            reason = f"the Host {host!r} is not this server's"
+        elif origin is not None and urlsplit(origin).netloc not in allowed | {host}:
+            reason = f"requests from {origin} are not served"
+        if reason is None:
+            return False
+        self.close_connection = True
+        self._error(HTTPStatus.FORBIDDEN, f"Refused: {reason}.")
+        return True
+
     def do_GET(self):
         url = urlsplit(self.path)
         explorer = self.server.explorer
+        if self._refused():
+            return
 
         def work():
-            if url.path == "/":
+            if url.path == "/favicon.ico":
+                self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
+            elif url.path == "/":
                 self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
             elif url.path == "/api/info":
                 self._json(explorer.info())
@@ -718,6 +764,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         method = _POST.get(url.path)
         length = self.headers.get("Content-Length")
+        if self._refused():
+            return
         if method is None:
             self.close_connection = True
             self._error(HTTPStatus.NOT_FOUND, f"Nothing to post to at {url.path}.")
@@ -726,6 +774,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._error(
                 HTTPStatus.LENGTH_REQUIRED, "The request has no Content-Length."
+            )
+            return
+        kind = self.headers.get("Content-Type", "").split(";")[0].strip()
+        if kind != "application/json":  # not a form another site can post
+            self.close_connection = True
+            self._error(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                f"The API takes application/json. Received: {kind or 'none'}.",
             )
             return
         if int(length) > self.server.max_upload_bytes:
@@ -743,6 +799,10 @@ class _Handler(BaseHTTPRequestHandler):
                 payload = json.loads(body or b"{}")
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise ExplorerError("The request is not JSON.") from None
+            except RecursionError:
+                raise ExplorerError(
+                    "The request's JSON is nested too deeply."
+                ) from None
             if not isinstance(payload, dict):
                 raise ExplorerError("The request must be a JSON object.")
             answer = getattr(self.server.explorer, method)(payload)
@@ -757,6 +817,20 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # connections waiting to be accepted (default 5)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def make_server(
@@ -781,21 +855,19 @@ def make_server(
     Raises:
         OSError: the address cannot be bound (e.g. the port is in use).
     """
-    server = _Server((host, port), _Handler)
+    server = (_Server6 if ":" in host else _Server)((host, port), _Handler)
     server.explorer = explorer
+    # Bound to loopback, only these Host names are served (a page of another
+    # site that rebinds its name to 127.0.0.1 sends its own).
+    server.names = (
+        {"127.0.0.1", "localhost", "[::1]", f"[{host}]" if ":" in host else host}
+        if _loopback(host)
+        else set()
+    )
     server.page = resources.files("vae_tf").joinpath("assets", PAGE).read_bytes()
     server.max_upload_bytes = int(max_upload_bytes)
     server.verbose = verbose
     return server
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(
