@@ -278,7 +278,7 @@ def test_images_the_model_cannot_code_are_clear_errors(
         BitsBackCodec(binary_model).compress(grey)
     with pytest.raises(ValueError, match=r"shape \(height, width, 1\)"):
         BitsBackCodec(model_8bit).compress(np.zeros((2, 32, 32, 3), np.uint8))
-    with pytest.raises(ValueError, match=r"shape \(height, width, 1\)"):
+    with pytest.raises(ValueError, match="Image sides must be 1 to 65535 pixels"):
         BitsBackCodec(model_8bit).compress([np.zeros((0, 5, 1), np.uint8)])
     with pytest.raises(ValueError, match="no images"):
         BitsBackCodec(model_8bit).compress([])

@@ -218,32 +218,11 @@ class BitsBackCodec(Codec):
     # Public API.
 
     def check_images(self, images) -> list:
-        """`images` as a list of uint8 `(height, width, channels)` arrays, or a
-        clear error. Takes a uint8 array `(N, height, width, channels)` or a
-        list of images of any sizes with the model's channels."""
-        if isinstance(images, np.ndarray) and images.ndim == 4:
-            images = list(images)
-        if not isinstance(images, (list, tuple)) or not len(images):
-            raise ValueError(
-                "There are no images to code: expected a uint8 array (N, height, "
-                f"width, {self.channels}) or a list of (height, width, "
-                f"{self.channels}) arrays."
-            )
-        checked = []
-        for i, image in enumerate(images):
-            image = np.asarray(image)
-            if image.dtype != np.uint8:
-                raise ValueError(
-                    f"Lossless coding takes uint8 images. Received dtype {image.dtype} "
-                    f"(image {i})."
-                )
-            if image.ndim != 3 or image.shape[-1] != self.channels or 0 in image.shape:
-                raise ValueError(
-                    f"This model codes images of shape (height, width, {self.channels})"
-                    f". Received: shape {image.shape} (image {i})."
-                )
+        """`Codec.check_images`, and the likelihood's check that it can code
+        them (e.g. binary pixels for a Bernoulli model)."""
+        checked = super().check_images(images)
+        for image in checked:
             self.model.likelihood.check_codable(image[None])
-            checked.append(image)
         return checked
 
     def tile_regions(self, sizes) -> np.ndarray:

@@ -45,6 +45,47 @@ class Codec:
     channels: int
     settings: dict
     fingerprint: bytes
+    CODING = "Lossless"  # for messages: "Lossless coding takes uint8 images"
+
+    def check_images(self, images) -> list:
+        """`images` as a list of uint8 `(height, width, channels)` arrays, or a
+        clear error. Takes a uint8 array `(N, height, width, channels)` or a
+        list of images of any sizes (`(height, width)` for one channel)."""
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            images = list(images)
+        if not isinstance(images, (list, tuple)) or not len(images):
+            raise ValueError(
+                "There are no images to code: expected a uint8 array (N, height, "
+                f"width, {self.channels}) or a list of (height, width, "
+                f"{self.channels}) arrays."
+            )
+        checked = []
+        for i, image in enumerate(images):
+            image = np.asarray(image)
+            if image.dtype != np.uint8:
+                raise ValueError(
+                    f"{self.CODING} coding takes uint8 images. Received dtype "
+                    f"{image.dtype} (image {i})."
+                )
+            if image.ndim == 2 and self.channels == 1:
+                image = image[..., None]
+            if image.ndim != 3 or image.shape[-1] != self.channels:
+                raise ValueError(
+                    f"This model codes images of shape (height, width, "
+                    f"{self.channels}). Received: shape {image.shape} (image {i})."
+                )
+            if (
+                not 1
+                <= min(image.shape[:2])
+                <= max(image.shape[:2])
+                <= (container.MAX_SIDE)
+            ):
+                raise ValueError(
+                    f"Image sides must be 1 to {container.MAX_SIDE} pixels. "
+                    f"Received: shape {image.shape} (image {i})."
+                )
+            checked.append(image)
+        return checked
 
     @staticmethod
     def arithmetic_code(arithmetic) -> int:

@@ -96,6 +96,7 @@ class LossyCodec(Codec):
     """
 
     KIND = container.LOSSY
+    CODING = "Lossy"
     # The batch size sets the stream's layout (a group's side information,
     # then its latents), so the file records it.
     PARAM_BOUNDS = {
@@ -180,35 +181,6 @@ class LossyCodec(Codec):
             return (0, 0, 0)
         h, w, _ = self.latent_shape(height, width)
         return (h // 2, w // 2, self.model.hyperprior_channels)
-
-    def check_images(self, images) -> list:
-        """`images` as a list of uint8 `(height, width, channels)` arrays."""
-        if isinstance(images, np.ndarray) and images.ndim == 4:
-            images = list(images)
-        if not isinstance(images, (list, tuple)) or not images:
-            raise ValueError("There are no images to code.")
-        checked = []
-        for i, image in enumerate(images):
-            image = np.asarray(image)
-            if image.dtype != np.uint8:
-                raise ValueError(
-                    f"Lossy coding takes uint8 images. Received dtype {image.dtype} "
-                    f"(image {i})."
-                )
-            if image.ndim == 2 and self.channels == 1:
-                image = image[..., None]
-            if image.ndim != 3 or image.shape[-1] != self.channels:
-                raise ValueError(
-                    f"This model codes images of shape (height, width, "
-                    f"{self.channels}). Received: shape {image.shape} (image {i})."
-                )
-            if not (1 <= min(image.shape[:2]) <= max(image.shape[:2]) <= MAX_SIDE):
-                raise ValueError(
-                    f"Image sides must be 1 to {container.MAX_SIDE} pixels. "
-                    f"Received: shape {image.shape} (image {i})."
-                )
-            checked.append(image)
-        return checked
 
     def _groups(self, sizes):
         """Runs of consecutive images of one size, at most `batch_size` long."""
