@@ -240,6 +240,7 @@ class Explorer:
                 )
             shape = tuple(self.test_images.shape[1:])
         self.image_shape = None if shape is None else tuple(int(d) for d in shape)
+        self._map = None  # set by _latent_views when there are test images
         self.latent = self._latent_views() if model.has_latent_space else None
 
     # -- Set-up -----------------------------------------------------------
@@ -318,7 +319,7 @@ class Explorer:
         latent = self.latent
         views = {
             "sliders": latent is not None,
-            "map": latent is not None and has_tests and hasattr(self, "_map"),
+            "map": self._map is not None,
             "interpolation": latent is not None,
             "classes": bool(model.num_classes),
             "samples": bool(model.can_generate),
