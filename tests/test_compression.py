@@ -4,6 +4,7 @@ import json
 import struct
 import zlib
 
+import constriction
 import keras
 import numpy as np
 import pytest
@@ -86,7 +87,15 @@ def test_8bit_round_trip_is_bit_exact_and_costs_the_negative_elbo(
     assert stats["net_bits"] == pytest.approx(
         negative_elbo_bits(model_8bit, images), rel=0.01
     )
-    assert stats["payload_bits"] - stats["net_bits"] == stats["seed_bits"] == 32 * 32
+    # The seed covers what the first image pops: its posterior entropy at the
+    # bins, with a margin.
+    mean, std = codec._posterior_bins(images[:1])
+    first_pop = codec.entropy_bits(std).sum()
+    assert stats["payload_bits"] - stats["net_bits"] == stats["seed_bits"]
+    assert first_pop < stats["seed_bits"] < 1.25 * first_pop + 96
+    assert container.unpack(codec.pack(encoded)).params["seed_words"] == (
+        stats["seed_bits"] // 32
+    )
     assert stats["bits_per_dim"] < 8.0
 
 
@@ -136,10 +145,81 @@ def test_a_posterior_wider_than_an_image_costs_the_negative_elbo(
     assert encoded.stats["net_bits"] == pytest.approx(elbo_bits, rel=0.02)
 
 
+def digits_as_colour(digits, count):
+    """32x32x3 images: three MNIST digits as the channels of each."""
+    padded = np.pad(digits[: 3 * count, ..., 0], ((0, 0), (2, 2), (2, 2)))
+    return np.stack([padded[0::3], padded[1::3], padded[2::3]], axis=-1)
+
+
+@pytest.fixture(scope="module")
+def colour_model(mnist_uint8):
+    """The `cifar10-lossless` architecture (1,024 latents an image, each
+    channel leaning on the earlier ones) trained briefly on digits as colour:
+    its posterior pops about 10 times the bits an MNIST model's does."""
+    keras.utils.set_random_seed(0)
+    model = presets.get("cifar10-lossless").build_model(0)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3))
+    train = digits_as_colour(mnist_uint8[0], 2000).astype("float32") / 255.0
+    model.fit(train, batch_size=32, epochs=1, verbose=0)
+    return model
+
+
+def test_popped_latents_stay_within_their_posterior_window(colour_model, mnist_uint8):
+    images = digits_as_colour(mnist_uint8[1], 20)
+    windowed = BitsBackCodec(colour_model, arithmetic="float")
+    whole_range = BitsBackCodec(colour_model, arithmetic="float", latent_window=0)
+    words = np.random.default_rng(0).integers(1, 2**32, 40_000, dtype=np.uint32)
+
+    def residuals(codec, mean, std):
+        ans = constriction.stream.stack.AnsCoder(words)
+        z_bins = codec._pop_latents(ans, mean, std)
+        codec._push_latents(ans, z_bins, mean, std)  # and back: decodable
+        np.testing.assert_array_equal(ans.get_compressed(), words)
+        return (z_bins - mean) / std
+
+    # Popped from random bits, the latents are posterior samples, none past
+    # the window (5 standard deviations, widened to the next half-width).
+    mean, std = windowed._posterior_bins(images)
+    inside = residuals(windowed, mean, std)
+    assert np.abs(inside).max() < 5 * 1.2 + 1
+    assert np.std(inside) == pytest.approx(1.0, abs=0.05)
+    # Narrow posteriors (10 bins: a tenth of cifar10-lossless's) over the
+    # whole range: the coder's floor of one quantum per bin puts some of
+    # 20,000 pops hundreds of standard deviations out; not in the window.
+    mean = np.random.default_rng(1).normal(0, 1000, 20_000)
+    std = np.full(20_000, 10.0)
+    assert np.abs(residuals(whole_range, mean, std)).max() > 50
+    assert np.abs(residuals(windowed, mean, std)).max() < 5 * 1.2 + 1
+
+
+def test_a_colour_model_with_many_latents_costs_the_negative_elbo(
+    colour_model, mnist_uint8
+):
+    # A 1,024-latent posterior pops about 10,000 bits an image: from a seed of
+    # 32 words, and with batches sized by the bits earlier images popped, the
+    # stack ran dry and the files took 3.6x the ELBO.
+    images = digits_as_colour(mnist_uint8[1], 60)
+    codec = BitsBackCodec(colour_model)
+    encoded = codec.encode(images)
+    np.testing.assert_array_equal(
+        BitsBackCodec.decompress_bytes(colour_model, codec.pack(encoded)), images
+    )
+    assert encoded.stats["net_bits"] == pytest.approx(
+        negative_elbo_bits(colour_model, images), rel=0.01
+    )
+
+
 def test_files_of_the_doubling_schedule_still_decode(model_8bit, mnist_uint8):
+    # As written before the adaptive batches, the sized seed and the window.
     images = mnist_uint8[1][:20]
-    data = BitsBackCodec(model_8bit, schedule=0).compress(images)
-    assert container.unpack(data).params["schedule"] == 0
+    old = BitsBackCodec(model_8bit, schedule=0, seed_words=32, latent_window=0)
+    data = old.compress(images)
+    params = container.unpack(data).params
+    assert (params["schedule"], params["seed_words"], params["latent_window"]) == (
+        0,
+        32,
+        0,
+    )
     np.testing.assert_array_equal(
         BitsBackCodec.decompress_bytes(model_8bit, data), images
     )
@@ -157,7 +237,11 @@ def test_the_header_holds_the_codec_model_and_sizes(model_8bit, small_file):
     assert parsed.fingerprint == container.model_fingerprint(model_8bit)
     assert parsed.num_images == 3 and parsed.channels == 1
     np.testing.assert_array_equal(parsed.sizes, [[28, 28]] * 3)
-    assert parsed.params == BitsBackCodec(model_8bit).settings
+    # The codec's settings, with the seed's length chosen for these images.
+    settings = BitsBackCodec(model_8bit).settings
+    assert settings["seed_words"] is None
+    assert parsed.params == {**settings, "seed_words": parsed.params["seed_words"]}
+    assert parsed.params["seed_words"] > 0
 
 
 def reseal(body: bytes) -> bytes:
@@ -200,7 +284,7 @@ def test_header_fields_out_of_bounds_are_clear_errors(small_file, fields, messag
 
 
 def test_settings_and_lengths_are_checked_before_use(model_8bit, small_file):
-    codec = BitsBackCodec(model_8bit)
+    codec = BitsBackCodec(model_8bit, seed_words=32)
     bad = dict(codec.settings, latent_bits=40)
     data = codec.pack(
         container.Encoded(np.array([1], np.uint32), np.tile([28, 28], (3, 1)), {})
@@ -247,7 +331,7 @@ def test_thousands_of_corruptions_and_truncations_are_clear_errors(
         mutations.append(small_file[:position] + b"\x00" + small_file[position:])
         mutations.append(small_file[:position] + small_file[position + 1 :])
     mutations += [b"", b"VTFZ", b"\x89PNG\r\n\x1a\n" + small_file, small_file + b"x"]
-    assert len(mutations) > 3000
+    assert len(mutations) > 2000
     for data in mutations:
         with pytest.raises((CorruptFileError, WrongModelError)):
             BitsBackCodec.decompress_bytes(model_8bit, data)
@@ -261,7 +345,7 @@ def test_a_damaged_payload_behind_a_valid_checksum_is_a_clear_error(
     for _ in range(10):
         payload = parsed.payload.copy()
         payload[rng.integers(0, len(payload) - 1)] ^= np.uint32(rng.integers(1, 2**32))
-        encoded = container.Encoded(payload, parsed.sizes, {})
+        encoded = container.Encoded(payload, parsed.sizes, {}, parsed.params)
         data = BitsBackCodec(model_8bit).pack(encoded)
         # The message says what a failed check means for the file's arithmetic.
         with pytest.raises(

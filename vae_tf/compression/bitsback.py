@@ -14,23 +14,37 @@ Net, each image adds `-log2 p(x | z) - log2 p(z) + log2 q(z | x)` bits: a
 one-sample estimate of the negative ELBO. The receiver runs the steps
 backwards: pop `z` under the prior, pop `x` under the likelihood, push `z`
 back under the posterior it can now compute from `x`, which returns the
-stack to what it was. The first batch needs bits to pop from, so the stack
-starts from `seed_words` fixed pseudo-random words: that is the initial-bits
-overhead, paid once per file. At the end the receiver finds exactly those
-words again, a check that the file decoded as it was written.
+stack to what it was. At the end the receiver finds the stack's first words
+again, a check that the file decoded as it was written.
 
-Batches. A batch pops about its images' posterior entropy (at the latent
-bins) before it pushes anything, so the stack must already hold that many
-bits: popping from an emptied stack still decodes exactly, but gives latents
-from the bins' far tails, and the images then cost many times their ELBO. A
-model whose posterior entropy is large next to what an image costs (a
-Bernoulli VAE on binary digits: about 740 bits popped for 140 bits net) runs
-dry under any fixed schedule of growing batches. So the encoder chooses each
-batch's size from the bits the stack holds, `stack bits / (1.25 x the most
-bits an image has popped so far)`, from 1 up to `batch_size`, and pushes the
-sizes last, each uniform over `[1, batch_size]` (about 9 bits a batch);
-the receiver pops them first. Files written before this (`schedule` 0)
-used batches of 1, 2, 4, ... images and decode as they were written.
+This holds only if the popped `z` are samples of `q(z | x)`, which needs two
+things.
+
+Enough bits to pop. A batch pops its images' posterior entropy at the latent
+bins (about `log2(sigma / bin * sqrt(2 pi e))` bits a latent) before it
+pushes anything. Popping from a stack that runs dry still decodes exactly,
+but gives latents from the bins' far tails, and the images then cost many
+times their ELBO (a 32x32x3 image with 1,024 latents pops about 11,700
+bits). So the stack starts from fixed pseudo-random seed words, as many as
+the first image pops (`seed_words`, chosen by the encoder and recorded in
+the file): the initial-bits overhead, paid once per file. Then the encoder
+chooses each batch's size from the bits the stack holds: the most images
+whose posterior entropy, times 1.25, the stack covers, from 1 up to
+`batch_size`. It pushes the sizes last, each uniform over
+`[1, batch_size]` (about 9 bits a batch); the receiver pops them first.
+Files written before this (`schedule` 0) used batches of 1, 2, 4, ...
+images and decode as they were written.
+
+Posterior tails. The entropy coder gives every symbol in a model's range at
+least one quantum of probability (`2**-24`), so a posterior coded over the
+whole latent range (16,385 bins) puts about 0.1% of its pops at any bin,
+hundreds of standard deviations out: with 1,024 latents nearly every image
+gets one such latent and pays for it in pixels. So each latent is coded in
+a window of `latent_window` posterior standard deviations around its
+rounded posterior mean (half-widths from a fixed table, one coder model per
+half-width, coded in order of half-width); the prior still sees the bins on
+the whole range. Files from before the window (`latent_window` 0) decode
+as they were written.
 
 The entropy coder is `constriction`'s `AnsCoder`. The latents are coded
 with `QuantizedGaussian` models (bins of width `2**-latent_bits` over
@@ -79,8 +93,12 @@ class BitsBackCodec(Codec):
             that can code, `Bernoulli` or `LocalAutoregressiveGaussian`).
         latent_bits: latent bins are `2**-latent_bits` wide.
         latent_range: latents are coded on `[-latent_range, latent_range]`.
+        latent_window: each latent's posterior is coded within this many
+            of its standard deviations of its mean (0: over the whole
+            range, as files from before the setting).
         batch_size: the largest batch coded at once.
-        seed_words: 32-bit words the stack starts from.
+        seed_words: 32-bit words the stack starts from; `None`: as many as
+            the first image pops, chosen for each file and recorded in it.
         arithmetic: `"fixed-point"` (files decode on any machine) or
             `"float"` (the networks in float32: decode where they were
             written; files from before the setting).
@@ -104,26 +122,33 @@ class BitsBackCodec(Codec):
     PARAM_BOUNDS = {
         "latent_bits": (4, 16),
         "latent_range": (1, 64),
+        "latent_window": (0, 64),
         "batch_size": (1, 1 << 16),
         "seed_words": (1, 1 << 16),
         "arithmetic": (0, 1),
         "schedule": (0, 1),
     }
-    # Files written before these settings existed used float arithmetic and
-    # batches of 1, 2, 4, ... images.
-    PARAM_DEFAULTS = {"arithmetic": ARITHMETICS["float"], "schedule": 0}
+    # Files written before these settings existed used float arithmetic,
+    # batches of 1, 2, 4, ... images and posteriors over the whole range.
+    PARAM_DEFAULTS = {
+        "arithmetic": ARITHMETICS["float"],
+        "schedule": 0,
+        "latent_window": 0,
+    }
     SCHEDULES = {"doubling": 0, "adaptive": 1}
-    # An adaptive batch pops at most 1 / SAFETY of the stack's bits, judged
-    # by the most bits an image has popped so far.
+    # A batch (and the seed) covers 1.25 times its images' posterior entropy,
+    # and SPARE_BITS more.
     SAFETY = 1.25
+    SPARE_BITS = 64
 
     def __init__(
         self,
         model,
         latent_bits: int = 10,
         latent_range: int = 8,
+        latent_window: int = 5,
         batch_size: int = 500,
-        seed_words: int = 32,
+        seed_words: int | None = None,
         arithmetic: str | int = "fixed-point",
         schedule: int = 1,
     ):
@@ -133,6 +158,7 @@ class BitsBackCodec(Codec):
         settings = dict(
             latent_bits=latent_bits,
             latent_range=latent_range,
+            latent_window=latent_window,
             batch_size=batch_size,
             seed_words=seed_words,
             arithmetic=self.arithmetic_code(arithmetic),
@@ -140,6 +166,8 @@ class BitsBackCodec(Codec):
         )
         for key, (low, high) in self.PARAM_BOUNDS.items():
             value = settings[key]
+            if key == "seed_words" and value is None:
+                continue  # chosen for each file by `encode`
             if not isinstance(value, int) or not low <= value <= high:
                 raise ValueError(
                     f"{key} must be an integer from {low} to {high}. Received: "
@@ -170,10 +198,16 @@ class BitsBackCodec(Codec):
             )
         self._scale = float(2**latent_bits)
         limit = latent_range * 2**latent_bits
+        self._limit = limit
         self._latent_model = constriction.stream.model.QuantizedGaussian(-limit, limit)
         self._prior = constriction.stream.model.QuantizedGaussian(
             -limit, limit, 0.0, self._scale
         )
+        # Window half-widths in bins: about 2**(k/4) (19% apart), up to the range.
+        steps = np.unique(np.rint(2.0 ** (np.arange(4 * limit.bit_length()) / 4)))
+        steps = steps.astype(np.int64)
+        self._half_widths = np.append(steps[steps < limit], limit)
+        self._window_models = {}
 
     # The doubling schedule of files written before the adaptive one.
 
@@ -187,9 +221,9 @@ class BitsBackCodec(Codec):
             start, size = stop, min(2 * size, self.settings["batch_size"])
         return bounds
 
-    def _seed(self) -> np.ndarray:
+    def _seed(self, num_words: int) -> np.ndarray:
         words = np.random.default_rng(_SEED).integers(
-            0, 2**32, self.settings["seed_words"], dtype=np.uint32
+            0, 2**32, num_words, dtype=np.uint32
         )
         words[-1] |= np.uint32(1 << 31)  # an unsealed stack ends in a non-zero word
         return words
@@ -207,6 +241,64 @@ class BitsBackCodec(Codec):
         std = exact.exp(0.5 * log_var)
         std = np.maximum(std * self._scale, 0.05)
         return mean.ravel(), std.ravel()
+
+    @staticmethod
+    def entropy_bits(std: np.ndarray) -> np.ndarray:
+        """About the bits popping a latent takes: the entropy of a Gaussian of
+        `std` (in bins) on unit bins, at least 0. For choosing batch sizes
+        only: the receiver never computes it."""
+        return np.maximum(0.0, np.log2(std * math.sqrt(2 * math.pi * math.e)))
+
+    def _windows(self, mean: np.ndarray, std: np.ndarray):
+        """Each latent's window: its centre bin, half-width (from the table)
+        and the posterior mean relative to the centre. Exact float64
+        operations and comparisons only, so both sides agree on any machine."""
+        widest = len(self._half_widths) - 1
+        wanted = self.settings["latent_window"] * std
+        half = self._half_widths[
+            np.minimum(np.searchsorted(self._half_widths, wanted), widest)
+        ]
+        centre = np.clip(np.rint(mean), half - self._limit, self._limit - half)
+        return centre.astype(np.int64), half, mean - centre
+
+    def _window_model(self, half: int):
+        if half not in self._window_models:
+            self._window_models[half] = constriction.stream.model.QuantizedGaussian(
+                -half, half
+            )
+        return self._window_models[half]
+
+    def _pop_latents(self, ans, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        """Pop latent bins under the posterior (`mean`, `std` in bins)."""
+        if self.settings["latent_window"] == 0:
+            return ans.decode(self._latent_model, mean, std)
+        centre, half, offset = self._windows(mean, std)
+        z_bins = np.empty(len(mean), np.int32)
+        for width in np.unique(half):  # narrowest first; `_push_latents` reverses
+            where = np.flatnonzero(half == width)
+            symbols = ans.decode(
+                self._window_model(int(width)), offset[where], std[where]
+            )
+            z_bins[where] = centre[where] + symbols
+        return z_bins
+
+    def _push_latents(self, ans, z_bins: np.ndarray, mean, std):
+        """Push latent bins under the posterior: the reverse of `_pop_latents`."""
+        if self.settings["latent_window"] == 0:
+            ans.encode_reverse(z_bins, self._latent_model, mean, std)
+            return
+        centre, half, offset = self._windows(mean, std)
+        for width in np.unique(half)[::-1]:
+            where = np.flatnonzero(half == width)
+            symbols = (z_bins[where] - centre[where]).astype(np.int32)
+            if np.any(np.abs(symbols) > width):
+                raise container.CorruptFileError(
+                    "A decoded latent lies outside its posterior's window. "
+                    f"{self.mismatch_advice()}"
+                )
+            ans.encode_reverse(
+                symbols, self._window_model(int(width)), offset[where], std[where]
+            )
 
     def _params(self, z_bins: np.ndarray, count: int) -> np.ndarray:
         # Whole bins of 2**-latent_bits: exact in float32 and on the grid.
@@ -296,22 +388,28 @@ class BitsBackCodec(Codec):
                 "Images of other sizes than the model's are coded as tiles, with the "
                 "adaptive schedule only (schedule=1)."
             )
-        seed = self._seed()
-        ans = constriction.stream.stack.AnsCoder(seed)
         adaptive = self.settings["schedule"] == self.SCHEDULES["adaptive"]
+        posterior = _Posteriors(self, tiles)
+        settings = dict(self.settings)
+        if settings["seed_words"] is None:
+            _, std = posterior.ahead(0, 1)
+            bits = self.SAFETY * self.entropy_bits(std).sum() + self.SPARE_BITS
+            settings["seed_words"] = min(
+                max(1, math.ceil(bits / 32)), self.PARAM_BOUNDS["seed_words"][1]
+            )
+        seed = self._seed(settings["seed_words"])
+        ans = constriction.stream.stack.AnsCoder(seed)
         doubling = iter(self.batches(len(tiles)))
-        start, popped, sizes = 0, 0.0, []
+        start, sizes = 0, []
         while start < len(tiles):
             if adaptive:
-                count = self._batch_size(ans.num_bits(), popped, len(tiles) - start)
+                count = self._batch_size(ans.num_bits(), posterior, start)
             else:
                 first, stop = next(doubling)
                 count = stop - first
             batch = tiles[start : start + count]
-            mean, std = self._posterior_bins(batch)
-            before = ans.num_bits()
-            z_bins = ans.decode(self._latent_model, mean, std)
-            popped = max(popped, (before - ans.num_bits()) / count)
+            mean, std = posterior.batch(start, count)
+            z_bins = self._pop_latents(ans, mean, std)
             x_params = self._params(z_bins, count)
             coded = None if regions is None else regions[start : start + count]
             self.model.likelihood.push_images(ans, batch, x_params, coded)
@@ -333,14 +431,15 @@ class BitsBackCodec(Codec):
             / sum(image.size for image in images),
         }
         sizes = np.array([image.shape[:2] for image in images], np.int64)
-        return container.Encoded(payload, sizes, stats)
+        return container.Encoded(payload, sizes, stats, settings)
 
-    def _batch_size(self, stack_bits: int, popped: float, remaining: int) -> int:
-        """The next adaptive batch: as many images as the stack's bits cover."""
-        if popped <= 0:
-            return 1
-        count = int(stack_bits / (self.SAFETY * popped))
-        return max(1, min(count, self.settings["batch_size"], remaining))
+    def _batch_size(self, stack_bits: int, posterior, start: int) -> int:
+        """The next adaptive batch: the most tiles from `start` whose posterior
+        entropy the stack's bits cover (at least 1)."""
+        _, std = posterior.ahead(start, self.settings["batch_size"])
+        per_tile = self.entropy_bits(std).reshape(-1, self.latent_size).sum(axis=1)
+        needed = self.SAFETY * np.cumsum(per_tile) + self.SPARE_BITS
+        return max(1, int(np.searchsorted(needed, stack_bits, side="right")))
 
     @property
     def _size_model(self):
@@ -386,11 +485,15 @@ class BitsBackCodec(Codec):
             coded = None if regions is None else regions[start:stop]
             batch = self.model.likelihood.pop_images(ans, x_params, coded)
             mean, std = self._posterior_bins(batch)
-            ans.encode_reverse(z_bins, self._latent_model, mean, std)
+            self._push_latents(ans, z_bins, mean, std)
             tiles[start:stop] = batch
             if progress is not None:
                 progress(count)
-        if not np.array_equal(ans.get_compressed(), self._seed()):
+        # What is left must be the seed words (as many as the file records;
+        # for a codec made without `seed_words`, as many as are left).
+        left = ans.get_compressed()
+        seed_words = self.settings["seed_words"] or max(1, len(left))
+        if not np.array_equal(left, self._seed(seed_words)):
             raise container.CorruptFileError(
                 "The payload did not decode to a consistent stream (the initial "
                 f"words were not recovered). {self.mismatch_advice()}"
@@ -414,3 +517,30 @@ class BitsBackCodec(Codec):
 
     def check_file(self, parsed):
         self._check_sizes(np.asarray(parsed.sizes).reshape(-1, 2))
+
+
+class _Posteriors:
+    """The encoder's posteriors of `tiles`, in bins, computed a chunk ahead
+    (to size the batches) and kept: fixed-point posteriors are the same for
+    any batch grouping. Float ones are recomputed on each coded batch, as the
+    receiver computes them."""
+
+    def __init__(self, codec: BitsBackCodec, tiles: np.ndarray):
+        self.codec, self.tiles = codec, tiles
+        self.mean = np.empty((len(tiles), codec.latent_size))
+        self.std = np.empty((len(tiles), codec.latent_size))
+        self.known = 0  # posteriors of tiles[:known] are computed
+
+    def ahead(self, start: int, count: int) -> tuple:
+        stop = min(start + count, len(self.tiles))
+        if stop > self.known:
+            mean, std = self.codec._posterior_bins(self.tiles[self.known : stop])
+            self.mean[self.known : stop] = mean.reshape(-1, self.codec.latent_size)
+            self.std[self.known : stop] = std.reshape(-1, self.codec.latent_size)
+            self.known = stop
+        return self.mean[start:stop].ravel(), self.std[start:stop].ravel()
+
+    def batch(self, start: int, count: int) -> tuple:
+        if self.codec.arithmetic == "float":
+            return self.codec._posterior_bins(self.tiles[start : start + count])
+        return self.ahead(start, count)

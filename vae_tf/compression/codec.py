@@ -159,7 +159,7 @@ class Codec:
                 self.fingerprint,
                 self.channels,
                 np.asarray(encoded.sizes),
-                self.settings,
+                self.settings if encoded.settings is None else encoded.settings,
                 encoded.payload,
             )
         )

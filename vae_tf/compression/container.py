@@ -105,11 +105,15 @@ class Encoded:
         sizes: `(N, 2)` int array of `(height, width)` per image.
         stats: measured figures in bits, e.g. `payload_bits`; the codec's
             docstring lists its own.
+        settings: the settings the file records, when the encoder chose some
+            for these images (e.g. the bits-back seed's length); `None`: the
+            codec's own.
     """
 
     payload: np.ndarray
     sizes: np.ndarray
     stats: dict
+    settings: dict | None = None
 
 
 def model_fingerprint(model) -> bytes:
