@@ -148,6 +148,8 @@ def _train(args):
         strategy=args.strategy,
         precision=args.precision,
         image_dir=args.image_dir,
+        crop=args.crop,
+        crops_per_image=args.crops_per_image,
         jit_compile=None if args.xla is None else args.xla == "on",
         print_data_source=True,
         max_train_images=args.max_train_images,
@@ -348,9 +350,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--image-dir",
-        help="train on this folder of PNG/JPEG files (any count, streamed, resized "
-        "and centre-cropped to the preset's image size; every 20th file is the "
-        "test set) instead of the preset's dataset",
+        help="train on this folder of PNG/JPEG files (any count, streamed, cut to "
+        "the preset's image size as --crop says; every 20th file is the test set) "
+        "instead of the preset's dataset",
+    )
+    train.add_argument(
+        "--crop",
+        choices=("fit", "random"),
+        default="fit",
+        help="how --image-dir files become the preset's image size: fit (scaled "
+        "so the shorter side fits, centre-cropped: the whole picture, small) or "
+        "random (random crops at the file's own resolution, new each epoch: for "
+        "a codec that codes full-size photos tile by tile) (default: fit)",
+    )
+    train.add_argument(
+        "--crops-per-image",
+        type=_positive_int,
+        default=1,
+        help="with --crop random: crops of each file per epoch (default: 1)",
     )
     train.add_argument(
         "--strategy",

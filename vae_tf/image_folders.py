@@ -5,9 +5,11 @@ headers; the pixels are read batch by batch as training runs, so a folder of
 any size trains in constant memory. Each file is read by `vae_tf.images`
 (`read_image`, convert policy: 16-bit samples scaled, transparency composited
 on white, EXIF orientation applied, the first frame of an animation, colour to
-grey for a greyscale model, grey to RGB for a colour one), then scaled so that
-its shorter side fits the model and centre-cropped to the model's size
-(`(height, width)`).
+grey for a greyscale model, grey to RGB for a colour one), then either
+scaled so that its shorter side fits the model and centre-cropped to the
+model's size (`crop="fit"`: the whole picture, small), or cut into random
+crops of the model's size at the file's own resolution (`crop="random"`:
+the statistics a codec that codes full-size pictures tile by tile meets).
 """
 
 import functools
@@ -25,7 +27,12 @@ __all__ = [
     "split_files",
     "folder_dataset",
     "fit_image",
+    "CROPS",
 ]
+
+CROPS = ("fit", "random")
+# Random crops are mixed across files in a buffer of this many crops.
+_CROP_SHUFFLE_BUFFER = 4096
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -107,7 +114,12 @@ def _read(path: bytes, channels: int):
 
 
 def _load(path, image_shape):
-    height, width, channels = image_shape
+    height, width, _ = image_shape
+    return fit_image(_read_pixels(path, image_shape[-1]), height, width)
+
+
+def _read_pixels(path, channels: int):
+    """The uint8 `(h, w, channels)` pixels of the file at `path` (a tensor)."""
     image, error = tf.numpy_function(
         functools.partial(_read, channels=channels),
         [path],
@@ -119,7 +131,50 @@ def _load(path, image_shape):
     with tf.control_dependencies([check]):
         image = tf.identity(image)
     image.set_shape((None, None, channels))  # (h, w, channels) uint8
-    return fit_image(image, height, width)
+    return image
+
+
+def _random_crops(path, seed, image_shape, count: int):
+    """`count` random `image_shape` crops of one file at its own resolution,
+    float32 in [0, 1]; a file smaller than a crop is first scaled up so its
+    shorter side fits (as `fit_image` scales)."""
+    height, width, channels = image_shape
+    image = _read_pixels(path, channels)
+    size = tf.shape(image)[:2]
+    image = tf.cond(
+        tf.reduce_all(size >= [height, width]),
+        lambda: tf.cast(image, tf.float32) / 255.0,
+        lambda: _scale_to_cover(image, height, width),
+    )
+    room = tf.shape(image)[:2] - [height, width] + 1  # crop offsets: 0 .. room-1
+    offsets = (
+        tf.random.stateless_uniform(
+            [count, 2],
+            tf.stack([seed, tf.zeros_like(seed)]),
+            minval=0,
+            maxval=2**30,
+            dtype=tf.int32,
+        )
+        % room
+    )
+    return tf.map_fn(
+        lambda offset: tf.slice(
+            image, [offset[0], offset[1], 0], [height, width, channels]
+        ),
+        offsets,
+        fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32),
+    )
+
+
+def _scale_to_cover(image, height: int, width: int):
+    """uint8 pixels scaled (area resampling) so that they cover `(height,
+    width)`, float32 in [0, 1]."""
+    image = tf.cast(image, tf.float32) / 255.0
+    size = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = tf.reduce_max(tf.constant([height, width], tf.float32) / size)
+    resized = tf.cast(tf.math.ceil(size * scale), tf.int32)
+    image = tf.image.resize(image, resized, method="area", antialias=True)
+    return tf.clip_by_value(image, 0.0, 1.0)
 
 
 def fit_image(image, height: int, width: int):
@@ -134,13 +189,8 @@ def fit_image(image, height: int, width: int):
     Returns:
         float32 `(height, width, channels)` in [0, 1].
     """
-    image = tf.cast(image, tf.float32) / 255.0
-    size = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = tf.reduce_max(tf.constant([height, width], tf.float32) / size)
-    resized = tf.cast(tf.math.ceil(size * scale), tf.int32)
-    image = tf.image.resize(image, resized, method="area", antialias=True)
-    image = tf.image.resize_with_crop_or_pad(image, height, width)
-    return tf.clip_by_value(image, 0.0, 1.0)  # (height, width, channels)
+    image = _scale_to_cover(image, height, width)
+    return tf.image.resize_with_crop_or_pad(image, height, width)
 
 
 def folder_dataset(
@@ -150,12 +200,18 @@ def folder_dataset(
     shuffle: bool = True,
     seed: int | None = None,
     drop_remainder: bool = False,
+    crop: str = "fit",
+    crops_per_image: int = 1,
 ) -> tf.data.Dataset:
-    """Batches of the images in `files`, resized to `image_shape`, floats in [0, 1].
+    """Batches of the images in `files` at `image_shape`, floats in [0, 1].
 
     Each file is read, when its batch is made, by `vae_tf.images.read_image`
-    (convert policy, with the model's channels), then scaled so that its
-    shorter side fits `(height, width)` and centre-cropped to it.
+    (convert policy, with the model's channels), then (`crop="fit"`) scaled
+    so that its shorter side fits `(height, width)` and centre-cropped to it,
+    or (`crop="random"`) cut into `crops_per_image` random crops of
+    `(height, width)` at the file's own resolution (new crops each pass over
+    the data when `shuffle`, the same ones each pass otherwise), mixed
+    across files when `shuffle`.
 
     Args:
         files: image paths (e.g. from `list_images`).
@@ -164,6 +220,8 @@ def folder_dataset(
         shuffle: reshuffle the file order every epoch.
         seed: shuffle seed.
         drop_remainder: drop the last, smaller batch.
+        crop: `"fit"` or `"random"` (`CROPS`).
+        crops_per_image: crops of each file per pass (`crop="random"` only).
 
     Returns:
         A `tf.data.Dataset` of `(batch, height, width, channels)` float32.
@@ -171,7 +229,8 @@ def folder_dataset(
         reader's message naming the file, at a file the reader refuses.
 
     Raises:
-        ValueError: `files` is empty, or a bad `batch_size` or channel count.
+        ValueError: `files` is empty, or a bad `batch_size`, channel count,
+            `crop` or `crops_per_image`.
 
     Example:
 
@@ -190,8 +249,29 @@ def folder_dataset(
             "image_shape must end in 1 (grey) or 3 (RGB) channels. "
             f"Received: image_shape={tuple(image_shape)}"
         )
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {CROPS}. Received: {crop=}")
+    if not isinstance(crops_per_image, int) or crops_per_image <= 0:
+        raise ValueError(
+            f"crops_per_image must be a positive integer. Received: {crops_per_image=}"
+        )
+    if crop == "fit" and crops_per_image != 1:
+        raise ValueError(
+            'crops_per_image applies to crop="random" (a fitted image has one '
+            f"crop). Received: {crops_per_image=}"
+        )
     image_shape = (int(height), int(width), int(channels))
     dataset = tf.data.Dataset.from_tensor_slices(list(files))
+    if crop == "random":
+        return _random_crop_dataset(
+            dataset,
+            image_shape,
+            batch_size,
+            shuffle,
+            seed,
+            drop_remainder,
+            crops_per_image,
+        )
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(
@@ -199,6 +279,31 @@ def folder_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
+        tf.data.AUTOTUNE
+    )
+
+
+def _random_crop_dataset(
+    dataset, image_shape, batch_size, shuffle, seed, drop_remainder, count
+):
+    """`folder_dataset`'s batches of random crops: each file read once a pass."""
+    num_files = int(dataset.cardinality())
+    if shuffle:
+        dataset = dataset.shuffle(num_files, seed=seed, reshuffle_each_iteration=True)
+    # A seed for each file's crops: new ones each pass when shuffling.
+    seeds = tf.data.Dataset.random(
+        seed=0 if seed is None else seed, rerandomize_each_iteration=shuffle
+    )
+    dataset = tf.data.Dataset.zip(dataset, seeds).map(
+        lambda path, crop_seed: _random_crops(path, crop_seed, image_shape, count),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    dataset = dataset.unbatch()
+    if shuffle:
+        buffer = min(_CROP_SHUFFLE_BUFFER, num_files * count)
+        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
         tf.data.AUTOTUNE
     )

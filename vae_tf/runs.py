@@ -120,10 +120,36 @@ class _TrainData:
     line: str  # `Data: ...`, for the user
 
 
-def _train_data(preset, batch_size, data_dir, source, seed, image_dir, limits):
+def _folder_test_dataset(files, shape, crop: str, crops_per_image: int):
+    """The held-out files of a folder run as it is evaluated: fitted, or (for
+    a run trained on random crops) up to 64 fixed random crops of each."""
+    if crop == "fit":
+        return image_folders.folder_dataset(files, shape, 500, shuffle=False)
+    return image_folders.folder_dataset(
+        files,
+        shape,
+        500,
+        shuffle=False,
+        seed=0,
+        crop=crop,
+        crops_per_image=min(crops_per_image, MAX_TEST_CROPS),
+    )
+
+
+# A run trained on random crops is evaluated on this many crops of each
+# held-out file, at most.
+MAX_TEST_CROPS = 64
+
+
+def _train_data(
+    preset, batch_size, data_dir, source, seed, image_dir, limits, crops=("fit", 1)
+):
     """The training and test data of a preset or an image folder, each cut to
-    its limit in `limits = (max_train_images, max_test_images)`."""
+    its limit in `limits = (max_train_images, max_test_images)`; a folder's
+    files are cut as `crops = (crop, crops_per_image)` says
+    (`image_folders.folder_dataset`)."""
     max_train, max_test = limits
+    crop, crops_per_image = crops
     if image_dir is not None:
         if preset.conditional:
             raise ValueError(
@@ -136,11 +162,23 @@ def _train_data(preset, batch_size, data_dir, source, seed, image_dir, limits):
         )
         train_files, test_files = train_files[:max_train], test_files[:max_test]
         train_ds = image_folders.folder_dataset(
-            train_files, shape, batch_size, shuffle=True, seed=seed
+            train_files,
+            shape,
+            batch_size,
+            shuffle=True,
+            seed=seed,
+            crop=crop,
+            crops_per_image=crops_per_image,
         )
-        test_ds = image_folders.folder_dataset(test_files, shape, 500, shuffle=False)
+        test_ds = _folder_test_dataset(test_files, shape, crop, crops_per_image)
         line = _folder_line(image_dir, train_files, test_files)
-        return _TrainData(train_ds, test_ds, len(train_files), "image-dir", None, line)
+        if crop == "random":
+            line = line[:-1] + (
+                f"; {crops_per_image:,} random {shape[0]}x{shape[1]} crops of each "
+                "training file a pass)."
+            )
+        num_train = len(train_files) * crops_per_image
+        return _TrainData(train_ds, test_ds, num_train, "image-dir", None, line)
     chosen_source = data.resolve_source(preset.dataset, source, data_dir)
     train_images, train_labels = (
         array[:max_train]
@@ -200,6 +238,8 @@ def train(
     max_test_images: int | None = None,
     figures: bool = True,
     tensorboard: bool = False,
+    crop: str = "fit",
+    crops_per_image: int = 1,
 ) -> dict:
     """Train a preset and write its run directory; resume it if it was cut short.
 
@@ -234,8 +274,16 @@ def train(
             `"multi-worker"` (`TF_CONFIG`; see `vae_tf.distribute`).
         precision: `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
         image_dir: train on this folder of PNG/JPEG files instead of the
-            preset's dataset (streamed, resized to the preset's image size;
-            every 20th file is held out as the test set).
+            preset's dataset (streamed; every 20th file is held out as the
+            test set), each file cut to the preset's image size as `crop`
+            says.
+        crop: with `image_dir`: `"fit"`, each file scaled so its shorter side
+            fits the preset's image size and centre-cropped (the whole
+            picture, small); `"random"`, `crops_per_image` random crops of
+            the preset's size at the file's own resolution each epoch (for a
+            codec that codes full-size pictures tile by tile). The test set
+            is up to 64 fixed random crops of each held-out file.
+        crops_per_image: random crops of each file per epoch.
         jit_compile: compile the step with XLA; default: the preset's choice
             on one device, off under a distribution strategy (XLA fails there
             on CPU devices in TF 2.21).
@@ -292,12 +340,27 @@ def train(
             "--strategy multi-worker shards the preset's in-memory dataset; train on "
             "an --image-dir with the default or mirrored strategy."
         )
+    if (crop, crops_per_image) != ("fit", 1) and image_dir is None:
+        raise ValueError(
+            "--crop and --crops-per-image cut the files of an --image-dir; the "
+            f"preset's dataset has images of its size. Received: {crop=}, "
+            f"{crops_per_image=} without image_dir."
+        )
 
     output_dir = Path(output_dir)
     _check_output_dir(output_dir, overwrite)
     backup = _Backup(output_dir, overwrite)
     limits = (max_train_images, max_test_images)
-    loaded = _train_data(preset, batch_size, data_dir, source, seed, image_dir, limits)
+    loaded = _train_data(
+        preset,
+        batch_size,
+        data_dir,
+        source,
+        seed,
+        image_dir,
+        limits,
+        (crop, crops_per_image),
+    )
     if print_data_source and backup.chief:
         print(loaded.line, file=sys.stderr, flush=True)
 
@@ -354,7 +417,15 @@ def train(
         "strategy": strategy,
         "replicas": distributed.num_replicas_in_sync,
         "precision": precision,
-        **({"image_dir": str(image_dir)} if image_dir is not None else {}),
+        **(
+            {
+                "image_dir": str(image_dir),
+                "crop": crop,
+                "crops_per_image": crops_per_image,
+            }
+            if image_dir is not None
+            else {}
+        ),
         **({"lmbda": model.lmbda} if preset.lossy else {}),
     }
     return _write_run(
@@ -694,11 +765,15 @@ def run_test_images(
     image_dir = run_config.get("image_dir")
     if image_dir is not None:
         _, files = image_folders.split_files(image_folders.list_images(image_dir))
-        files = files[:count]
         shape = data.DATASETS[preset.dataset].image_shape
-        batches = image_folders.folder_dataset(files, shape, 500, shuffle=False)
-        images = np.concatenate([np.asarray(batch) for batch in batches])
-        line = f"{len(files):,} held-out image files under {image_dir}"
+        crop = run_config.get("crop", "fit")
+        batches = _folder_test_dataset(
+            files[:count], shape, crop, run_config.get("crops_per_image", 1)
+        )
+        images = np.concatenate([np.asarray(batch) for batch in batches])[:count]
+        line = f"{len(files[:count]):,} held-out image files under {image_dir}"
+        if crop == "random":
+            line = f"{len(images):,} random crops of " + line
         return images, None, line
     source = _run_source(preset, run_config, data_dir, source)
     images, labels = data.load_arrays(preset.dataset, "test", data_dir, source)
