@@ -505,6 +505,97 @@ def test_folder_dataset_yields_the_readers_pixels(tmp_path):
         np.testing.assert_array_equal(np.round(batch[0].numpy() * 255), pixels)
 
 
+def crop_offsets(crop, picture):
+    """Where `crop` (h, w, C) lies in `picture`, as (top, left) pairs."""
+    height, width = crop.shape[:2]
+    return [
+        (top, left)
+        for top in range(picture.shape[0] - height + 1)
+        for left in range(picture.shape[1] - width + 1)
+        if np.array_equal(picture[top : top + height, left : left + width], crop)
+    ]
+
+
+def test_random_crops_are_windows_of_the_files_at_their_own_resolution(tmp_path):
+    pictures = [random_uint8((40, 50, 3), seed) for seed in range(3)]
+    for i, picture in enumerate(pictures):
+        Image.fromarray(picture).save(tmp_path / f"{i}.png")
+    Image.fromarray(random_uint8((6, 9, 3), 7)).save(tmp_path / "small.png")
+    files = [str(tmp_path / f"{i}.png") for i in range(3)]
+
+    def passes(shuffle):
+        """The crops of two passes over one dataset, each sorted."""
+        dataset = image_folders.folder_dataset(
+            files,
+            (8, 8, 3),
+            7,
+            shuffle=shuffle,
+            seed=1,
+            crop="random",
+            crops_per_image=5,
+        )
+        return [
+            np.concatenate([np.round(b.numpy() * 255) for b in dataset])
+            for _ in range(2)
+        ]
+
+    first, second = passes(shuffle=True)
+    assert first.shape == second.shape == (15, 8, 8, 3)
+    # Every crop is a window of exactly one of the files (no resampling),
+    # five of each file, at more than one place.
+    found = [[i for i, p in enumerate(pictures) if crop_offsets(c, p)] for c in first]
+    assert sorted(sum(found, [])) == [0] * 5 + [1] * 5 + [2] * 5
+    assert len({crop_offsets(c, pictures[f[0]])[0] for c, f in zip(first, found)}) > 5
+    # New crops each pass when shuffling; without, the same ones: a fixed
+    # test set.
+    assert not np.array_equal(np.sort(first, axis=0), np.sort(second, axis=0))
+    fixed, again = passes(shuffle=False)
+    np.testing.assert_array_equal(fixed, again)
+    # A file smaller than a crop is scaled up to cover it first.
+    (small,) = image_folders.folder_dataset(
+        [str(tmp_path / "small.png")], (8, 8, 3), 4, crop="random", crops_per_image=4
+    )
+    assert small.shape == (4, 8, 8, 3)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"crop": "centre"}, "crop must be one of"),
+        ({"crop": "random", "crops_per_image": 0}, "positive integer"),
+        ({"crops_per_image": 3}, 'applies to crop="random"'),
+    ],
+)
+def test_bad_crop_settings_are_clear_errors(tmp_path, options, message):
+    Image.fromarray(random_uint8((10, 10, 3))).save(tmp_path / "a.png")
+    with pytest.raises(ValueError, match=message):
+        image_folders.folder_dataset([str(tmp_path / "a.png")], (8, 8, 3), **options)
+
+
+def test_a_random_crop_run_is_evaluated_on_fixed_crops_of_its_held_out_files(
+    tmp_path,
+):
+    for i in range(20):
+        Image.fromarray(random_uint8((40, 30), i)).save(tmp_path / f"{i:02d}.png")
+    config = {
+        "preset": "mnist-dense",
+        "image_dir": str(tmp_path),
+        "crop": "random",
+        "crops_per_image": 3,
+    }
+    images, labels, line = vae_tf.runs.run_test_images(config, 100)
+    again, _, _ = vae_tf.runs.run_test_images(config, 100)
+    # One held-out file (every 20th), three 28x28 crops of it at its own size.
+    assert images.shape == (3, 28, 28, 1) and labels is None
+    np.testing.assert_array_equal(images, again)
+    held_out = np.asarray(Image.open(tmp_path / "19.png"))[..., None]
+    for crop in np.round(images * 255):
+        assert crop_offsets(crop, held_out)
+    assert line.startswith("3 random crops of 1 held-out image files")
+    with pytest.raises(ValueError, match="cut the files of an --image-dir"):
+        vae_tf.runs.train("mnist-dense", tmp_path / "run", crop="random")
+
+
 def test_folder_damaged_after_its_header_stops_with_an_error_naming_the_file(
     tmp_path,
 ):
