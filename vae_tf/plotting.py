@@ -111,10 +111,15 @@ def plot_reconstructions(
     fig.savefig(path, dpi=120)
 
 
-def plot_samples(path, images, title: str = "Samples from the prior"):
-    """A grid of generated images with a title."""
-    fig = _figure(5, 5.3)
-    _show(fig.subplots(), image_grid(images), None)
+def plot_samples(
+    path, images, title: str = "Samples from the prior", cols: int | None = None
+):
+    """A grid of generated images with a title; `cols` per row (by default a
+    near-square grid)."""
+    grid = image_grid(images, cols=cols)
+    aspect = grid.shape[0] / grid.shape[1]
+    fig = _figure(5, 5 * aspect + 0.3) if aspect <= 1 else _figure(5 / aspect, 5.3)
+    _show(fig.subplots(), grid, None)
     fig.suptitle(title)
     fig.savefig(path, dpi=120)
 
