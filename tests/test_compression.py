@@ -18,6 +18,7 @@ from vae_tf.compression import (
     WrongModelError,
     container,
 )
+from vae_tf.compression.files import compress_files, decompress_file
 
 
 def small_8bit_vae(seed):
@@ -207,6 +208,27 @@ def test_a_colour_model_with_many_latents_costs_the_negative_elbo(
     assert encoded.stats["net_bits"] == pytest.approx(
         negative_elbo_bits(colour_model, images), rel=0.01
     )
+
+
+def test_colour_files_of_any_size_come_back_bit_for_bit(colour_model, tmp_path):
+    """`vae-tf compress RUN photo.png shot.jpg grey.png --lossless` and back:
+    a grey image is coded as RGB (replicated) and written back grey."""
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, 57).astype(np.uint8)
+    photo = np.stack(np.broadcast_arrays(ramp[None], ramp[:45, None], 90), -1)
+    photo = (photo + rng.integers(0, 9, photo.shape)).astype(np.uint8)  # 45x57
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    Image.fromarray(photo[:20, :70]).save(tmp_path / "shot.jpg", quality=80)
+    Image.fromarray(photo[:33, :40, 1]).save(tmp_path / "grey.png")
+    paths = [tmp_path / name for name in ("photo.png", "shot.jpg", "grey.png")]
+    originals = [np.asarray(Image.open(path)) for path in paths]
+    figures = compress_files(colour_model, paths, tmp_path / "x.vtfz", verbose=False)
+    assert figures["images"] == 3
+    written = decompress_file(colour_model, tmp_path / "x.vtfz", tmp_path / "out")
+    for original, path in zip(originals, written):
+        back = Image.open(path)
+        assert back.mode == ("L" if original.ndim == 2 else "RGB")
+        np.testing.assert_array_equal(np.asarray(back), original)
 
 
 def test_files_of_the_doubling_schedule_still_decode(model_8bit, mnist_uint8):

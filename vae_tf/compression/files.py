@@ -161,7 +161,9 @@ def decode_bytes(model, data: bytes, progress=None) -> list:
 def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True):
     """Decode a `.vtfz` file into `out_dir/00000.png`, ... (the input order).
 
-    Nothing is written unless the whole file decodes.
+    Nothing is written unless the whole file decodes. A colour model codes a
+    grey image as RGB with three equal channels; a lossless file gives such
+    an image back as a grey PNG, with the same pixel values.
 
     Returns:
         The paths written.
@@ -172,7 +174,8 @@ def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True)
         raise FileNotFoundError(f"No compressed file at {path}.")
     data = path.read_bytes()
     try:
-        count = container.unpack(data).num_images
+        parsed = container.unpack(data)
+        count, lossless = parsed.num_images, parsed.kind == container.LOSSLESS
         images = decode_bytes(model, data, progress=_progress(count, verbose))
     except ValueError as error:  # damaged, foreign or another model's file
         raise type(error)(f"{path}: {error}") from None
@@ -191,8 +194,17 @@ def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True)
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, image in zip(names, images):
-        array = image[..., 0] if image.shape[-1] == 1 else image
+        grey = image.shape[-1] == 1 or (lossless and _equal_channels(image))
+        array = image[..., 0] if grey else image
         write_atomically(
             name, lambda tmp, a=array: Image.fromarray(a).save(tmp, format="PNG")
         )
     return names
+
+
+def _equal_channels(image) -> bool:
+    """Whether an RGB image's three channels are one grey image."""
+    return bool(
+        (image[..., 0] == image[..., 1]).all()
+        and (image[..., 1] == image[..., 2]).all()
+    )
