@@ -220,15 +220,31 @@ def test_colour_files_of_any_size_come_back_bit_for_bit(colour_model, tmp_path):
     Image.fromarray(photo).save(tmp_path / "photo.png")
     Image.fromarray(photo[:20, :70]).save(tmp_path / "shot.jpg", quality=80)
     Image.fromarray(photo[:33, :40, 1]).save(tmp_path / "grey.png")
-    paths = [tmp_path / name for name in ("photo.png", "shot.jpg", "grey.png")]
+    # An RGB file whose channels are equal stays RGB.
+    Image.fromarray(np.repeat(photo[:9, :5, :1], 3, -1)).save(tmp_path / "flat.png")
+    names = ("photo.png", "shot.jpg", "grey.png", "flat.png")
+    paths = [tmp_path / name for name in names]
     originals = [np.asarray(Image.open(path)) for path in paths]
     figures = compress_files(colour_model, paths, tmp_path / "x.vtfz", verbose=False)
-    assert figures["images"] == 3
+    assert figures["images"] == 4 and figures["conversions"] == {}
     written = decompress_file(colour_model, tmp_path / "x.vtfz", tmp_path / "out")
     for original, path in zip(originals, written):
         back = Image.open(path)
         assert back.mode == ("L" if original.ndim == 2 else "RGB")
         np.testing.assert_array_equal(np.asarray(back), original)
+    # The same from Python: grey images come back with one channel.
+    codec = BitsBackCodec(colour_model)
+    images = [originals[2], originals[3], originals[2][:5, :6, None]]
+    decoded = BitsBackCodec.decompress_bytes(colour_model, codec.compress(images))
+    assert [d.shape for d in decoded] == [(33, 40, 1), (9, 5, 3), (5, 6, 1)]
+    for original, image in zip(images, decoded):
+        np.testing.assert_array_equal(image.reshape(original.shape), original)
+    # The output may not be one of the inputs, or a folder.
+    with pytest.raises(ValueError, match="is one of the images"):
+        compress_files(colour_model, paths, paths[0], overwrite=True)
+    with pytest.raises(IsADirectoryError, match="not a directory"):
+        compress_files(colour_model, paths, f"{tmp_path}/new/")
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "new").exists()
 
 
 def test_files_of_the_doubling_schedule_still_decode(model_8bit, mnist_uint8):

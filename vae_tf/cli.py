@@ -361,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="how --image-dir files become the preset's image size: fit (scaled "
         "so the shorter side fits, centre-cropped: the whole picture, small) or "
         "random (random crops at the file's own resolution, new each epoch: for "
-        "a codec that codes full-size photos tile by tile) (default: fit)",
+        "a codec that codes full-size photos tile by tile; a file smaller than a "
+        "crop is first scaled up to cover it) (default: fit)",
     )
     train.add_argument(
         "--crops-per-image",

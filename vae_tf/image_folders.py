@@ -257,8 +257,9 @@ def folder_dataset(
         )
     if crop == "fit" and crops_per_image != 1:
         raise ValueError(
-            'crops_per_image applies to crop="random" (a fitted image has one '
-            f"crop). Received: {crops_per_image=}"
+            'crops_per_image (--crops-per-image) applies to crop="random" '
+            f"(--crop random); a fitted image has one crop. Received: "
+            f"{crops_per_image=}"
         )
     image_shape = (int(height), int(width), int(channels))
     dataset = tf.data.Dataset.from_tensor_slices(list(files))

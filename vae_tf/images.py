@@ -51,10 +51,19 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["MAX_PIXELS", "check_image_file", "read_image", "read_images", "tile"]
+__all__ = [
+    "MAX_PIXELS",
+    "GREY_TO_RGB",
+    "check_image_file",
+    "read_image",
+    "read_images",
+    "tile",
+]
 
 # Larger images are refused from their header, before any pixel is decoded.
 MAX_PIXELS = 100_000_000
+# The note of a grey file read for a colour model.
+GREY_TO_RGB = "grey replicated to RGB"
 
 
 def tile(images, columns: int, pad: int = 0):
@@ -415,7 +424,7 @@ def read_image(
             notes.append("colour converted to grey (ITU-R 601 luma)")
     elif channels == 3 and samples.shape[-1] == 1:
         samples = np.repeat(samples, 3, axis=-1)
-        notes.append("grey replicated to RGB")
+        notes.append(GREY_TO_RGB)
     return np.ascontiguousarray(samples, dtype=np.uint8), notes
 
 

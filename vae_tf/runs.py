@@ -172,10 +172,10 @@ def _train_data(
         )
         test_ds = _folder_test_dataset(test_files, shape, crop, crops_per_image)
         line = _folder_line(image_dir, train_files, test_files)
-        if crop == "random":
-            line = line[:-1] + (
+        if crop == "random":  # inside the brackets of "(... sizes)."
+            line = line.removesuffix(").") + (
                 f"; {crops_per_image:,} random {shape[0]}x{shape[1]} crops of each "
-                "training file a pass)."
+                "training file an epoch)."
             )
         num_train = len(train_files) * crops_per_image
         return _TrainData(train_ds, test_ds, num_train, "image-dir", None, line)

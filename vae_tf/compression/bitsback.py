@@ -82,6 +82,7 @@ from vae_tf.images import MAX_PIXELS
 __all__ = ["BitsBackCodec"]
 
 _SEED = 0x5EED
+_BIT = constriction.stream.model.Uniform(2)
 
 
 class BitsBackCodec(Codec):
@@ -102,6 +103,11 @@ class BitsBackCodec(Codec):
         arithmetic: `"fixed-point"` (files decode on any machine) or
             `"float"` (the networks in float32: decode where they were
             written; files from before the setting).
+        grey_flags: 1: a colour model also takes grey images (`(h, w)` or
+            `(h, w, 1)`), codes them as RGB with three equal channels and
+            gives them back grey, from one bit an image in the stream; 0:
+            colour images only (files from before the setting); `None`: 1
+            for a colour model, 0 for a grey one.
         schedule: how batches are sized: 1, from the bits the stack holds
             (the module docstring); 0, 1, 2, 4, ... images (files from
             before the setting).
@@ -127,6 +133,7 @@ class BitsBackCodec(Codec):
         "seed_words": (1, 1 << 16),
         "arithmetic": (0, 1),
         "schedule": (0, 1),
+        "grey_flags": (0, 1),
     }
     # Files written before these settings existed used float arithmetic,
     # batches of 1, 2, 4, ... images and posteriors over the whole range.
@@ -134,6 +141,7 @@ class BitsBackCodec(Codec):
         "arithmetic": ARITHMETICS["float"],
         "schedule": 0,
         "latent_window": 0,
+        "grey_flags": 0,
     }
     SCHEDULES = {"doubling": 0, "adaptive": 1}
     # A batch (and the seed) covers 1.25 times its images' posterior entropy,
@@ -151,6 +159,7 @@ class BitsBackCodec(Codec):
         seed_words: int | None = None,
         arithmetic: str | int = "fixed-point",
         schedule: int = 1,
+        grey_flags: int | None = None,
     ):
         model.check_coding("lossless")
         if not model.built or model.image_shape is None:
@@ -163,6 +172,9 @@ class BitsBackCodec(Codec):
             seed_words=seed_words,
             arithmetic=self.arithmetic_code(arithmetic),
             schedule=schedule,
+            grey_flags=int(model.image_shape[-1] == 3)
+            if grey_flags is None
+            else grey_flags,
         )
         for key, (low, high) in self.PARAM_BOUNDS.items():
             value = settings[key]
@@ -310,9 +322,10 @@ class BitsBackCodec(Codec):
     # Public API.
 
     def check_images(self, images) -> list:
-        """`Codec.check_images`, and the likelihood's check that it can code
+        """`Codec.check_images` (grey images replicated to RGB for a colour
+        model with `grey_flags`), and the likelihood's check that it can code
         them (e.g. binary pixels for a Bernoulli model)."""
-        checked = super().check_images(images)
+        checked = super().check_images(self._replicate_grey(images)[0])
         for image in checked:
             self.model.likelihood.check_codable(image[None])
         return checked
@@ -372,8 +385,9 @@ class BitsBackCodec(Codec):
 
     def encode(self, images, progress=None) -> container.Encoded:
         """Code `images` (uint8 `(N, *image_shape)`, or a list of images of
-        any sizes, coded as model-sized tiles: `tiles`); `progress(count)` is
-        called after each batch with its count of tiles.
+        any sizes, coded as model-sized tiles: `tiles`; for a colour model
+        with `grey_flags`, grey images too); `progress(count)` is called
+        after each batch with its count of tiles.
 
         Returns:
             `container.Encoded`: the payload words, the sizes, and `stats`
@@ -381,6 +395,7 @@ class BitsBackCodec(Codec):
             (payload minus seed: what the images cost) and the net rate in
             bits per dimension, `bits_per_dim`.
         """
+        images, grey = self._replicate_grey(images)
         images = self.check_images(images)
         tiles, regions = self.tiles(images)
         if regions is not None and self.settings["schedule"] == 0:
@@ -420,6 +435,8 @@ class BitsBackCodec(Codec):
                 progress(count)
         if adaptive:  # popped first by the receiver
             ans.encode_reverse(np.array(sizes, np.int32) - 1, self._size_model)
+        if self.settings["grey_flags"]:  # popped before the sizes
+            ans.encode_reverse(grey.astype(np.int32), _BIT)
         payload = ans.get_compressed()
         seed_bits = 32 * len(seed)
         payload_bits = 32 * len(payload)
@@ -464,7 +481,8 @@ class BitsBackCodec(Codec):
     def decode(self, payload, sizes, progress=None):
         """Decode the images of `sizes` (`(N, 2)`) from `payload` words: the
         reverse of `encode`. uint8 `(N, h, w, C)` when every image has the
-        model's size, else a list of `(h, w, C)` images."""
+        model's size (and its channels), else a list of `(h, w, C)` images
+        (`C` = 1 for an image coded grey)."""
         sizes = np.asarray(sizes).reshape(-1, 2)
         self._check_sizes(sizes)
         regions = self.tile_regions(sizes)
@@ -477,6 +495,9 @@ class BitsBackCodec(Codec):
                 "The payload is not an ANS stack: it is empty or ends in a zero word."
             )
         ans = constriction.stream.stack.AnsCoder(payload)
+        grey = np.zeros(len(sizes), bool)
+        if self.settings["grey_flags"]:
+            grey = ans.decode(_BIT, len(sizes)).astype(bool)
         tiles = np.empty((num_tiles, *self.image_shape), np.uint8)
         for start, stop in reversed(self._read_schedule(ans, num_tiles)):
             count = stop - start
@@ -498,9 +519,38 @@ class BitsBackCodec(Codec):
                 "The payload did not decode to a consistent stream (the initial "
                 f"words were not recovered). {self.mismatch_advice()}"
             )
-        if regions is None:
+        if regions is None and not grey.any():
             return tiles
-        return self._untile(tiles, sizes)
+        images = list(tiles) if regions is None else self._untile(tiles, sizes)
+        for i in np.flatnonzero(grey):
+            image = images[i]
+            if not (np.all(image[..., :1] == image[..., 1:])):
+                raise container.CorruptFileError(
+                    f"Image {i} is marked grey but its channels differ. "
+                    f"{self.mismatch_advice()}"
+                )
+            images[i] = image[..., :1]
+        return images
+
+    def _replicate_grey(self, images) -> tuple:
+        """`images` with grey ones (`(h, w)` or `(h, w, 1)`) replicated to RGB
+        for a codec with `grey_flags`, and which were grey (bool `(N,)`)."""
+        if not self.settings["grey_flags"] or (
+            isinstance(images, np.ndarray) and images.ndim == 4
+        ):
+            count = len(images) if isinstance(images, (list, tuple, np.ndarray)) else 0
+            return images, np.zeros(count, bool)
+        if not isinstance(images, (list, tuple)):
+            return images, np.zeros(0, bool)  # check_images says what is wrong
+        replicated, grey = [], []
+        for image in images:
+            image = np.asarray(image)
+            flat = image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 1)
+            if flat and image.size:
+                image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=-1)
+            replicated.append(image)
+            grey.append(flat)
+        return replicated, np.array(grey, bool)
 
     def _check_sizes(self, sizes):
         if np.any(sizes < 1) or np.any(sizes.prod(axis=1) > MAX_PIXELS):

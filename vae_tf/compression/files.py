@@ -6,6 +6,7 @@ to a temporary file and renamed into place, so a failure never leaves a
 half-written file behind.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from vae_tf._files import write_atomically
 from vae_tf.compression import container
 from vae_tf.compression.bitsback import BitsBackCodec
 from vae_tf.compression.lossy_codec import LossyCodec
-from vae_tf.images import read_images
+from vae_tf.images import GREY_TO_RGB, read_images
 
 __all__ = [
     "code_files",
@@ -69,6 +70,13 @@ def code_files(model, paths, lossless: bool = True, verbose: bool = False) -> tu
     paths = list(paths)
     codec = BitsBackCodec(model) if lossless else LossyCodec(model)
     images, notes = read_images(paths, (None, None, codec.channels), exact=lossless)
+    if lossless and codec.settings.get("grey_flags"):
+        # Grey files go to a colour model's codec as grey: it codes them as
+        # RGB and gives them back grey.
+        for i, image_notes in enumerate(notes):
+            if GREY_TO_RGB in image_notes:
+                images[i] = images[i][..., :1]
+                notes[i] = [n for n in image_notes if n != GREY_TO_RGB]
     if lossless:  # any size: the codec tiles images of other sizes than its model's
         for path, image in zip(paths, images):  # name the file a refusal is about
             try:
@@ -124,14 +132,21 @@ def compress_files(
     replaced only with `overwrite`.
 
     Raises:
-        IsADirectoryError: `output` is a directory.
+        IsADirectoryError: `output` is a directory (or ends in a slash).
         FileExistsError: `output` exists and `overwrite` is false.
         FileNotFoundError: an image file does not exist.
-        ValueError: the model has no codec for the mode, or a file is refused.
+        ValueError: the model has no codec for the mode, a file is refused,
+            or `output` is one of `paths`.
     """
-    output = Path(output)
-    if output.is_dir():
+    paths = list(paths)
+    if str(output).endswith(("/", os.sep)) or Path(output).is_dir():
         raise IsADirectoryError(f"-o must be a file path, not a directory: {output}")
+    output = Path(output)
+    inputs = {Path(path).resolve() for path in paths}
+    if output.resolve() in inputs:
+        raise ValueError(
+            f"-o {output} is one of the images to compress: choose another output."
+        )
     model.check_coding("lossless" if lossless else "lossy")
     if output.exists() and not overwrite:
         raise FileExistsError(
@@ -154,6 +169,13 @@ def decode_bytes(model, data: bytes, progress=None) -> list:
             foreign file, or one written with another model.
     """
     lossy = container.unpack(data).kind == container.LOSSY
+    kind = "lossy" if lossy else "lossless"
+    if kind not in model.coding:
+        raise container.WrongModelError(
+            f"This is a {kind} file, and this run's model does not code {kind}: "
+            "the file was written with another model. Decode it with the run that "
+            "wrote it."
+        )
     codec, parsed = (LossyCodec if lossy else BitsBackCodec).from_file(model, data)
     return codec.decode(parsed.payload, parsed.sizes, progress=progress)
 
@@ -161,9 +183,9 @@ def decode_bytes(model, data: bytes, progress=None) -> list:
 def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True):
     """Decode a `.vtfz` file into `out_dir/00000.png`, ... (the input order).
 
-    Nothing is written unless the whole file decodes. A colour model codes a
-    grey image as RGB with three equal channels; a lossless file gives such
-    an image back as a grey PNG, with the same pixel values.
+    Nothing is written unless the whole file decodes (and the outputs are
+    checked before decoding starts). A grey image coded by a colour model
+    comes back as a grey PNG.
 
     Returns:
         The paths written.
@@ -174,17 +196,15 @@ def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True)
         raise FileNotFoundError(f"No compressed file at {path}.")
     data = path.read_bytes()
     try:
-        parsed = container.unpack(data)
-        count, lossless = parsed.num_images, parsed.kind == container.LOSSLESS
-        images = decode_bytes(model, data, progress=_progress(count, verbose))
-    except ValueError as error:  # damaged, foreign or another model's file
+        count = container.unpack(data).num_images
+    except ValueError as error:  # damaged or foreign
         raise type(error)(f"{path}: {error}") from None
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(
             f"--output-dir must be a directory. Received: {out_dir}"
         )
-    digits = max(5, len(str(len(images) - 1)))
-    names = [out_dir / f"{i:0{digits}d}.png" for i in range(len(images))]
+    digits = max(5, len(str(count - 1)))
+    names = [out_dir / f"{i:0{digits}d}.png" for i in range(count)]
     existing = [name for name in names if name.exists()]
     if existing and not overwrite:
         raise FileExistsError(
@@ -192,19 +212,14 @@ def decompress_file(model, path, out_dir, overwrite: bool = False, verbose=True)
             "outputs do). "
             "Choose another directory or pass --overwrite."
         )
+    try:
+        images = decode_bytes(model, data, progress=_progress(count, verbose))
+    except ValueError as error:  # damaged, foreign or another model's file
+        raise type(error)(f"{path}: {error}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, image in zip(names, images):
-        grey = image.shape[-1] == 1 or (lossless and _equal_channels(image))
-        array = image[..., 0] if grey else image
+        array = image[..., 0] if image.shape[-1] == 1 else image
         write_atomically(
             name, lambda tmp, a=array: Image.fromarray(a).save(tmp, format="PNG")
         )
     return names
-
-
-def _equal_channels(image) -> bool:
-    """Whether an RGB image's three channels are one grey image."""
-    return bool(
-        (image[..., 0] == image[..., 1]).all()
-        and (image[..., 1] == image[..., 2]).all()
-    )
