@@ -160,7 +160,7 @@ def colour_model(mnist_uint8):
     keras.utils.set_random_seed(0)
     model = presets.get("cifar10-lossless").build_model(0)
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
-    train = digits_as_colour(mnist_uint8[0], 2000).astype("float32") / 255.0
+    train = digits_as_colour(mnist_uint8[0], 1000).astype("float32") / 255.0
     model.fit(train, batch_size=32, epochs=1, verbose=0)
     return model
 

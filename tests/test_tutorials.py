@@ -246,6 +246,9 @@ def test_conv_cifar10_tutorial_quick_run(quick_runs):
         "samples.png",
         "reconstructions_mse.png",
         "samples_hierarchical.png",
+        "lossless_reconstructions.png",
+        "lossless_temperatures.png",
+        "lossless_one_z_many_draws.png",
     ):
         assert_drawn(tmp_path / figure)
     # One short epoch: below a uniform model's 8 bits/dim, far from converged.
@@ -258,6 +261,9 @@ def test_conv_cifar10_tutorial_quick_run(quick_runs):
     assert 3.0 < metrics["hierarchical"]["test_bits_per_dim"] < 8
     level_kls = metrics["hierarchical"]["test_kl_per_level_nats"]
     assert len(level_kls) == 2 and min(level_kls) >= 0.0
+    local = metrics["lossless_preset"]
+    assert 3.0 < local["test_bits_per_dim"] < 10 and local["num_latent_dims"] == 1024
+    assert 0.0 <= local["test_kl_bits_per_dim"] < local["test_bits_per_dim"]
 
 
 @pytest.mark.tutorial("08_model_compression_and_deployment.py")
@@ -300,6 +306,13 @@ def test_compression_tutorial_quick_run(quick_runs):
     assert bitsback["net_bits_per_dim"] == pytest.approx(
         bitsback["negative_elbo_bits_per_dim"], rel=0.05
     )
+    # Colour, any size: exact, and the net rate is the ELBO (a few images).
+    colour = metrics["bitsback_colour"]
+    assert colour["bit_exact"] is True and colour["odd_size_exact"] is True
+    assert colour["net_bits_per_dim"] == pytest.approx(
+        colour["negative_elbo_bits_per_dim"], rel=0.05
+    )
+    assert colour["first_image_pops_bits"] > 5000  # 1,024 latents
 
 
 @pytest.mark.tutorial("09_scaling_out.py")

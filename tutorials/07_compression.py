@@ -85,7 +85,8 @@ class Config:
     qualities: tuple = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90)
     bitsback_epochs: int = 5
     bitsback_images: int = 500
-    colour_epochs: int = 1  # cifar10-lossless on num_train_images (the preset: 12)
+    colour_epochs: int = 1  # cifar10-lossless (the preset: 12 epochs of 50,000)
+    colour_train_images: int = 25000
     colour_images: int = 200
     xla: bool = True  # XLA's compile time is repaid over many steps, not a few
     seed: int = 0
@@ -118,7 +119,8 @@ if args.quick:
         qualities=(10, 30, 50, 70, 90),
         bitsback_epochs=1,
         bitsback_images=100,
-        colour_images=20,
+        colour_train_images=1000,
+        colour_images=12,
         xla=False,
     )
 output_dir = Path(args.output_dir)
@@ -431,7 +433,7 @@ if args.lossless_run:
 else:
     recipe = vae_tf.presets.get("cifar10-lossless")
     colour_vae = recipe.build_model(seed=config.seed)
-    colour_train = cifar_train[: config.num_train_images]
+    colour_train = cifar_train[: config.colour_train_images]
     recipe.compile(colour_vae, len(colour_train), config.colour_epochs, 32)
     colour_vae.fit(
         data.make_dataset(colour_train, batch_size=32, shuffle=True, seed=0),
