@@ -239,6 +239,10 @@ def test_colour_files_of_any_size_come_back_bit_for_bit(colour_model, tmp_path):
     assert [d.shape for d in decoded] == [(33, 40, 1), (9, 5, 3), (5, 6, 1)]
     for original, image in zip(images, decoded):
         np.testing.assert_array_equal(image.reshape(original.shape), original)
+    # A batch array of grey images, too.
+    batch = originals[2][None, :32, :32, None]
+    data = codec.compress(batch)
+    assert BitsBackCodec.decompress_bytes(colour_model, data)[0].shape == (32, 32, 1)
     # The output may not be one of the inputs, or a folder.
     with pytest.raises(ValueError, match="is one of the images"):
         compress_files(colour_model, paths, paths[0], overwrite=True)

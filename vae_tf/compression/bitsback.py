@@ -535,13 +535,11 @@ class BitsBackCodec(Codec):
     def _replicate_grey(self, images) -> tuple:
         """`images` with grey ones (`(h, w)` or `(h, w, 1)`) replicated to RGB
         for a codec with `grey_flags`, and which were grey (bool `(N,)`)."""
-        if not self.settings["grey_flags"] or (
-            isinstance(images, np.ndarray) and images.ndim == 4
-        ):
-            count = len(images) if isinstance(images, (list, tuple, np.ndarray)) else 0
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            images = list(images)
+        if not self.settings["grey_flags"] or not isinstance(images, (list, tuple)):
+            count = len(images) if isinstance(images, (list, tuple)) else 0
             return images, np.zeros(count, bool)
-        if not isinstance(images, (list, tuple)):
-            return images, np.zeros(0, bool)  # check_images says what is wrong
         replicated, grey = [], []
         for image in images:
             image = np.asarray(image)
