@@ -463,9 +463,8 @@ times the MNIST model's. Two things follow.
 
 colour = cifar_test[: config.colour_images]
 codec = BitsBackCodec(colour_vae)
-_, std = codec._posterior_bins(colour[:1])
-first_pop = float(codec.entropy_bits(std).sum())
-print(f"bits one image pops: {first_pop:.0f} ({std.size} latents)")
+first_pop = float(codec.pop_bits(colour[:1])[0])
+print(f"bits one image pops: {first_pop:.0f} ({codec.latent_size} latents)")
 encoded = codec.encode(colour)
 data_bytes = codec.pack(encoded)
 decoded = BitsBackCodec.decompress_bytes(colour_vae, data_bytes)

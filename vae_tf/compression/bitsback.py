@@ -261,6 +261,17 @@ class BitsBackCodec(Codec):
         only: the receiver never computes it."""
         return np.maximum(0.0, np.log2(std * math.sqrt(2 * math.pi * math.e)))
 
+    def pop_bits(self, images) -> np.ndarray:
+        """About the bits popping each image's latents takes off the stack
+        (its posterior entropy at the bins, `entropy_bits`): what the initial
+        bits and each batch are sized by. `images`: uint8 `(N, *image_shape)`.
+
+        Returns:
+            float `(N,)`, in bits.
+        """
+        _, std = self._posterior_bins(np.asarray(images))
+        return self.entropy_bits(std).reshape(len(images), -1).sum(axis=1)
+
     def _windows(self, mean: np.ndarray, std: np.ndarray):
         """Each latent's window: its centre bin, half-width (from the table)
         and the posterior mean relative to the centre. Exact float64
