@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae_tf import _tf_logs, cli, data, runs
+from vae_tf import _tf_logs, cli, data, presets, runs
 
 ROOT = Path(__file__).parent.parent
 TIMEOUT = 300  # seconds for any child process
@@ -145,21 +145,47 @@ def test_evaluate_names_a_local_data_file_and_its_size(trained, tmp_path, capsys
     assert capsys.readouterr().err == ""  # quiet as a library
 
 
-def test_train_on_an_image_folder_names_its_files_and_split(tmp_path, capsys):
+def test_train_on_an_image_folder_from_a_runs_weights(tmp_path, capsys):
+    """An image-folder run names its files and split; `init_from` starts it at
+    a finished run's weights and is recorded."""
     photos = tmp_path / "photos"
     photos.mkdir()
     rng = np.random.default_rng(0)
     for i in range(41):
         pixels = rng.integers(0, 256, (20, 24), np.uint8)
         Image.fromarray(pixels).save(photos / f"img{i:03d}.png")
+    # A finished run of seed 1, written by hand: its model and run.json.
+    preset = presets.get("mnist-dense")
+    source = preset.build_model(1)
+    source.build((None, 28, 28, 1))
+    (tmp_path / "a").mkdir()
+    source.save(tmp_path / "a" / runs.MODEL_FILE)
+    runs.write_json(tmp_path / "a" / runs.RUN_FILE, {"preset": "mnist-dense"})
+    settings = dict(epochs=1, batch_size=32, verbose=0, image_dir=photos)
+    settings["figures"] = False
     runs.train(
-        "mnist-dense", tmp_path / "run", epochs=1, batch_size=32, verbose=0,
-        image_dir=photos, print_data_source=True,
+        "mnist-dense", tmp_path / "b", init_from=tmp_path / "a",
+        print_data_source=True, **settings,
     )  # fmt: skip
     # Every 20th file is held out: 2 test files, 39 train files.
     assert f"Data: 41 image files under {photos} (39 train / 2 test)." in (
         capsys.readouterr().err.splitlines()
     )
+    scratch = preset.build_model(0)  # what seed 0 starts from without it
+    scratch.build((None, 28, 28, 1))
+    trained, config = runs.load_run(tmp_path / "b")
+    a, b, c = (
+        np.concatenate([w.ravel() for w in model.get_weights()])
+        for model in (source, trained, scratch)
+    )
+    # Two steps move the weights far less than two initialisations differ.
+    assert np.abs(b - a).max() < 0.1 * np.abs(c - a).max()
+    assert config["init_from"] == str(tmp_path / "a")
+    with pytest.raises(ValueError, match="is a 'mnist-dense' run.*'mnist-conv' run"):
+        runs.train("mnist-conv", tmp_path / "d", init_from=tmp_path / "a", **settings)
+    with pytest.raises(FileNotFoundError, match="not a finished `vae-tf train` run"):
+        runs.train("mnist-dense", tmp_path / "e", init_from=photos, **settings)
+    assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
 
 
 COMMANDS = [

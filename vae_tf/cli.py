@@ -150,6 +150,7 @@ def _train(args):
         image_dir=args.image_dir,
         crop=args.crop,
         crops_per_image=args.crops_per_image,
+        init_from=args.init_from,
         jit_compile=None if args.xla is None else args.xla == "on",
         print_data_source=True,
         max_train_images=args.max_train_images,
@@ -369,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=1,
         help="with --crop random: crops of each file per epoch (default: 1)",
+    )
+    train.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="start from the weights of this finished run of the same preset "
+        "(fine-tuning, e.g. a CIFAR-10 codec on your own --image-dir); the "
+        "optimizer starts afresh",
     )
     train.add_argument(
         "--strategy",

@@ -240,6 +240,7 @@ def train(
     tensorboard: bool = False,
     crop: str = "fit",
     crops_per_image: int = 1,
+    init_from=None,
 ) -> dict:
     """Train a preset and write its run directory; resume it if it was cut short.
 
@@ -284,6 +285,10 @@ def train(
             codec that codes full-size pictures tile by tile). The test set
             is up to 64 fixed random crops of each held-out file.
         crops_per_image: random crops of each file per epoch.
+        init_from: a finished run directory of the same preset whose weights
+            start the training (fine-tuning, e.g. a CIFAR-10 codec on your
+            own photos); the optimizer starts afresh. A backup in
+            `output_dir` still takes precedence: a cut-short run resumes.
         jit_compile: compile the step with XLA; default: the preset's choice
             on one device, off under a distribution strategy (XLA fails there
             on CPU devices in TF 2.21).
@@ -311,6 +316,7 @@ def train(
         ValueError: unknown preset, strategy or precision, non-positive epochs,
             batch size or image counts, a bad image folder.
         FileExistsError: `output_dir` holds a model and `overwrite` is false.
+        FileNotFoundError: `init_from` is not a finished run directory.
     """
     from vae_tf import distribute
 
@@ -347,6 +353,12 @@ def train(
             f"{crops_per_image=} without image_dir."
         )
 
+    if init_from is not None and strategy == "multi-worker":
+        raise ValueError(
+            "--init-from loads a run's weights into one process's model; use it "
+            "with the default or mirrored strategy."
+        )
+    initial = None if init_from is None else _initial_weights(init_from, preset)
     output_dir = Path(output_dir)
     _check_output_dir(output_dir, overwrite)
     backup = _Backup(output_dir, overwrite)
@@ -369,6 +381,8 @@ def train(
         model = _build_model(
             preset, seed, lmbda, loaded.num_train, epochs, batch_size, strategy
         )
+        if initial is not None:
+            model.set_weights(initial)
         if jit_compile is not None:
             model.jit_compile = bool(jit_compile)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -427,10 +441,23 @@ def train(
             else {}
         ),
         **({"lmbda": model.lmbda} if preset.lossy else {}),
+        **({"init_from": str(init_from)} if init_from is not None else {}),
     }
     return _write_run(
         output_dir, model, loaded.test_ds, settings, fitted, seed, figures
     )
+
+
+def _initial_weights(run_dir, preset) -> list:
+    """The weights of the finished run `run_dir`, which must be of `preset`
+    (`train`'s `init_from`)."""
+    source, run_config = load_run(run_dir)
+    if run_config.get("preset") != preset.name:
+        raise ValueError(
+            f"--init-from {run_dir} is a {run_config.get('preset')!r} run; its "
+            f"weights fit that preset's model only. Expected a {preset.name!r} run."
+        )
+    return source.get_weights()
 
 
 def _check_settings(
