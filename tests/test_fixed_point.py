@@ -81,6 +81,34 @@ def test_the_graph_gives_the_interpreters_bits(networks):
         assert _same_bits(decoder(z), decoder.reference(z))
 
 
+def test_each_rule_of_the_graph_in_units_gives_the_interpreters_bits():
+    """The graph holds values in units of the grid step: every kind of op,
+    with weights on either side, against the numpy specification."""
+
+    def ops(x):
+        c = tf.constant(0.3)
+        y = x * c
+        count = tf.cast(tf.shape(x)[0], tf.float32)
+        return (
+            *(x + c, c - x, x - y, x + y, x * y, y * count, x / c),
+            *(c / (tf.abs(x) + 1.0), x / (tf.abs(y) + 5.0), tf.maximum(x, c)),
+            *(tf.minimum(x, y), -x, tf.abs(x), tf.nn.relu(x), tf.nn.relu6(x)),
+            *(tf.square(x), tf.sqrt(tf.abs(x)), tf.math.rsqrt(tf.abs(x) + 1.0)),
+            *(tf.clip_by_value(x, -0.7, 0.4), tf.round(x * 3.0), tf.floor(y)),
+            tf.cast(tf.cast(x * 4.0, tf.int32), tf.float32),
+            tf.concat([x, tf.constant([[0.3, -0.7]])], axis=0),
+            tf.tanh(x) * tf.exp(-tf.abs(y)) + tf.math.erf(x) - tf.sigmoid(y),
+        )
+
+    network = FixedPointNetwork(ops, [tf.TensorSpec([None, 2], tf.float32)])
+    assert network._graph is not None
+    step = fixed_point._STEP
+    x = to_grid(np.linspace(-9, 9, 4002)).reshape(-1, 2)
+    ties = np.arange(-40, 40).reshape(-1, 2) * step  # halves of steps ahead
+    for inputs in (x, ties, 1000 * x):
+        assert _same_bits(network(inputs), network.reference(inputs))
+
+
 def test_the_graph_rounds_ties_to_even_like_the_interpreter():
     def affine(x):
         return x * tf.constant(0.5) + tf.constant(0.25)

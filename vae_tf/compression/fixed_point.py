@@ -32,14 +32,18 @@ TensorFlow graph once, then evaluates it op by op with these rules:
   the same function on every machine.
 
 The network runs as one TensorFlow graph of float64 ops that apply these
-rules (kept out of XLA); `FixedPointNetwork.reference` runs the same rules
-op by op in numpy, as the specification the graph is tested against (and
-for the few ops whose exact function is numpy code: `Log`, `Log1p`,
-`Softplus`). Why not LiteRT's integer kernels, which are faster: their
-requantisation (an int32 sum scaled back to int8) is rounded differently
-by different kernel libraries and instruction sets (XNNPACK's x86 and ARM
-kernels, TFLite's single and double rounding builds), so an int8 network
-is not the same function everywhere; exact float64 sums are.
+rules (kept out of XLA), on values held in units of the grid step (`x *
+2**16`: an exact scaling, which commutes with every correctly rounded
+operation, so rounding to the grid is one `round` and a clip).
+`FixedPointNetwork.reference` runs the same rules op by op in numpy, as
+the specification the graph is tested against (and for the few ops whose
+exact function is numpy code: `Log`, `Log1p`, `Softplus`).
+
+Why not LiteRT's integer kernels, which are faster: their requantisation
+(an int32 sum scaled back to int8) is rounded differently by different
+kernel libraries and instruction sets (XNNPACK's x86 and ARM kernels,
+TFLite's single and double rounding builds), so an int8 network is not the
+same function everywhere; exact float64 sums are.
 
 The guarantee: for the same network weights and the same inputs on the
 grid, every machine, process, thread count, batch size and grouping gives
@@ -426,30 +430,45 @@ class FixedPointNetwork:
             return None
 
         def graph(zero, *inputs):
-            values, tables = {}, {}
+            # Float tensors are held in units of the grid step (`x * 2**16`,
+            # an exact scaling): rounding to the grid is then `round` and a
+            # clip, with no scaling passes. Float constants are held as they
+            # are and scaled where an op needs them in units.
+            values, kinds, tables = {}, {}, {}
             for name, x in zip(self._inputs, inputs):
-                values[name] = _tf_to_grid(x, zero)
+                values[name], kinds[name] = _round_units(x * _SCALE, zero), "units"
             for node in nodes:
                 if node.name in values or node.op == "NoOp":
                     continue
                 if node.op == "Const":
                     value = np.asarray(self._constants[node.name])
-                    if np.issubdtype(value.dtype, np.floating):
+                    floating = np.issubdtype(value.dtype, np.floating)
+                    if floating:
                         value = value.astype(np.float64)
                     values[node.name] = tf.constant(value)
+                    kinds[node.name] = "constant" if floating else "integer"
                     continue
-                args = [
-                    self._value(values, i) for i in node.input if not i.startswith("^")
-                ]
+                inputs = [i for i in node.input if not i.startswith("^")]
+                args = [self._value(values, i) for i in inputs]
+                arg_kinds = [kinds[i.split(":")[0]] for i in inputs]
                 if node.op in _TABLE_DOMAINS:  # one table constant per op
                     if node.op not in tables:
-                        tables[node.op] = tf.constant(_table(node.op))
+                        tables[node.op] = tf.constant(_table(node.op) * _SCALE)
                     # The table holds grid values: rounding again is the identity.
-                    values[node.name] = _tf_look_up(node.op, args[0], tables[node.op])
-                    values[node.name] += zero  # the table holds +0.0: no-op
+                    values[node.name] = _tf_look_up_units(
+                        node.op, args[0], tables[node.op]
+                    )
+                    kinds[node.name] = "units"
                     continue
-                values[node.name] = self._evaluate_tf(node, args, zero)
-            outputs = tuple(self._value(values, t) for t in self._outputs)
+                values[node.name], kinds[node.name] = self._evaluate_units(
+                    node, args, arg_kinds, zero
+                )
+            outputs = tuple(
+                self._value(values, t) * _STEP
+                if kinds[t.split(":")[0]] == "units"
+                else self._value(values, t)
+                for t in self._outputs
+            )
             return outputs[0] if self._single else outputs
 
         signature = [tf.TensorSpec([], tf.float64)] + [
@@ -467,18 +486,81 @@ class FixedPointNetwork:
             run, input_signature=signature, autograph=False, jit_compile=False
         )
 
-    def _evaluate_tf(self, node, args, zero):
-        if node.op in _ELEMENTWISE:
-            function = _ELEMENTWISE[node.op][1]
-            dtype = _attr(node, "T")
-            if dtype is not None and not dtype.is_floating:
-                return function(*args)
-            if node.op in _EXACT_ON_GRID:  # of a grid value: a grid value
-                return function(*args) + zero  # but never -0.0
-            return _tf_to_grid(function(*args), zero)
-        if node.op in _STRUCTURAL:
-            return _STRUCTURAL[node.op](*args, node=node)
-        return _tf_to_grid(self._product(node, args), zero)
+    def _evaluate_units(self, node, args, kinds, zero) -> tuple:
+        """One node of the compiled graph: `(value, kind)` from its inputs'
+        values and kinds (`"units"`: a grid tensor in units of the step;
+        `"constant"`: a float weight as it is; `"integer"`). Each rule gives
+        the interpreter's value times `2**16` exactly: scaling by a power of
+        two commutes with every correctly rounded operation."""
+        op = node.op
+        if op in _STRUCTURAL:
+            return self._structural_units(node, args, kinds)
+        if op in _PRODUCTS:  # the weights' integer sums, in units: exact
+            return _round_units(self._product(node, args), zero), "units"
+        dtype = _attr(node, "T")
+        if dtype is not None and not dtype.is_floating:  # shapes, indices
+            return _ELEMENTWISE[op][1](*args), "integer"
+        units = [k == "units" for k in kinds]
+        scaled = [a if u else a * _SCALE for a, u in zip(args, units)]
+        if op in ("Add", "AddV2", "BiasAdd", "Sub"):
+            out = scaled[0] - scaled[1] if op == "Sub" else scaled[0] + scaled[1]
+            if all(units):  # a sum of grid values is one, and never -0.0
+                return _clip_units(out), "units"
+            return _round_units(out, zero), "units"
+        if op == "Mul":
+            out = args[0] * args[1]
+            return _round_units(out * _STEP if all(units) else out, zero), "units"
+        if op == "RealDiv":
+            if units[1]:  # x / y = U / V; c / x = c * 2**16 / U
+                out = (scaled[0] / args[1]) * _SCALE
+            else:
+                out = args[0] / args[1]
+            return _round_units(out, zero), "units"
+        if op in ("Maximum", "Minimum"):
+            out = _ELEMENTWISE[op][1](scaled[0], scaled[1])
+            if all(units):
+                return out, "units"
+            return _round_units(out, zero), "units"
+        if op in _EXACT_ON_GRID:  # of a grid value: a grid value
+            if op == "Relu6":
+                return tf.clip_by_value(args[0], 0.0, 6.0 * _SCALE) + zero, "units"
+            return _ELEMENTWISE[op][1](args[0]) + zero, "units"
+        if op == "Square":
+            return _round_units(args[0] * args[0] * _STEP, zero), "units"
+        if op == "Sqrt":  # sqrt(x) * 2**16 = sqrt(U) * 2**8
+            return _round_units(tf.sqrt(args[0]) * 2.0**8, zero), "units"
+        if op == "Rsqrt":  # 2**16 / sqrt(x) = 2**24 / sqrt(U)... as 1 / sqrt
+            out = (1.0 / tf.sqrt(args[0])) * 2.0**24
+            return _round_units(out, zero), "units"
+        # Any other op: on the values themselves (an exact scaling back).
+        plain = [a * _STEP if u else a for a, u in zip(args, units)]
+        out = _ELEMENTWISE[op][1](*plain)
+        return _round_units(out * _SCALE, zero), "units"
+
+    def _structural_units(self, node, args, kinds) -> tuple:
+        """Ops that move values: the same on values in units, float
+        constants among their data scaled to units first."""
+        if node.op == "Cast":
+            target = _attr(node, "DstT")
+            if kinds[0] == "units" and not target.is_floating:
+                return tf.cast(args[0] * _STEP, target), "integer"
+            if kinds[0] != "units" and target.is_floating:
+                return tf.cast(args[0], tf.float64) * _SCALE, "units"
+            return args[0], kinds[0]
+        data = [
+            a * _SCALE if k == "constant" and any(k == "units" for k in kinds) else a
+            for a, k in zip(args, kinds)
+        ]
+        out = _STRUCTURAL[node.op](*data, node=node)
+        if not (out[0] if isinstance(out, list) else out).dtype.is_floating:
+            kind = "integer"  # e.g. a shape
+        elif any(k == "units" for k in kinds):
+            kind = "units"
+        elif any(k == "constant" for k in kinds):
+            kind = "constant"
+        else:
+            kind = "integer"
+        return out, kind
 
     def _product(self, node, args):
         """A matrix product or convolution of `args` (tensors or float64
@@ -522,19 +604,24 @@ class FixedPointNetwork:
 # tests check it on every preset's networks.
 
 
-def _tf_to_grid(x, zero):
-    """`to_grid` in TensorFlow. `zero` is a 0.0 the graph receives as an
-    input: adding it turns -0.0 into 0.0, and unlike a constant zero, graph
-    optimization cannot remove the addition."""
-    x = tf.round(x * _SCALE) * _STEP  # round half to even, as np.rint
-    return tf.clip_by_value(x, -ACTIVATION_LIMIT, ACTIVATION_LIMIT) + zero
+def _round_units(x, zero):
+    """`to_grid` of values in units: round half to even, clip, and no -0.0
+    (`zero` is a 0.0 the graph receives as an input: unlike a constant zero,
+    graph optimization cannot remove the addition)."""
+    return _clip_units(tf.round(x)) + zero
 
 
-def _tf_look_up(op, x, table):
-    """`op`'s function of grid values `x` from its `table` (a constant)."""
+def _clip_units(x):
+    limit = ACTIVATION_LIMIT * _SCALE
+    return tf.clip_by_value(x, -limit, limit)
+
+
+def _tf_look_up_units(op, units, table):
+    """`op`'s function of grid values, in units, from its `table` (a
+    constant, in units)."""
     _, low, _ = _TABLE_DOMAINS[op]
     offset = round(low * _SCALE)
-    index = tf.clip_by_value(x * _SCALE, offset, offset + table.shape[0] - 1)
+    index = tf.clip_by_value(units, offset, offset + table.shape[0] - 1)
     return tf.gather(table, tf.cast(index - offset, tf.int64))
 
 
