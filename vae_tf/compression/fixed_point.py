@@ -491,7 +491,9 @@ class FixedPointNetwork:
         values and kinds (`"units"`: a grid tensor in units of the step;
         `"constant"`: a float weight as it is; `"integer"`). Each rule gives
         the interpreter's value times `2**16` exactly: scaling by a power of
-        two commutes with every correctly rounded operation."""
+        two commutes with every correctly rounded operation. A value in
+        units is never -0.0 (each rule keeps it so), and a clip that cannot
+        change a value is left out."""
         op = node.op
         if op in _STRUCTURAL:
             return self._structural_units(node, args, kinds)
@@ -509,7 +511,12 @@ class FixedPointNetwork:
             return _round_units(out, zero), "units"
         if op == "Mul":
             out = args[0] * args[1]
-            return _round_units(out * _STEP if all(units) else out, zero), "units"
+            if all(units):
+                return _round_units(out * _STEP, zero), "units"
+            weight = self._constants.get(node.input[units.index(False)].split(":")[0])
+            if weight is not None and np.all(np.abs(weight) <= 1.0):  # no clip
+                return tf.round(out) + zero, "units"
+            return _round_units(out, zero), "units"
         if op == "RealDiv":
             if units[1]:  # x / y = U / V; c / x = c * 2**16 / U
                 out = (scaled[0] / args[1]) * _SCALE
@@ -522,9 +529,12 @@ class FixedPointNetwork:
                 return out, "units"
             return _round_units(out, zero), "units"
         if op in _EXACT_ON_GRID:  # of a grid value: a grid value
+            # Values in units are never -0.0, so neither are these.
+            if op == "Neg":
+                return zero - args[0], "units"  # +0.0 - (+0.0) is +0.0
             if op == "Relu6":
-                return tf.clip_by_value(args[0], 0.0, 6.0 * _SCALE) + zero, "units"
-            return _ELEMENTWISE[op][1](args[0]) + zero, "units"
+                return tf.clip_by_value(args[0], 0.0, 6.0 * _SCALE), "units"
+            return _ELEMENTWISE[op][1](args[0]), "units"
         if op == "Square":
             return _round_units(args[0] * args[0] * _STEP, zero), "units"
         if op == "Sqrt":  # sqrt(x) * 2**16 = sqrt(U) * 2**8
