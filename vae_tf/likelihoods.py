@@ -779,6 +779,10 @@ class LocalAutoregressiveGaussian(Likelihood):
         def column_major(t):  # (batch, w, C) -> (w, batch, C)
             return np.ascontiguousarray(t.transpose(1, 0, 2))
 
+        def paired(first, second):  # (w, batch, 2, C): a mean and a scale term
+            return np.stack([column_major(first), column_major(second)], axis=2)
+
+        left_offsets = [CAUSAL_NEIGHBOURS[i][1] for i in left]
         for row in range(height):
             neighbours = [
                 canvas[:, pad + row + dy, pad + dx : pad + dx + width]
@@ -791,66 +795,56 @@ class LocalAutoregressiveGaussian(Likelihood):
                 [b[i][:, row] for i in above],
                 neighbours,
             )  # (batch, w, C)
-            mu_row, log_scale_row = column_major(mu_row), column_major(log_scale_row)
-            a_left = [column_major(a[i][:, row]) for i in left]
-            b_left = [column_major(b[i][:, row]) for i in left]
-            a_earlier = [column_major(a[i][:, row]) for i in earlier]
-            b_earlier = [column_major(b[i][:, row]) for i in earlier]
-            decoded = np.full((width + pad, count, channels), -1.0)
+            # The mean and the log-scale side by side, so each neighbour's two
+            # terms are one product and one sum (the same arithmetic).
+            terms_row = paired(mu_row, log_scale_row)
+            left_row = [paired(a[i][:, row], b[i][:, row]) for i in left]
+            earlier_row = [paired(a[i][:, row], b[i][:, row]) for i in earlier]
+            decoded = np.full((width + pad, count, 1, channels), -1.0)
             for col in range(width):
-                mu, log_scale = self._accumulate(
-                    mu_row[col],
-                    log_scale_row[col],
-                    [a_n[col] for a_n in a_left],
-                    [b_n[col] for b_n in b_left],
-                    [decoded[pad + col + CAUSAL_NEIGHBOURS[i][1]] for i in left],
-                )  # (batch, C)
+                terms = terms_row[col]  # (batch, 2, C)
+                for weights, dx in zip(left_row, left_offsets):
+                    terms = terms + weights[col] * decoded[pad + col + dx]
                 inside = slice(None)  # the images this position is coded in
                 if sizes is not None:
                     inside = np.flatnonzero((sizes[:, 0] > row) & (sizes[:, 1] > col))
+                    terms = terms[inside]
                 value = np.zeros((count, channels), np.int32)
                 if earlier:
                     value[inside] = self._pop_channels(
-                        coder,
-                        mu[inside],
-                        log_scale[inside],
-                        [a_n[col][inside] for a_n in a_earlier],
-                        [b_n[col][inside] for b_n in b_earlier],
+                        coder, terms, [w[col][inside] for w in earlier_row]
                     )
                 else:
-                    mean, scale = self._coding_distribution(
-                        mu[inside], log_scale[inside]
-                    )
+                    mean, scale = self._coding_distribution(terms[:, 0], terms[:, 1])
                     decoded_here = coder.decode(
                         _PIXEL_MODEL, mean.ravel(), scale.ravel()
                     )
                     value[inside] = decoded_here.reshape(-1, channels)
                 levels[row, col] = value
-                decoded[pad + col] = self._centred_levels(value)
-            canvas[:, pad + row, pad : pad + width] = decoded[pad:].transpose(1, 0, 2)
+                decoded[pad + col, :, 0] = self._centred_levels(value)
+            canvas[:, pad + row, pad : pad + width] = decoded[pad:, :, 0].transpose(
+                1, 0, 2
+            )
         return levels.transpose(2, 0, 1, 3).astype(np.uint8)
 
-    def _pop_channels(self, coder, mu, log_scale, a, b):
-        """One position's levels `(batch, C)`, channel by channel: each
-        channel's mean and scale add the earlier channels' terms in the order
-        `push_images` adds them (later channels as 0)."""
-        count, channels = mu.shape
+    def _pop_channels(self, coder, terms, earlier):
+        """One position's levels `(batch, C)`, channel by channel: `terms`
+        `(batch, 2, C)` are the mean and log-scale with the spatial
+        neighbours' terms, `earlier` the weights `(batch, 2, C)` of each
+        earlier-channel slot. Each channel adds the earlier channels' terms
+        in the order `push_images` adds them; the terms of later channels,
+        which `push_images` adds as products with 0, change no value (a
+        centred level is never 0) and are left out."""
+        count, _, channels = terms.shape
         values = np.zeros((count, channels), np.int32)
-        centred = np.zeros((count, channels))
+        centred = np.zeros((count, 1, channels))
         for c in range(channels):
-            slots = [
-                centred[:, j] if j < c else np.zeros(count) for j in range(channels - 1)
-            ]
-            mu_c, log_scale_c = self._accumulate(
-                mu[:, c],
-                log_scale[:, c],
-                [a_j[:, c] for a_j in a],
-                [b_j[:, c] for b_j in b],
-                slots,
-            )
-            mean, scale = self._coding_distribution(mu_c, log_scale_c)
+            terms_c = terms[:, :, c]
+            for j in range(c):
+                terms_c = terms_c + earlier[j][:, :, c] * centred[:, :, j]
+            mean, scale = self._coding_distribution(terms_c[:, 0], terms_c[:, 1])
             values[:, c] = coder.decode(_PIXEL_MODEL, mean, scale)
-            centred[:, c] = self._centred_levels(values[:, c])
+            centred[:, 0, c] = self._centred_levels(values[:, c])
         return values
 
     def get_config(self) -> dict:
