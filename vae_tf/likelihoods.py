@@ -708,9 +708,13 @@ class LocalAutoregressiveGaussian(Likelihood):
         low = math.floor(self.min_log_scale * self._LOG_SCALE_STEPS)
         high = math.ceil(self.MAX_LOG_SCALE * self._LOG_SCALE_STEPS)
         table = _pixel_scale_table(low, high, self._LOG_SCALE_STEPS)
-        log_scale = np.clip(log_scale, self.min_log_scale, self.MAX_LOG_SCALE)
+        # np.maximum and np.minimum: np.clip's values, with less overhead
+        # per call (the decoder calls this once per pixel and channel).
+        log_scale = np.minimum(
+            np.maximum(log_scale, self.min_log_scale), self.MAX_LOG_SCALE
+        )
         steps = np.rint(log_scale * self._LOG_SCALE_STEPS).astype(np.int64)
-        mean = np.clip((mu + 1.0) * 127.5, -1e4, 1e4)
+        mean = np.minimum(np.maximum((mu + 1.0) * 127.5, -1e4), 1e4)
         return mean, table[steps - low]
 
     @staticmethod

@@ -338,9 +338,10 @@ class FixedPointNetwork:
                 tf.constant(0.0, tf.float64),
                 *(tf.constant(np.asarray(x, np.float64)) for x in inputs),
             )
+        # np.asarray shares the tensors' memory (read-only); .numpy() copies.
         if self._single:
-            return outputs.numpy()
-        return tuple(o.numpy() for o in outputs)
+            return np.asarray(outputs)
+        return tuple(np.asarray(o) for o in outputs)
 
     def reference(self, *inputs):
         """The same outputs, computed op by op in numpy: the specification
