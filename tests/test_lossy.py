@@ -16,6 +16,7 @@ from vae_tf.compression import (
     CorruptFileError,
     LossyCodec,
     WrongModelError,
+    baselines,
     container,
 )
 from vae_tf.models.lossy import (
@@ -316,3 +317,36 @@ def test_cli_compresses_a_photo_of_any_size_and_decodes_it(model, tmp_path, caps
     assert cli.main([*argv, "--lossless"]) == 2
     assert "lossy codec" in capsys.readouterr().err
     assert not (tmp_path / "x.vtfz").exists()
+
+
+def test_classical_baselines_measure_photos_of_any_size_one_file_each():
+    """The photo benchmark's baselines: images of different sizes, one file
+    each, rates counting whole files, quality the mean over the images."""
+    rows, cols = np.mgrid[:180, :200]
+    ramp = np.stack([rows, cols, rows + cols], axis=-1) % 256
+    noise = np.random.default_rng(0).integers(0, 24, (180, 200, 3))
+    photo = (ramp + noise).clip(0, 255).astype(np.uint8)
+    images = [photo[:170], photo[:, :165]]
+    pixels = 170 * 200 + 180 * 165
+    jpeg = baselines.LOSSY_FORMATS["jpeg"]
+    points = baselines.classical_sweep(images, "jpeg", (30, 90))
+    for point, quality in zip(points, (30, 90)):
+        files = [
+            baselines.pillow_round_trip(i, quality=quality, **jpeg) for i in images
+        ]
+        assert point["bytes"] == sum(len(data) for data, _ in files)
+        assert point["bits_per_pixel"] == 8 * point["bytes"] / pixels
+        each = [
+            baselines.image_quality(d[None], i[None])
+            for (_, d), i in zip(files, images)
+        ]
+        assert point["psnr_db"] == pytest.approx(np.mean([e["psnr_db"] for e in each]))
+        assert point["ms_ssim"] == pytest.approx(np.mean([e["ms_ssim"] for e in each]))
+        error = files[0][1].astype(float) - images[0]
+        psnr = 10 * np.log10(255**2 / np.mean(error**2))
+        assert each[0]["psnr_db"] == pytest.approx(psnr, abs=1e-3)
+    low, high = points
+    assert high["bits_per_pixel"] > low["bits_per_pixel"]
+    assert high["psnr_db"] > low["psnr_db"] and high["ms_ssim"] > low["ms_ssim"]
+    small = [photo[:100, :100]]  # under MS-SSIM's 161 pixels a side
+    assert baselines.image_quality(small, small)["ms_ssim"] is None

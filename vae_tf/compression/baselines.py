@@ -75,19 +75,35 @@ def pillow_round_trip(image: np.ndarray, **options) -> tuple:
 def image_quality(decoded, originals) -> dict:
     """Mean PSNR (dB) and MS-SSIM of uint8 images against the originals.
 
-    MS-SSIM needs images of at least 161 pixels a side (5 scales of an
-    11-pixel window); for smaller ones it is `None`.
+    Args:
+        decoded, originals: uint8 `(N, H, W, C)` arrays, or lists of `(H, W,
+            C)` images of any sizes (each decoded image the size of its
+            original).
+
+    Returns:
+        `{"psnr_db", "ms_ssim"}`, each the mean over the images. MS-SSIM
+        needs images of at least 161 pixels a side (5 scales of an 11-pixel
+        window); if one is smaller it is `None`.
     """
-    decoded = tf.convert_to_tensor(np.asarray(decoded), tf.uint8)
-    originals = tf.convert_to_tensor(np.asarray(originals), tf.uint8)
-    psnr = psnr_per_image(decoded, originals, max_val=255)
-    result = {"psnr_db": float(tf.reduce_mean(psnr))}
-    if min(originals.shape[1:3]) >= 161:
-        result["ms_ssim"] = float(
-            tf.reduce_mean(tf.image.ssim_multiscale(decoded, originals, max_val=255))
-        )
+    if isinstance(originals, np.ndarray) and isinstance(decoded, np.ndarray):
+        pairs = [(decoded, originals)]  # one batch
     else:
-        result["ms_ssim"] = None
+        pairs = [(d[None], o[None]) for d, o in zip(decoded, originals)]
+    psnr, ms_ssim = [], []
+    for d, o in pairs:
+        d = tf.convert_to_tensor(np.asarray(d), tf.uint8)
+        o = tf.convert_to_tensor(np.asarray(o), tf.uint8)
+        psnr.append(psnr_per_image(d, o, max_val=255).numpy())
+        if min(o.shape[1:3]) >= 161:
+            ms_ssim.append(tf.image.ssim_multiscale(d, o, max_val=255).numpy())
+        else:
+            ms_ssim = None
+    result = {"psnr_db": float(np.mean(np.concatenate(psnr)))}
+    result["ms_ssim"] = (
+        None
+        if ms_ssim is None or len(ms_ssim) < len(pairs)
+        else float(np.mean(np.concatenate(ms_ssim)))
+    )
     return result
 
 
@@ -95,16 +111,17 @@ def classical_sweep(images, codec: str, qualities) -> list:
     """Rate and quality of a Pillow codec at each quality setting.
 
     Args:
-        images: uint8 `(N, H, W, c)` (e.g. `mosaics`).
+        images: uint8 `(N, H, W, c)` (e.g. `mosaics`), or a list of `(H, W,
+            c)` images of any sizes (e.g. photographs), one file each.
         codec: a key of `LOSSY_FORMATS` (`"jpeg"` or `"webp"`).
         qualities: Pillow `quality` settings.
 
     Returns:
         One dict per quality: `codec`, `quality`, `bytes` (all files),
-        `bits_per_pixel` (8 x bytes / pixels), `psnr_db`, `ms_ssim`.
+        `bits_per_pixel` (8 x bytes / pixels), `psnr_db`, `ms_ssim` (means
+        over the images, `image_quality`).
     """
-    images = np.asarray(images)
-    pixels = images.shape[0] * images.shape[1] * images.shape[2]
+    pixels = sum(image.shape[0] * image.shape[1] for image in images)
     points = []
     for quality in qualities:
         sizes, decoded = [], []
@@ -114,13 +131,15 @@ def classical_sweep(images, codec: str, qualities) -> list:
             )
             sizes.append(len(data))
             decoded.append(out)
+        if isinstance(images, np.ndarray):
+            decoded = np.stack(decoded)
         points.append(
             {
                 "codec": codec,
                 "quality": int(quality),
                 "bytes": int(sum(sizes)),
                 "bits_per_pixel": 8 * sum(sizes) / pixels,
-                **image_quality(np.stack(decoded), images),
+                **image_quality(decoded, images),
             }
         )
     return points
