@@ -31,7 +31,7 @@ import numpy as np
 
 MODE, OUT = sys.argv[1], sys.argv[2]
 EVEN_BATCH, EVEN_STEPS = 32, 6
-UNEVEN_BATCH, UNEVEN_SIZES, LOSSY_SIZES = 8, (1, 3, 9, 11), (1, 11)
+UNEVEN_BATCH, UNEVEN_SIZES, LOSSY_SIZES = 8, (1, 9, 11), (1, 11)
 
 import tensorflow as tf  # noqa: E402
 

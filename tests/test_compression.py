@@ -40,12 +40,12 @@ def mnist_uint8():
 
 @pytest.fixture(scope="module")
 def model_8bit(mnist_uint8):
-    """An 8-bit VAE trained for two epochs: sharp enough to test real rates."""
+    """An 8-bit VAE trained for an epoch: sharp enough to test real rates."""
     keras.utils.set_random_seed(0)
     train, _ = mnist_uint8
     model = small_8bit_vae(seed=0)
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
-    model.fit(train.astype("float32") / 255.0, batch_size=64, epochs=2, verbose=0)
+    model.fit(train.astype("float32") / 255.0, batch_size=64, epochs=1, verbose=0)
     return model
 
 
