@@ -89,22 +89,18 @@ def image_quality(decoded, originals) -> dict:
         pairs = [(decoded, originals)]  # one batch
     else:
         pairs = [(d[None], o[None]) for d, o in zip(decoded, originals)]
+    large = all(min(np.shape(o)[1:3]) >= 161 for _, o in pairs)
     psnr, ms_ssim = [], []
     for d, o in pairs:
         d = tf.convert_to_tensor(np.asarray(d), tf.uint8)
         o = tf.convert_to_tensor(np.asarray(o), tf.uint8)
         psnr.append(psnr_per_image(d, o, max_val=255).numpy())
-        if min(o.shape[1:3]) >= 161:
+        if large:
             ms_ssim.append(tf.image.ssim_multiscale(d, o, max_val=255).numpy())
-        else:
-            ms_ssim = None
-    result = {"psnr_db": float(np.mean(np.concatenate(psnr)))}
-    result["ms_ssim"] = (
-        None
-        if ms_ssim is None or len(ms_ssim) < len(pairs)
-        else float(np.mean(np.concatenate(ms_ssim)))
-    )
-    return result
+    return {
+        "psnr_db": float(np.mean(np.concatenate(psnr))),
+        "ms_ssim": float(np.mean(np.concatenate(ms_ssim))) if large else None,
+    }
 
 
 def classical_sweep(images, codec: str, qualities) -> list:
