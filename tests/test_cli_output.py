@@ -183,7 +183,7 @@ def test_train_on_an_image_folder_from_a_runs_weights(tmp_path, capsys):
     assert config["init_from"] == str(tmp_path / "a")
     with pytest.raises(ValueError, match="is a 'mnist-dense' run.*'mnist-conv' run"):
         runs.train("mnist-conv", tmp_path / "d", init_from=tmp_path / "a", **settings)
-    with pytest.raises(FileNotFoundError, match="not a finished `vae-tf train` run"):
+    with pytest.raises(FileNotFoundError, match="--init-from: .*not a finished"):
         runs.train("mnist-dense", tmp_path / "e", init_from=photos, **settings)
     assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
 

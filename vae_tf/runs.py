@@ -451,7 +451,10 @@ def train(
 def _initial_weights(run_dir, preset) -> list:
     """The weights of the finished run `run_dir`, which must be of `preset`
     (`train`'s `init_from`)."""
-    source, run_config = load_run(run_dir)
+    try:
+        source, run_config = load_run(run_dir)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"--init-from: {error}") from None
     if run_config.get("preset") != preset.name:
         raise ValueError(
             f"--init-from {run_dir} is a {run_config.get('preset')!r} run; its "
