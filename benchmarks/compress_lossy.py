@@ -254,16 +254,16 @@ def large_image(models, points, arithmetic, data_dir):
 def summary(points, baselines, arithmetic, rates):
     """The VAE's PSNR at `rates` next to the baselines', and its smallest gain
     over each between the first and the last of them."""
-    summary = {"codec": "summary", "arithmetic": arithmetic}
+    result = {"codec": "summary", "arithmetic": arithmetic}
     for rate in rates:
         ours = psnr_at_rate(points, rate)
-        summary[f"vae_psnr_db_at_{rate:g}bpp"] = ours
+        result[f"vae_psnr_db_at_{rate:g}bpp"] = ours
         for name, curve in baselines.items():
             theirs = psnr_at_rate(curve, rate)
-            summary[f"{name}_psnr_db_at_{rate:g}bpp"] = theirs
+            result[f"{name}_psnr_db_at_{rate:g}bpp"] = theirs
             if ours is not None and theirs is not None:
-                summary[f"gain_over_{name}_db_at_{rate:g}bpp"] = ours - theirs
-    summary["vae_beats_jpeg_at_every_point_in_range"] = all(
+                result[f"gain_over_{name}_db_at_{rate:g}bpp"] = ours - theirs
+    result["vae_beats_jpeg_at_every_point_in_range"] = all(
         p["gain_over_jpeg_db"] > 0 for p in points if p["gain_over_jpeg_db"] is not None
     )
     # The target: above JPEG at every matched rate over the range,
@@ -277,14 +277,14 @@ def summary(points, baselines, arithmetic, rates):
         covered = all(
             ours is not None and theirs is not None for ours, theirs, _ in gains
         )
-        summary[f"curves_cover_{rates[0]:g}_to_{rates[-1]:g}bpp_{name}"] = covered
+        result[f"curves_cover_{rates[0]:g}_to_{rates[-1]:g}bpp_{name}"] = covered
         if covered:
             worst = min(gains, key=lambda g: g[0] - g[1])
-            summary[f"min_gain_over_{name}_db_{rates[0]:g}_to_{rates[-1]:g}bpp"] = (
+            result[f"min_gain_over_{name}_db_{rates[0]:g}_to_{rates[-1]:g}bpp"] = (
                 worst[0] - worst[1]
             )
-            summary[f"rate_of_min_gain_over_{name}_bpp"] = worst[2]
-    emit(**summary)
+            result[f"rate_of_min_gain_over_{name}_bpp"] = worst[2]
+    emit(**result)
 
 
 if __name__ == "__main__":
