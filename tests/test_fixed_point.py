@@ -1,6 +1,8 @@
 """Networks in exact fixed point: close to the float network, the same bits
 for any batch grouping, and exact sums whatever the order."""
 
+import copy
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -58,6 +60,7 @@ def test_the_lossy_codecs_decoder_networks_run_in_fixed_point():
         np.testing.assert_allclose(fixed(x), want, atol=2e-3)
         assert fixed(x[:1]).tobytes() == fixed(x)[:1].tobytes()
         assert _same_bits(fixed(x), fixed.reference(x))
+        assert _same_bits(with_xla(fixed)(x), fixed.reference(x))
 
 
 def _same_bits(a, b):
@@ -68,39 +71,87 @@ def _same_bits(a, b):
     )
 
 
-def test_the_graph_gives_the_interpreters_bits(networks):
-    """The compiled float64 graph against the op-by-op numpy specification,
-    on images and on latents with halves of grid steps (rounding ties)."""
+def with_xla(network):
+    """A copy of `network` that runs its elementwise runs through XLA from
+    its first call, at any batch size."""
+    forced = copy.copy(network)
+    forced.XLA_AFTER, forced.XLA_MIN_BATCH, forced.XLA_MAX_SHAPES = 0, 1, 64
+    forced._fused, forced._fused_sizes, forced._items = None, set(), 0
+    return forced
+
+
+@pytest.mark.parametrize("xla", [False, True], ids=["graph", "xla"])
+def test_the_graph_gives_the_interpreters_bits(networks, xla):
+    """The compiled float64 graph (and the one whose elementwise runs XLA
+    compiles) against the op-by-op numpy specification, on images and on
+    latents with halves of grid steps (rounding ties)."""
     _, posterior, decoder = networks
     assert posterior._graph is not None and decoder._graph is not None
+    if xla:
+        posterior, decoder = with_xla(posterior), with_xla(decoder)
     x = images(16, seed=5)
     assert _same_bits(posterior(x), posterior.reference(x))
     z_mean, _ = posterior(x)
     ties = z_mean + 0.5 * fixed_point._STEP
     for z in (z_mean, ties, 40 * z_mean):
         assert _same_bits(decoder(z), decoder.reference(z))
+    if xla:  # XLA ran: it is not the plain graph's bits by default
+        assert callable(posterior._fused) and callable(decoder._fused)
+
+
+def test_a_network_turns_to_xla_only_for_long_jobs_with_few_batch_sizes():
+    """The plain graph until `XLA_AFTER` items have run; then XLA for
+    batches of `XLA_MIN_BATCH` or more, of at most `XLA_MAX_SHAPES` sizes;
+    the same bits on every path."""
+    model = presets.get("mnist-8bit").build_model(0)
+    model.build((None, 28, 28, 1))
+    decoder = FixedPointNetwork(
+        model.decoder, [tf.TensorSpec([None, *model.latent_shape], tf.float32)]
+    )
+    decoder.XLA_AFTER, decoder.XLA_MIN_BATCH, decoder.XLA_MAX_SHAPES = 6, 2, 2
+    rng = np.random.default_rng(3)
+    z = to_grid(rng.normal(size=(8, *model.latent_shape)))
+    want = decoder.reference(z)
+    used = []
+    for batch in (4, 4, 1, 2, 3, 4, 8):  # after the first two: 8 items run
+        assert decoder(z[:batch]).tobytes() == want[:batch].tobytes()
+        used.append(sorted(decoder._fused_sizes))
+    assert decoder._fused is not None and decoder._fused is not False
+    assert used == [[], [], [], [2], [2, 3], [2, 3], [2, 3]]
+
+
+def test_the_xla_graph_runs_every_rule_with_the_interpreters_bits():
+    """`test_each_rule...`'s ops, their elementwise runs compiled by XLA."""
+    network = with_xla(FixedPointNetwork(_every_rule, [tf.TensorSpec([None, 2])]))
+    x = to_grid(np.linspace(-9, 9, 4002)).reshape(-1, 2)
+    ties = np.arange(-40, 40).reshape(-1, 2) * fixed_point._STEP
+    for inputs in (x, ties, 1000 * x):
+        assert _same_bits(network(inputs), network.reference(inputs))
+    assert callable(network._fused)
+
+
+def _every_rule(x):
+    c = tf.constant(0.3)
+    y = x * c
+    count = tf.cast(tf.shape(x)[0], tf.float32)
+    a, b = tf.split(x * 1.5, 2, axis=1)  # runs reading one output of several
+    return (
+        *(x + c, c - x, x - y, x + y, x * y, y * count, x / c),
+        *(c / (tf.abs(x) + 1.0), x / (tf.abs(y) + 5.0), tf.maximum(x, c)),
+        *(tf.minimum(x, y), -x, tf.abs(x), tf.nn.relu(x), tf.nn.relu6(x)),
+        *(tf.square(x), tf.sqrt(tf.abs(x)), tf.math.rsqrt(tf.abs(x) + 1.0)),
+        *(tf.clip_by_value(x, -0.7, 0.4), tf.round(x * 3.0), tf.floor(y)),
+        tf.cast(tf.cast(x * 4.0, tf.int32), tf.float32),
+        tf.concat([x, tf.constant([[0.3, -0.7]])], axis=0),
+        tf.tanh(x) * tf.exp(-tf.abs(y)) + tf.math.erf(x) - tf.sigmoid(y),
+        a * 0.25 - b,
+    )
 
 
 def test_each_rule_of_the_graph_in_units_gives_the_interpreters_bits():
     """The graph holds values in units of the grid step: every kind of op,
     with weights on either side, against the numpy specification."""
-
-    def ops(x):
-        c = tf.constant(0.3)
-        y = x * c
-        count = tf.cast(tf.shape(x)[0], tf.float32)
-        return (
-            *(x + c, c - x, x - y, x + y, x * y, y * count, x / c),
-            *(c / (tf.abs(x) + 1.0), x / (tf.abs(y) + 5.0), tf.maximum(x, c)),
-            *(tf.minimum(x, y), -x, tf.abs(x), tf.nn.relu(x), tf.nn.relu6(x)),
-            *(tf.square(x), tf.sqrt(tf.abs(x)), tf.math.rsqrt(tf.abs(x) + 1.0)),
-            *(tf.clip_by_value(x, -0.7, 0.4), tf.round(x * 3.0), tf.floor(y)),
-            tf.cast(tf.cast(x * 4.0, tf.int32), tf.float32),
-            tf.concat([x, tf.constant([[0.3, -0.7]])], axis=0),
-            tf.tanh(x) * tf.exp(-tf.abs(y)) + tf.math.erf(x) - tf.sigmoid(y),
-        )
-
-    network = FixedPointNetwork(ops, [tf.TensorSpec([None, 2], tf.float32)])
+    network = FixedPointNetwork(_every_rule, [tf.TensorSpec([None, 2], tf.float32)])
     assert network._graph is not None
     step = fixed_point._STEP
     x = to_grid(np.linspace(-9, 9, 4002)).reshape(-1, 2)

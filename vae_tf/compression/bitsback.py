@@ -30,7 +30,9 @@ the first image pops (`seed_words`, chosen by the encoder and recorded in
 the file): the initial-bits overhead, paid once per file. Then the encoder
 chooses each batch's size from the bits the stack holds: the most images
 whose posterior entropy, times 1.25, the stack covers, from 1 up to
-`batch_size`. It pushes the sizes last, each uniform over
+`batch_size`, rounded down to a power of two unless it is `batch_size`
+(so the networks see few batch shapes, and a network compiled per shape,
+as the fixed-point one's XLA runs are, compiles few times). It pushes the sizes last, each uniform over
 `[1, batch_size]` (about 9 bits a batch); the receiver pops them first.
 Files written before this (`schedule` 0) used batches of 1, 2, 4, ...
 images and decode as they were written.
@@ -467,7 +469,10 @@ class BitsBackCodec(Codec):
         _, std = posterior.ahead(start, self.settings["batch_size"])
         per_tile = self.entropy_bits(std).reshape(-1, self.latent_size).sum(axis=1)
         needed = self.SAFETY * np.cumsum(per_tile) + self.SPARE_BITS
-        return max(1, int(np.searchsorted(needed, stack_bits, side="right")))
+        count = max(1, int(np.searchsorted(needed, stack_bits, side="right")))
+        if count == len(per_tile):  # as many as there are, or `batch_size`
+            return count
+        return 1 << (count.bit_length() - 1)
 
     @property
     def _size_model(self):
@@ -592,11 +597,12 @@ class _Posteriors:
 
     def ahead(self, start: int, count: int) -> tuple:
         stop = min(start + count, len(self.tiles))
-        if stop > self.known:
-            mean, std = self.codec._posterior_bins(self.tiles[self.known : stop])
-            self.mean[self.known : stop] = mean.reshape(-1, self.codec.latent_size)
-            self.std[self.known : stop] = std.reshape(-1, self.codec.latent_size)
-            self.known = stop
+        while stop > self.known:  # whole chunks of `batch_size`: few shapes
+            end = min(self.known + self.codec.settings["batch_size"], len(self.tiles))
+            mean, std = self.codec._posterior_bins(self.tiles[self.known : end])
+            self.mean[self.known : end] = mean.reshape(-1, self.codec.latent_size)
+            self.std[self.known : end] = std.reshape(-1, self.codec.latent_size)
+            self.known = end
         return self.mean[start:stop].ravel(), self.std[start:stop].ravel()
 
     def batch(self, start: int, count: int) -> tuple:
