@@ -32,10 +32,11 @@ chooses each batch's size from the bits the stack holds: the most images
 whose posterior entropy, times 1.25, the stack covers, from 1 up to
 `batch_size`, rounded down to a power of two unless it is `batch_size`
 (so the networks see few batch shapes, and a network compiled per shape,
-as the fixed-point one's XLA runs are, compiles few times). It pushes the sizes last, each uniform over
-`[1, batch_size]` (about 9 bits a batch); the receiver pops them first.
-Files written before this (`schedule` 0) used batches of 1, 2, 4, ...
-images and decode as they were written.
+as the fixed-point one's XLA runs are, compiles few times). It pushes
+the sizes last, each uniform over `[1, batch_size]` (about 9 bits a
+batch); the receiver pops them first. Files written before this
+(`schedule` 0) used batches of 1, 2, 4, ... images and decode as they
+were written.
 
 Posterior tails. The entropy coder gives every symbol in a model's range at
 least one quantum of probability (`2**-24`), so a posterior coded over the
