@@ -46,7 +46,7 @@ def test_the_fixed_point_network_computes_the_float_network(networks):
 
 def test_the_lossy_codecs_decoder_networks_run_in_fixed_point():
     """GDN's weights are computed from others (gamma = gamma_root**2): folded
-    once, then quantized like any weight; its einsum is a product too."""
+    once, then quantized like any weight; its 1x1 convolution is a product too."""
     model = presets.get("cifar10-lossy").build_model(0)
     model.build((None, 64, 64, 3))
     rng = np.random.default_rng(0)

@@ -23,6 +23,7 @@ from vae_tf.models.lossy import (
     GDN,
     ChannelGaussianPrior,
     LossyVAE,
+    latent_log_mass,
     scale_indices,
     scale_table,
 )
@@ -35,13 +36,14 @@ def colour_digits(count: int) -> np.ndarray:
     return np.stack([digits[:count], digits[1 : count + 1], digits[2:]], axis=-1)
 
 
-def tiny_lossy(seed=0, lmbda=0.01, hyperprior_channels=0):
+def tiny_lossy(seed=0, lmbda=0.01, hyperprior_channels=0, mean_scale=False):
     return LossyVAE(
         lmbda,
         filters=8,
         latent_channels=6,
         num_layers=2,
         hyperprior_channels=hyperprior_channels,
+        mean_scale=mean_scale,
         seed=seed,
     )
 
@@ -51,9 +53,9 @@ def images():
     return colour_digits(600)
 
 
-def trained(images, hyperprior_channels):
+def trained(images, hyperprior_channels, mean_scale=False):
     keras.utils.set_random_seed(0)
-    model = tiny_lossy(hyperprior_channels=hyperprior_channels)
+    model = tiny_lossy(hyperprior_channels=hyperprior_channels, mean_scale=mean_scale)
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     model.fit(images.astype("float32") / 255.0, batch_size=32, epochs=3, verbose=0)
     return model
@@ -69,14 +71,19 @@ def hyperprior(images):
     return trained(images, hyperprior_channels=4)
 
 
+@pytest.fixture(scope="module")
+def mean_scale(images):
+    return trained(images, hyperprior_channels=4, mean_scale=True)
+
+
 @pytest.fixture
 def model(factorised):
     return factorised
 
 
-@pytest.fixture(params=["factorised", "hyperprior"])
+@pytest.fixture(params=["factorised", "hyperprior", "mean_scale"])
 def any_model(request):
-    """Each of the two priors, for the tests of what every codec must do."""
+    """Each of the three priors, for the tests of what every codec must do."""
     return request.getfixturevalue(request.param)
 
 
@@ -171,6 +178,36 @@ def test_hyperprior_codes_each_latent_under_its_predicted_scale(hyperprior, imag
     assert hyperprior.downsampling == 8  # two stride-2 layers, one more in h_a
 
 
+def test_the_mean_scale_hyperprior_codes_latents_around_their_predicted_means(
+    mean_scale, images
+):
+    """`y_hat = round(y - mu) + mu`: the decoder's latents sit on the grid of
+    the means the hyperprior predicts, not on the integers; the rate is the
+    mass of `round(y - mu)` under `N(0, sigma)`; the served model rounds the
+    same way."""
+    x = images[:4].astype("float32") / 255.0
+    y = mean_scale.analysis(x)
+    z_hat = tf.round(mean_scale.hyper_analysis(y))
+    mu, sigma = (t[:, :7, :7] for t in mean_scale.latent_distribution(z_hat))
+    assert float(tf.math.reduce_std(mu)) > 0.05  # the means are used
+    y_hat, bits = mean_scale.rate_bits(y)
+    np.testing.assert_allclose(y_hat, tf.round(y - mu) + mu, atol=1e-5)
+    assert np.mean(np.abs(y_hat - np.round(y_hat))) > 0.05  # not integers
+    symbols = np.round(np.asarray(y - mu))
+    mass = latent_log_mass(symbols, 0.0, sigma)
+    side = mean_scale.prior.log_prob(z_hat)
+    want = -(np.sum(mass, axis=(1, 2, 3)) + np.sum(side, axis=(1, 2, 3))) / np.log(2)
+    np.testing.assert_allclose(bits, want, rtol=1e-4)
+    # The codec (fixed point: means on the 2**-16 grid) on the padded image.
+    (latents,) = LossyCodec(mean_scale).latents(images[:1])
+    padded = mean_scale.pad(images[:1]).astype("float32") / 255.0
+    want, _ = mean_scale.rate_bits(mean_scale.analysis(padded))
+    assert latents.dtype == np.float64 and latents.shape == want.shape[1:]
+    assert np.mean(np.abs(latents - np.asarray(want[0])) < 1e-3) > 0.99
+    with pytest.raises(ValueError, match="mean_scale=True needs a hyperprior"):
+        LossyVAE(mean_scale=True)
+
+
 def test_mixed_precision_keeps_the_rate_in_float32(images):
     x = np.pad(images[:16], ((0, 0), (2, 2), (2, 2), (0, 0))) / 255.0
     with vae_tf.distribute.precision_policy("mixed_bfloat16"):
@@ -243,7 +280,11 @@ def test_coded_size_agrees_with_the_models_rate(any_model, images):
 
 def test_wrong_model_and_wrong_codec_are_detected(any_model, images):
     data = LossyCodec(any_model).compress(images[:3])
-    other = tiny_lossy(seed=5, hyperprior_channels=any_model.hyperprior_channels)
+    other = tiny_lossy(
+        seed=5,
+        hyperprior_channels=any_model.hyperprior_channels,
+        mean_scale=any_model.mean_scale,
+    )
     with pytest.raises(WrongModelError, match="another model"):
         LossyCodec.decompress_bytes(other, data)
     with pytest.raises(CorruptFileError, match="lossy file"):

@@ -21,7 +21,10 @@ round(h_a(|y|))` of a batch of images is coded first, under the factorised
 prior; then every latent of `y_hat` under a zero-mean `QuantizedGaussian`
 whose scale `h_s(z_hat)` predicts, rounded to the nearest of the
 `vae_tf.models.lossy.scale_table()` scales. The decoder decodes `z_hat`, runs `h_s`
-on the same batch and gets the same scale indices.
+on the same batch and gets the same scale indices. With the mean-scale
+hyperprior (Minnen et al. 2018, arXiv:1809.02736), `h_s` predicts each
+latent's mean `mu` too: the coder codes `round(y - mu)` under the zero-mean
+Gaussian, and the decoder adds `mu` back, `y_hat = round(y - mu) + mu`.
 
 What the decoder computes must come out the same on every machine: the
 coding distributions (a scale index that flips at a table boundary loses
@@ -35,7 +38,8 @@ changes the image). With `arithmetic="fixed-point"` (the default) both do:
   integer multiples of a power-of-two grid, which no summation order,
   thread count, instruction set, oneDNN or XLA changes), and the scale index
   is `round((log_scale - log 0.11) / step)` of its grid output, with table
-  and step from `vae_tf.exact`: correctly rounded operations only;
+  and step from `vae_tf.exact`: correctly rounded operations only; a mean
+  is its grid output, and `y_hat = round(y - mu) + mu` an exact sum;
 - `g_s` runs in the same fixed point, and its grid output is rounded to 8
   bits in float64.
 
@@ -214,12 +218,26 @@ class LossyCodec(Codec):
 
     def _latent_scales(self, z_hat: np.ndarray) -> np.ndarray:
         """The table scale of every latent of `y` for a batch of `z_hat`."""
+        return self._latent_distribution(z_hat)[1]
+
+    def _latent_distribution(self, z_hat: np.ndarray) -> tuple:
+        """`(mean, scale)` of every latent of `y` for a batch of `z_hat`,
+        float64: the hyperprior's means (0 without `mean_scale`) and table
+        scales."""
+        channels = self.model.latent_channels
         if self.arithmetic == "float":
-            scales = self.model.latent_scales(z_hat.astype(np.float32)).numpy()
-            return self._scales[scale_indices(scales)]
+            mean, scales = self.model.latent_distribution(z_hat.astype(np.float32))
+            mean = np.asarray(mean, np.float64)
+            return mean, self._scales[scale_indices(np.asarray(scales))]
         # The log-scale on the grid, then correctly rounded operations only.
-        t = (self._hyper_synthesis(z_hat) - self._log_min) / self._log_step
-        return self._scales[np.clip(np.rint(t), 0, SCALE_LEVELS - 1).astype(np.int64)]
+        out = self._hyper_synthesis(z_hat)
+        if self.model.mean_scale:
+            mean, log_scale = out[..., :channels], out[..., channels:]
+        else:
+            mean, log_scale = np.zeros_like(out), out
+        t = (log_scale - self._log_min) / self._log_step
+        index = np.clip(np.rint(t), 0, SCALE_LEVELS - 1).astype(np.int64)
+        return mean, self._scales[index]
 
     def reconstruct(self, y_hat) -> np.ndarray:
         """The pixels the decoder gives for latents `y_hat` (`(N, h, w, M)`,
@@ -234,21 +252,28 @@ class LossyCodec(Codec):
         return np.round(np.clip(x_hat, 0.0, 1.0) * 255.0).astype(np.uint8)
 
     def _code_groups(self, images):
-        """Per group of one size: `(start, stop, y_hat, z_hat)`, int32 arrays
-        (`z_hat` is None without a hyperprior)."""
+        """Per group of one size: `(start, stop, symbols, z_hat, y_hat)`: the
+        int32 symbols of `y` (`round(y - mu)`, clipped), those of the side
+        information (None without a hyperprior), and the latents the
+        decoder gets, `symbols + mu` (float64)."""
         sizes = [image.shape[:2] for image in images]
         for start, stop in self._groups(sizes):
             batch = self.model.pad(np.stack(images[start:stop])).astype(np.float32)
-            y = self.model.analysis(batch / 255.0).numpy()
-            z_hat = None
+            y = np.asarray(self.model.analysis(batch / 255.0), np.float64)
+            z_hat, mean = None, 0.0
             if self.hyperprior:
                 z_hat = self._symbols(self.model.hyper_analysis(y).numpy())
-            yield start, stop, self._symbols(y), z_hat
+                if self.model.mean_scale:
+                    mean = self._latent_distribution(z_hat)[0]
+            symbols = self._symbols(y - mean)
+            yield start, stop, symbols, z_hat, symbols + mean
 
     def latents(self, images) -> list:
-        """The rounded, clipped int32 latents `y_hat` of each image."""
+        """The latents `y_hat` of each image as the decoder gets them: the
+        rounded, clipped latents (int32), or with the mean-scale hyperprior
+        `round(y - mu) + mu` (float64)."""
         images = self.check_images(images)
-        return [y for *_, y_hat, _ in self._code_groups(images) for y in y_hat]
+        return [y for *_, y_hat in self._code_groups(images) for y in y_hat]
 
     def encode(self, images, progress=None) -> container.Encoded:
         """Code `images` (uint8 `(h, w, C)` each, any sizes); `progress(count)`
@@ -263,17 +288,19 @@ class LossyCodec(Codec):
         """
         images = self.check_images(images)
         encoder = constriction.stream.queue.RangeEncoder()
-        for start, stop, y_hat, z_hat in self._code_groups(images):
+        for start, stop, symbols, z_hat, _ in self._code_groups(images):
             if z_hat is None:
                 encoder.encode(
-                    y_hat.reshape(-1), self._family, *self._params(y_hat.size)
+                    symbols.reshape(-1), self._family, *self._params(symbols.size)
                 )
             else:
                 encoder.encode(
                     z_hat.reshape(-1), self._family, *self._params(z_hat.size)
                 )
                 std = self._latent_scales(z_hat).reshape(-1)
-                encoder.encode(y_hat.reshape(-1), self._family, np.zeros_like(std), std)
+                encoder.encode(
+                    symbols.reshape(-1), self._family, np.zeros_like(std), std
+                )
             if progress is not None:
                 progress(stop - start)
         sizes = np.array([image.shape[:2] for image in images], np.int64)
@@ -299,8 +326,11 @@ class LossyCodec(Codec):
                 z_hat = decoder.decode(
                     self._family, *self._params(int(np.prod(side)))
                 ).reshape(side)
-                std = self._latent_scales(z_hat).reshape(-1)
+                mean, std = self._latent_distribution(z_hat)
+                std = std.reshape(-1)
                 y_hat = decoder.decode(self._family, np.zeros_like(std), std)
+                if self.model.mean_scale:
+                    y_hat = y_hat + mean.reshape(-1)
             else:
                 y_hat = decoder.decode(self._family, *self._params(count))
             x_hat = self.reconstruct(y_hat.reshape(shape))

@@ -90,9 +90,11 @@ class GDN(keras.layers.Layer):
     def call(self, x):
         beta = ops.square(self.beta_root) + 1e-6  # (C,)
         gamma = ops.square(self.gamma_root)  # (C_in, C_out)
-        # einsum, not tensordot: tensordot's reshape fails on an empty batch
-        # (a replica with no image) and is slower here.
-        norm = ops.sqrt(ops.einsum("...i,ij->...j", ops.square(x), gamma) + beta)
+        # A 1x1 convolution: Keras's einsum ("...i,ij->...j") took 100 times
+        # as long, forward and backward, on a batch of 8 128x128x64 maps
+        # (measured: 3.9 s against 0.04 s); tensordot's reshape fails on an
+        # empty batch (a replica with no image).
+        norm = ops.sqrt(ops.conv(ops.square(x), gamma[None, None]) + beta)
         return x * norm if self.inverse else x / norm
 
     def get_config(self):
@@ -323,16 +325,20 @@ class HyperAnalysis(keras.Model):
 
 @register
 class HyperSynthesis(keras.Model):
-    """`log sigma = h_s(z_hat)`: the scale of every latent of `y`, from `z`.
+    """`log sigma = h_s(z_hat)`: the scale of every latent of `y`, from `z`;
+    with `means`, `(mu, log sigma) = h_s(z_hat)`, the means in the first
+    `latent_channels` outputs (Minnen, Ballé & Toderici 2018,
+    arXiv:1809.02736).
 
     The mirror of `HyperAnalysis` (a stride-2 transposed convolution).
     """
 
-    def __init__(self, filters: int = 64, latent_channels: int = 96, **kw):
+    def __init__(self, filters: int = 64, latent_channels: int = 96, means=False, **kw):
         super().__init__(**kw)
         _check_positive(filters=filters, latent_channels=latent_channels)
         self.filters = filters
         self.latent_channels = latent_channels
+        self.means = bool(means)
         conv = functools.partial(keras.layers.Conv2D, dtype=self.dtype_policy)
         self.stages = [
             conv(filters, 5, padding="same", activation="relu"),
@@ -344,7 +350,7 @@ class HyperSynthesis(keras.Model):
                 activation="relu",
                 dtype=self.dtype_policy,
             ),
-            conv(latent_channels, 3, padding="same"),
+            conv(latent_channels * (2 if self.means else 1), 3, padding="same"),
         ]
 
     def call(self, z_hat):
@@ -358,6 +364,7 @@ class HyperSynthesis(keras.Model):
             **super().get_config(),
             "filters": self.filters,
             "latent_channels": self.latent_channels,
+            "means": self.means,
         }
 
 
@@ -383,6 +390,12 @@ class LossyVAE(GenerativeModel):
     rate = -(sum log2 p(y_tilde | z_tilde) + sum log2 p(z_tilde)) / (H * W)
     ```
 
+    With `mean_scale=True` the hyperprior predicts each latent's mean too
+    (the mean-scale hyperprior of Minnen, Ballé & Toderici 2018,
+    arXiv:1809.02736), and the latents are rounded around it, `y_hat =
+    round(y - mu) + mu`, so the coder codes `round(y - mu)` under `N(0,
+    sigma)`.
+
     `prior` is the factorised prior: of `y`, or of `z` with a hyperprior.
 
     `fit` shows `loss`, `bpp` (the rate), `mse` and `psnr` (dB, the mean of
@@ -399,6 +412,8 @@ class LossyVAE(GenerativeModel):
         channels: image channels.
         hyperprior_channels: channels of the side information `z`; 0 for a
             factorised prior on `y` (Ballé et al. 2017).
+        mean_scale: the hyperprior predicts means as well as scales (needs
+            `hyperprior_channels > 0`).
         seed: seed of the uniform noise.
 
     Example:
@@ -418,6 +433,7 @@ class LossyVAE(GenerativeModel):
         num_layers: int = 4,
         channels: int = 3,
         hyperprior_channels: int = 0,
+        mean_scale: bool = False,
         seed: int | None = None,
         **kwargs,
     ):
@@ -430,14 +446,20 @@ class LossyVAE(GenerativeModel):
         self.synthesis = SynthesisTransform(filters, channels, num_layers)
         if hyperprior_channels != 0:
             _check_positive(hyperprior_channels=hyperprior_channels)
+        if mean_scale and not hyperprior_channels:
+            raise ValueError(
+                "mean_scale=True needs a hyperprior to predict the means: give "
+                f"hyperprior_channels > 0. Received: {hyperprior_channels=}"
+            )
         self.hyperprior_channels = hyperprior_channels
+        self.mean_scale = bool(mean_scale)
         # The rate is computed in float32, also under a mixed-precision policy.
         if hyperprior_channels:
             self.hyper_analysis = HyperAnalysis(
                 filters, hyperprior_channels, dtype="float32"
             )
             self.hyper_synthesis = HyperSynthesis(
-                filters, latent_channels, dtype="float32"
+                filters, latent_channels, self.mean_scale, dtype="float32"
             )
         self.prior = ChannelGaussianPrior(
             hyperprior_channels or latent_channels, dtype="float32"
@@ -487,7 +509,11 @@ class LossyVAE(GenerativeModel):
     def call(self, x, training=False):
         """The reconstruction from rounded latents (noisy ones if `training`)."""
         y = self.analysis(x, training=training)
-        return self.synthesis(self.quantize_latents(y, training), training=training)
+        if self.mean_scale:  # rounded around the means the hyperprior predicts
+            y_hat, _ = self.rate_bits(ops.cast(y, "float32"), training)
+        else:
+            y_hat = self.quantize_latents(y, training)
+        return self.synthesis(y_hat, training=training)
 
     def quantize_latents(self, y, training=False):
         """`y + u` with uniform noise when training, else `round(y)`."""
@@ -501,9 +527,22 @@ class LossyVAE(GenerativeModel):
     def latent_scales(self, z_hat):
         """The scale of each latent of `y` that the hyperprior predicts from
         `z_hat`, in `[SCALE_MIN, SCALE_MAX]`."""
-        log_scale = self.hyper_synthesis(z_hat)
+        return self.latent_distribution(z_hat)[1]
+
+    def latent_distribution(self, z_hat):
+        """`(mean, scale)` of each latent of `y` that the hyperprior predicts
+        from `z_hat`: the means (0 without `mean_scale`) and the scales, in
+        `[SCALE_MIN, SCALE_MAX]`."""
+        out = self.hyper_synthesis(z_hat)
+        if self.mean_scale:
+            mean, log_scale = (
+                out[..., : self.latent_channels],
+                out[..., self.latent_channels :],
+            )
+        else:
+            mean, log_scale = ops.zeros_like(out), out
         bounds = (math.log(SCALE_MIN), math.log(SCALE_MAX))
-        return ops.exp(ops.clip(log_scale, *bounds))
+        return mean, ops.exp(ops.clip(log_scale, *bounds))
 
     def rate_bits(self, y, training=False):
         """`(y_hat, bits)`: the quantised latents and each image's bits.
@@ -511,15 +550,20 @@ class LossyVAE(GenerativeModel):
         `y` is the analysis transform's (float32) output; it is rounded, or
         given uniform noise if `training`, and so is the side information.
         """
-        y_hat = self.quantize_latents(y, training)
         if not self.hyperprior_channels:
+            y_hat = self.quantize_latents(y, training)
             return y_hat, _bits(self.prior.log_prob(y_hat))
         z_hat = self.quantize_latents(self.hyper_analysis(y), training)
         # An odd-sized latent map (an image not padded to `downsampling`) gets
         # one row or column of scales too many: drop it.
-        height, width = ops.shape(y_hat)[1], ops.shape(y_hat)[2]
-        scales = self.latent_scales(z_hat)[:, :height, :width]
-        log_p_y = latent_log_mass(y_hat, 0.0, scales)
+        height, width = ops.shape(y)[1], ops.shape(y)[2]
+        mean, scales = self.latent_distribution(z_hat)
+        mean, scales = mean[:, :height, :width], scales[:, :height, :width]
+        if training or not self.mean_scale:
+            y_hat = self.quantize_latents(y, training)
+        else:  # round(y - mu) + mu: what the coder codes is round(y - mu)
+            y_hat = ops.round(y - mean) + mean
+        log_p_y = latent_log_mass(y_hat, mean, scales)
         return y_hat, _bits(log_p_y) + _bits(self.prior.log_prob(z_hat))
 
     def terms(self, x, training=False):
@@ -574,7 +618,7 @@ class LossyVAE(GenerativeModel):
         edges repeated, and cropped back)."""
         x = assert_images(x)
         height, width = int(x.shape[1]), int(x.shape[2])
-        y_hat = ops.round(ops.cast(self.analysis(self.pad(x)), "float32"))
+        y_hat, _ = self.rate_bits(ops.cast(self.analysis(self.pad(x)), "float32"))
         x_hat = self.synthesis(y_hat)[:, :height, :width]
         return ops.clip(ops.cast(x_hat, "float32"), 0.0, 1.0)
 
@@ -619,7 +663,8 @@ class LossyVAE(GenerativeModel):
             return {"x_hat": tf.clip_by_value(self.synthesis(y_hat), 0.0, 1.0)}
 
         def reconstruct(x):
-            return synthesis(tf.round(self.analysis(checked(x))))
+            y = tf.cast(self.analysis(checked(x)), tf.float32)
+            return synthesis(self.rate_bits(y)[0])
 
         archive.track(self)
         archive.add_endpoint("analysis", analysis, input_signature=[image_spec])
@@ -636,7 +681,10 @@ class LossyVAE(GenerativeModel):
         )
         if images is not None:
             images = self.pad(images)
-        y_hat = None if images is None else np.round(np.asarray(self.analysis(images)))
+        y_hat = None
+        if images is not None:
+            y = ops.cast(self.analysis(images), "float32")
+            y_hat = np.asarray(self.rate_bits(y)[0])
         return {
             "analysis": {
                 "function": lambda x: {"y": self.analysis(x)},
@@ -661,5 +709,6 @@ class LossyVAE(GenerativeModel):
             "num_layers": self.analysis.num_layers,
             "channels": self.synthesis.channels,
             "hyperprior_channels": self.hyperprior_channels,
+            "mean_scale": self.mean_scale,
             "seed": self.seed,
         }
