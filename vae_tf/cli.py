@@ -346,30 +346,31 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--lmbda",
         type=_positive_float,
-        help="rate-distortion weight of a lossy-codec preset (cifar10-lossy): "
+        help="rate-distortion weight of a lossy-codec preset (cifar10-lossy, "
+        "photo-lossy): "
         "larger means higher rate and quality (default: the preset's)",
     )
     train.add_argument(
         "--image-dir",
         help="train on this folder of PNG/JPEG files (any count, streamed, cut to "
         "the preset's image size as --crop says; every 20th file is the test set) "
-        "instead of the preset's dataset",
+        "instead of the preset's dataset; required by photo-lossy",
     )
     train.add_argument(
         "--crop",
         choices=("fit", "random"),
-        default="fit",
         help="how --image-dir files become the preset's image size: fit (scaled "
         "so the shorter side fits, centre-cropped: the whole picture, small) or "
         "random (random crops at the file's own resolution, new each epoch: for "
         "a codec that codes full-size photos tile by tile; a file smaller than a "
-        "crop is first scaled up to cover it) (default: fit)",
+        "crop is first scaled up to cover it) (default: the preset's: random, "
+        "flipped, for photo-lossy; fit for the others)",
     )
     train.add_argument(
         "--crops-per-image",
         type=_positive_int,
-        default=1,
-        help="with --crop random: crops of each file per epoch (default: 1)",
+        help="with --crop random: crops of each file per epoch (default: the "
+        "preset's: 8 for photo-lossy, 1 for the others)",
     )
     train.add_argument(
         "--init-from",

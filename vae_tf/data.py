@@ -58,17 +58,21 @@ BUNDLED_MNIST = Path(__file__).parent / "assets" / "mnist_subset.npz"
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
     """What vae_tf knows of a dataset: image shape, tfds download host
-    (`host`, or `host:port`), title."""
+    (`host`, or `host:port`), title; `folder`: the dataset is a folder of
+    the user's own image files (`--image-dir`), of any sizes, and
+    `image_shape` is the size of the crops a model trains on."""
 
     image_shape: tuple
     num_classes: int
     download_host: str
     title: str = ""
+    folder: bool = False
 
 
 DATASETS = {
     "mnist": DatasetInfo((28, 28, 1), 10, "storage.googleapis.com", "MNIST"),
     "cifar10": DatasetInfo((32, 32, 3), 10, "www.cs.toronto.edu", "CIFAR-10"),
+    "photos": DatasetInfo((256, 256, 3), 0, "", "photographs", folder=True),
 }
 
 
@@ -124,9 +128,15 @@ def resolve_source(name: str, source: str = "auto", data_dir: str | None = None)
         ValueError: for an unknown dataset or source, or `"bundled"` asked of a
             dataset other than MNIST.
         DataUnavailableError: (a `RuntimeError`) when `"auto"` finds no way
-            to get the data.
+            to get the data, and for a folder dataset (`"photos"`), which
+            only an image folder provides.
     """
     info = _info(name)
+    if info.folder:
+        raise DataUnavailableError(
+            f"{name!r} is a folder of your own image files, not a dataset vae_tf "
+            "downloads: pass it as --image-dir DIR (image_dir= in Python)."
+        )
     if source not in SOURCES:
         raise ValueError(
             f"Unknown source. Expected one of {SOURCES}. Received: source={source!r}"

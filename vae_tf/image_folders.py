@@ -134,10 +134,11 @@ def _read_pixels(path, channels: int):
     return image
 
 
-def _random_crops(path, seed, image_shape, count: int):
+def _random_crops(path, seed, image_shape, count: int, flips: bool = False):
     """`count` random `image_shape` crops of one file at its own resolution,
     float32 in [0, 1]; a file smaller than a crop is first scaled up so its
-    shorter side fits (as `fit_image` scales)."""
+    shorter side fits (as `fit_image` scales). With `flips`, each crop is
+    mirrored left to right with probability 1/2."""
     height, width, channels = image_shape
     image = _read_pixels(path, channels)
     size = tf.shape(image)[:2]
@@ -157,13 +158,17 @@ def _random_crops(path, seed, image_shape, count: int):
         )
         % room
     )
-    return tf.map_fn(
+    crops = tf.map_fn(
         lambda offset: tf.slice(
             image, [offset[0], offset[1], 0], [height, width, channels]
         ),
         offsets,
         fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32),
     )
+    if not flips:
+        return crops
+    flipped = tf.random.stateless_uniform([count], tf.stack([seed, tf.ones_like(seed)]))
+    return tf.where(flipped[:, None, None, None] < 0.5, crops[:, :, ::-1], crops)
 
 
 def _scale_to_cover(image, height: int, width: int):
@@ -202,6 +207,7 @@ def folder_dataset(
     drop_remainder: bool = False,
     crop: str = "fit",
     crops_per_image: int = 1,
+    flips: bool = False,
 ) -> tf.data.Dataset:
     """Batches of the images in `files` at `image_shape`, floats in [0, 1].
 
@@ -222,6 +228,8 @@ def folder_dataset(
         drop_remainder: drop the last, smaller batch.
         crop: `"fit"` or `"random"` (`CROPS`).
         crops_per_image: crops of each file per pass (`crop="random"` only).
+        flips: mirror each random crop left to right with probability 1/2
+            (`crop="random"` only).
 
     Returns:
         A `tf.data.Dataset` of `(batch, height, width, channels)` float32.
@@ -261,6 +269,8 @@ def folder_dataset(
             f"(--crop random); a fitted image has one crop. Received: "
             f"{crops_per_image=}"
         )
+    if crop == "fit" and flips:
+        raise ValueError('flips applies to crop="random" (--crop random).')
     image_shape = (int(height), int(width), int(channels))
     dataset = tf.data.Dataset.from_tensor_slices(list(files))
     if crop == "random":
@@ -272,6 +282,7 @@ def folder_dataset(
             seed,
             drop_remainder,
             crops_per_image,
+            flips,
         )
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
@@ -286,7 +297,7 @@ def folder_dataset(
 
 
 def _random_crop_dataset(
-    dataset, image_shape, batch_size, shuffle, seed, drop_remainder, count
+    dataset, image_shape, batch_size, shuffle, seed, drop_remainder, count, flips
 ):
     """`folder_dataset`'s batches of random crops: each file read once a pass."""
     num_files = int(dataset.cardinality())
@@ -297,7 +308,9 @@ def _random_crop_dataset(
         seed=0 if seed is None else seed, rerandomize_each_iteration=shuffle
     )
     dataset = tf.data.Dataset.zip(dataset, seeds).map(
-        lambda path, crop_seed: _random_crops(path, crop_seed, image_shape, count),
+        lambda path, crop_seed: _random_crops(
+            path, crop_seed, image_shape, count, flips
+        ),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )

@@ -319,6 +319,11 @@ class Preset:
             train_mosaic` images (`vae_tf.data.tile_batches`) instead of single
             images; `batch_size` counts images and must be a multiple of
             `train_mosaic ** 2`.
+        crop: how an image folder's files become training images by default
+            (`--crop`, `vae_tf.image_folders.CROPS`): `"fit"` or `"random"`.
+        crops_per_image: the default random crops of each file per epoch.
+        flips: random crops are also flipped left to right, each with
+            probability 1/2.
     """
 
     name: str
@@ -335,6 +340,9 @@ class Preset:
     conditional: bool = False
     lmbda: float | None = None
     train_mosaic: int = 1
+    crop: str = "fit"
+    crops_per_image: int = 1
+    flips: bool = False
 
     @property
     def lossy(self) -> bool:
@@ -457,6 +465,21 @@ def _cifar10_preset(name, description, model_fn, **overrides) -> Preset:
 # are all border, the model coded 256x256 mosaics 6 to 9 dB worse than single
 # images (measured: 20.3 dB against 29.3); it trains on random 4x4 mosaics
 # (128x128) instead.
+# photo-lossy: the cifar10-lossy transforms on photographs at their own
+# resolution, with the mean-scale hyperprior (benchmarks/lossy_hyperprior.py
+# measures it against the scale hyperprior).
+def _photo_lossy(seed: int | None, lmbda: float, mean_scale: bool = True):
+    return LossyVAE(
+        lmbda,
+        filters=64,
+        latent_channels=192,
+        num_layers=4,
+        hyperprior_channels=64,
+        mean_scale=mean_scale,
+        seed=seed,
+    )
+
+
 def _cifar10_lossy(seed: int | None, lmbda: float) -> LossyVAE:
     return LossyVAE(
         lmbda,
@@ -651,6 +674,24 @@ PRESETS = {
         train_mosaic=4,
         # Measured (benchmarks/training_speed.py): 1,136 images/s without XLA,
         # 386 with it (the factorised preset).
+        jit_compile=False,
+    ),
+    "photo-lossy": Preset(
+        "photo-lossy",
+        "photos",
+        "lossy image codec for photographs (the cifar10-lossy model) trained on "
+        "random 256x256 crops, flipped, of a folder of photos (--image-dir); set "
+        "the rate with --lmbda",
+        _photo_lossy,
+        batch_size=8,
+        epochs=40,
+        learning_rate=5e-4,
+        schedule="warmup_cosine",
+        steps_per_execution=10,
+        lmbda=0.01,
+        crop="random",
+        crops_per_image=8,
+        flips=True,
         jit_compile=False,
     ),
 }

@@ -122,13 +122,15 @@ class _TrainData:
 
 def _folder_test_dataset(files, shape, crop: str, crops_per_image: int):
     """The held-out files of a folder run as it is evaluated: fitted, or (for
-    a run trained on random crops) up to 64 fixed random crops of each."""
+    a run trained on random crops) up to 64 fixed random crops of each; in
+    batches of about half a million pixels."""
+    batch = max(1, 500 * 1024 // (shape[0] * shape[1]))
     if crop == "fit":
-        return image_folders.folder_dataset(files, shape, 500, shuffle=False)
+        return image_folders.folder_dataset(files, shape, batch, shuffle=False)
     return image_folders.folder_dataset(
         files,
         shape,
-        500,
+        batch,
         shuffle=False,
         seed=0,
         crop=crop,
@@ -169,6 +171,7 @@ def _train_data(
             seed=seed,
             crop=crop,
             crops_per_image=crops_per_image,
+            flips=preset.flips and crop == "random",
         )
         test_ds = _folder_test_dataset(test_files, shape, crop, crops_per_image)
         line = _folder_line(image_dir, train_files, test_files)
@@ -238,8 +241,8 @@ def train(
     max_test_images: int | None = None,
     figures: bool = True,
     tensorboard: bool = False,
-    crop: str = "fit",
-    crops_per_image: int = 1,
+    crop: str | None = None,
+    crops_per_image: int | None = None,
     init_from=None,
 ) -> dict:
     """Train a preset and write its run directory; resume it if it was cut short.
@@ -277,14 +280,17 @@ def train(
         image_dir: train on this folder of PNG/JPEG files instead of the
             preset's dataset (streamed; every 20th file is held out as the
             test set), each file cut to the preset's image size as `crop`
-            says.
+            says. Required by a preset of a folder dataset (`photo-lossy`).
         crop: with `image_dir`: `"fit"`, each file scaled so its shorter side
             fits the preset's image size and centre-cropped (the whole
             picture, small); `"random"`, `crops_per_image` random crops of
             the preset's size at the file's own resolution each epoch (for a
-            codec that codes full-size pictures tile by tile). The test set
-            is up to 64 fixed random crops of each held-out file.
-        crops_per_image: random crops of each file per epoch.
+            codec that codes full-size pictures tile by tile), flipped left
+            to right at random if the preset says so (`Preset.flips`). The
+            test set is up to 64 fixed random crops of each held-out file.
+            Default: the preset's (`Preset.crop`).
+        crops_per_image: random crops of each file per epoch (default: the
+            preset's).
         init_from: a finished run directory of the same preset whose weights
             start the training (fine-tuning, e.g. a CIFAR-10 codec on your
             own photos); the optimizer starts afresh. A backup in
@@ -346,12 +352,21 @@ def train(
             "--strategy multi-worker shards the preset's in-memory dataset; train on "
             "an --image-dir with the default or mirrored strategy."
         )
-    if (crop, crops_per_image) != ("fit", 1) and image_dir is None:
+    if (crop, crops_per_image) != (None, None) and image_dir is None:
         raise ValueError(
             "--crop and --crops-per-image cut the files of an --image-dir; the "
             f"preset's dataset has images of its size. Received: {crop=}, "
             f"{crops_per_image=} without image_dir."
         )
+    if image_dir is None and data.DATASETS[preset.dataset].folder:
+        raise ValueError(
+            f"{preset.name} trains on a folder of your own {preset.dataset}: pass "
+            "--image-dir DIR (PNG or JPEG files; every 20th is held out as the "
+            "test set)."
+        )
+    crop = preset.crop if crop is None else crop
+    if crops_per_image is None:
+        crops_per_image = preset.crops_per_image if crop == "random" else 1
 
     if init_from is not None and strategy == "multi-worker":
         raise ValueError(
@@ -718,7 +733,9 @@ def evaluate_run(
     print_data_source: bool = False,
     max_test_images: int | None = None,
 ) -> dict:
-    """Evaluate a run directory's model on its preset's test set.
+    """Evaluate a run directory's model on its preset's test set (for a
+    preset of a folder dataset, `photo-lossy`: on the held-out files of the
+    folder it trained on, `max_test_images` of them at most).
 
     Args:
         run_dir: a run directory written by `train`.
@@ -738,7 +755,6 @@ def evaluate_run(
     """
     model, run_config = load_run(run_dir)
     preset = presets.get(run_config["preset"])
-    source = _run_source(preset, run_config, data_dir, source)
     if max_test_images is not None and (
         not isinstance(max_test_images, int) or max_test_images <= 0
     ):
@@ -746,17 +762,40 @@ def evaluate_run(
             "max_test_images must be a positive integer. Received: "
             f"max_test_images={max_test_images!r}"
         )
-    images, labels = (
-        array[:max_test_images]
-        for array in data.load_arrays(preset.dataset, "test", data_dir, source)
-    )
-    if print_data_source:
+    if data.DATASETS[preset.dataset].folder:  # the run's held-out files
+        test_ds, line = _held_out_files(run_config, preset, max_test_images)
+    else:
+        source = _run_source(preset, run_config, data_dir, source)
+        images, labels = (
+            array[:max_test_images]
+            for array in data.load_arrays(preset.dataset, "test", data_dir, source)
+        )
         line = _data_line(
             preset.dataset, source, data_dir, f"{len(images):,} test images"
         )
+        test_ds = _test_pipeline(preset, images, labels)
+    if print_data_source:
         print(line, file=sys.stderr, flush=True)
-    test_ds = _test_pipeline(preset, images, labels)
     return model.evaluate_dataset(test_ds, seed=seed, iwae_k=iwae_k)
+
+
+def _held_out_files(run_config, preset, max_files=None) -> tuple:
+    """`(dataset, line)`: the test set of a run trained on an image folder,
+    its held-out files cut as in training (`_folder_test_dataset`)."""
+    image_dir = run_config["image_dir"]
+    _, files = image_folders.split_files(image_folders.list_images(image_dir))
+    files = files[:max_files]
+    crop = run_config.get("crop", "fit")
+    dataset = _folder_test_dataset(
+        files,
+        data.DATASETS[preset.dataset].image_shape,
+        crop,
+        run_config.get("crops_per_image", 1),
+    )
+    line = f"Data: {len(files):,} held-out image files under {image_dir}"
+    if crop == "random":
+        line += " (fixed random crops of each)"
+    return dataset, line + "."
 
 
 def _run_source(preset, run_config, data_dir, source) -> str:
