@@ -32,9 +32,19 @@ TensorFlow graph once, then evaluates it op by op with these rules:
   the same function on every machine.
 
 The network runs as one TensorFlow graph of float64 ops that apply these
-rules (kept out of XLA), on values held in units of the grid step (`x *
-2**16`: an exact scaling, which commutes with every correctly rounded
-operation, so rounding to the grid is one `round` and a clip).
+rules, on values held in units of the grid step (`x * 2**16`: an exact
+scaling, which commutes with every correctly rounded operation, so
+rounding to the grid is one `round` and a clip). The products run in
+TensorFlow's kernels, kept out of XLA. Once a network has run
+`FixedPointNetwork.XLA_AFTER` items in a process, each run of elementwise
+ops between two products is compiled by XLA into one pass over memory
+(TensorFlow makes one pass per op), which changes no bit: those ops are
+correctly rounded (`+ - * /`, `sqrt`, `round`, `min`, `max`) or exact
+(table look-ups, casts of integers), XLA's CPU compiler does not reorder
+floating-point arithmetic, and the one liberty it takes, fusing a product
+and a sum into a multiply-add, cannot arise, since every product in these
+rules is exact or rounded to the grid before anything is added to it. The
+tests check both graphs against the numpy specification.
 `FixedPointNetwork.reference` runs the same rules op by op in numpy, as
 the specification the graph is tested against (and for the few ops whose
 exact function is numpy code: `Log`, `Log1p`, `Softplus`).
