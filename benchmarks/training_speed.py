@@ -20,6 +20,10 @@ Prints one JSON line per preset and setting: `preset`, `setting`,
 same run), `batch_size`, `jit_compile`, `steps_per_execution`.
 
     python benchmarks/training_speed.py --data-dir DIR [--presets NAME ...]
+
+A preset of a folder dataset (`photo-lossy`) trains on fixed random crops
+of the files of `--image-dir`; without it, the preset is skipped with a
+line saying so.
 """
 
 import argparse
@@ -27,9 +31,10 @@ import json
 import math
 import time
 
+import numpy as np
 import tensorflow as tf
 
-from vae_tf import data, distribute, presets
+from vae_tf import data, distribute, image_folders, presets
 
 
 def emit(**fields):
@@ -86,17 +91,42 @@ def measure(preset, images, labels, setting: str, min_seconds: float) -> dict:
     }
 
 
+def folder_crops(preset, image_dir, count):
+    """uint8 random crops of the preset's size (fixed, seed 0) of the files
+    of `image_dir`, `preset.crops_per_image` of each, up to `count`."""
+    files = image_folders.list_images(image_dir)
+    crops = image_folders.folder_dataset(
+        files,
+        data.DATASETS[preset.dataset].image_shape,
+        batch_size=64,
+        shuffle=False,
+        seed=0,
+        crop="random",
+        crops_per_image=preset.crops_per_image,
+    ).unbatch()
+    return np.stack([np.round(255 * c.numpy()) for c in crops.take(count)]).astype(
+        np.uint8
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", help="folder with mnist.npz and cifar10.npz")
     parser.add_argument("--presets", nargs="+", default=sorted(presets.PRESETS))
     parser.add_argument("--seconds", type=float, default=6.0, help="per measurement")
     parser.add_argument("--images", type=int, default=10000, help="training images")
+    parser.add_argument("--image-dir", help="photos for a folder preset's crops")
     args = parser.parse_args()
 
     for name in args.presets:
         preset = presets.get(name)
-        images, labels = data.load_arrays(preset.dataset, "train", args.data_dir)
+        if data.DATASETS[preset.dataset].folder:
+            if args.image_dir is None:
+                emit(preset=name, error="a folder preset: give --image-dir")
+                continue
+            images, labels = folder_crops(preset, args.image_dir, args.images), None
+        else:
+            images, labels = data.load_arrays(preset.dataset, "train", args.data_dir)
         images = images[: args.images]
         labels = labels[: args.images] if preset.conditional else None
         settings = ["all_on", "steps_per_execution_1", "naive_pipeline"]
