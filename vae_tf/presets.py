@@ -6,6 +6,7 @@ README's results table reports.
 """
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 
@@ -465,10 +466,10 @@ def _cifar10_preset(name, description, model_fn, **overrides) -> Preset:
 # are all border, the model coded 256x256 mosaics 6 to 9 dB worse than single
 # images (measured: 20.3 dB against 29.3); it trains on random 4x4 mosaics
 # (128x128) instead.
-# photo-lossy: the cifar10-lossy transforms on photographs at their own
-# resolution, with the mean-scale hyperprior (benchmarks/lossy_hyperprior.py
-# measures it against the scale hyperprior).
-def _photo_lossy(seed: int | None, lmbda: float, mean_scale: bool = True):
+# photo-lossy: the same transforms on photographs at their own resolution,
+# with the mean-scale hyperprior (benchmarks/lossy_hyperprior.py measures it
+# against the scale hyperprior).
+def _lossy_codec(seed: int | None, lmbda: float, mean_scale: bool = False):
     return LossyVAE(
         lmbda,
         filters=64,
@@ -476,17 +477,6 @@ def _photo_lossy(seed: int | None, lmbda: float, mean_scale: bool = True):
         num_layers=4,
         hyperprior_channels=64,
         mean_scale=mean_scale,
-        seed=seed,
-    )
-
-
-def _cifar10_lossy(seed: int | None, lmbda: float) -> LossyVAE:
-    return LossyVAE(
-        lmbda,
-        filters=64,
-        latent_channels=192,
-        num_layers=4,
-        hyperprior_channels=64,
         seed=seed,
     )
 
@@ -665,7 +655,7 @@ PRESETS = {
         "lossy image codec (Balle et al. 2017/2018: GDN transforms, uniform-noise "
         "latents, a scale hyperprior) trained on CIFAR-10 for rate + lmbda * MSE; "
         "set the rate with --lmbda",
-        _cifar10_lossy,
+        _lossy_codec,
         batch_size=64,  # images: 4 mosaics of 4x4
         # The README's runs: 18 epochs (about 14,000 steps) moved the curve
         # from under JPEG to above it between 0.5 and 2 bits/pixel.
@@ -682,7 +672,7 @@ PRESETS = {
         "lossy image codec for photographs (the cifar10-lossy model) trained on "
         "random 256x256 crops, flipped, of a folder of photos (--image-dir); set "
         "the rate with --lmbda",
-        _photo_lossy,
+        functools.partial(_lossy_codec, mean_scale=True),
         batch_size=8,
         epochs=40,
         learning_rate=5e-4,
