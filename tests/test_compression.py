@@ -19,6 +19,7 @@ from vae_tf.compression import (
     container,
 )
 from vae_tf.compression.files import compress_files, decompress_file
+from vae_tf.compression.fixed_point import FixedPointNetwork
 
 
 def small_8bit_vae(seed):
@@ -275,6 +276,33 @@ def test_doubling_batches_grow_from_one_image_then_stay_at_batch_size(model_8bit
     codec = BitsBackCodec(model_8bit, batch_size=8)
     assert codec.batches(20) == [(0, 1), (1, 3), (3, 7), (7, 15), (15, 20)]
     assert codec.batches(1) == [(0, 1)]
+
+
+def test_a_long_jobs_batches_are_powers_of_two_past_the_xla_threshold(
+    model_8bit, mnist_uint8, monkeypatch
+):
+    """Adaptive batches keep their size in a short job; past the networks'
+    `XLA_AFTER` images, one of `XLA_MIN_BATCH` or more is rounded down to a
+    power of two (few shapes for XLA to compile), unless it is the rest.
+    The file decodes bit for bit either way."""
+    monkeypatch.setattr(FixedPointNetwork, "XLA_AFTER", 40)
+    monkeypatch.setattr(FixedPointNetwork, "XLA_MIN_BATCH", 4)
+    codec = BitsBackCodec(model_8bit, batch_size=100)
+    batches, params = [], codec._params
+    codec._params = lambda z_bins, count: batches.append(count) or params(z_bins, count)
+    images = mnist_uint8[1][:400]
+    data = codec.compress(images)
+    starts = np.cumsum([0, *batches[:-1]])
+    assert sum(batches) == 400 and len(batches) > 5
+    late = [
+        count
+        for start, count in zip(starts, batches)
+        if start >= 40 and count >= 4 and start + count < 400
+    ]
+    assert late and all(count & (count - 1) == 0 or count == 100 for count in late)
+    np.testing.assert_array_equal(
+        BitsBackCodec.decompress_bytes(model_8bit, data), images
+    )
 
 
 def test_the_header_holds_the_codec_model_and_sizes(model_8bit, small_file):
