@@ -303,10 +303,15 @@ def _random_crop_dataset(
     num_files = int(dataset.cardinality())
     if shuffle:
         dataset = dataset.shuffle(num_files, seed=seed, reshuffle_each_iteration=True)
-    # A seed for each file's crops: new ones each pass when shuffling.
-    seeds = tf.data.Dataset.random(
-        seed=0 if seed is None else seed, rerandomize_each_iteration=shuffle
-    )
+    # A seed for each file's crops: new ones each pass when shuffling; fixed
+    # ones otherwise, from `seed` and the file's place alone (a random op's
+    # draws would also depend on the process's global seed, so a test set
+    # would differ between a training process and a later evaluation).
+    seed = 0 if seed is None else seed
+    if shuffle:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    else:
+        seeds = tf.data.Dataset.range(num_files).map(lambda i: i + seed * num_files)
     dataset = tf.data.Dataset.zip(dataset, seeds).map(
         lambda path, crop_seed: _random_crops(
             path, crop_seed, image_shape, count, flips
