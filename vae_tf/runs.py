@@ -763,7 +763,11 @@ def evaluate_run(
             f"max_test_images={max_test_images!r}"
         )
     if data.DATASETS[preset.dataset].folder:  # the run's held-out files
-        test_ds, line = _held_out_files(run_config, preset, max_test_images)
+        test_ds, files = _held_out_files(run_config, preset, max_test_images)
+        line = (
+            f"Data: {len(files):,} held-out image files under "
+            f"{run_config['image_dir']} (cut as in training)."
+        )
     else:
         source = _run_source(preset, run_config, data_dir, source)
         images, labels = (
@@ -780,8 +784,9 @@ def evaluate_run(
 
 
 def _held_out_files(run_config, preset, max_files=None) -> tuple:
-    """`(dataset, line)`: the test set of a run trained on an image folder,
-    its held-out files cut as in training (`_folder_test_dataset`)."""
+    """`(dataset, files)`: the test set of a run trained on an image folder,
+    its held-out files (the first `max_files`) cut as in training
+    (`_folder_test_dataset`)."""
     image_dir = run_config["image_dir"]
     _, files = image_folders.split_files(image_folders.list_images(image_dir))
     files = files[:max_files]
@@ -792,10 +797,7 @@ def _held_out_files(run_config, preset, max_files=None) -> tuple:
         crop,
         run_config.get("crops_per_image", 1),
     )
-    line = f"Data: {len(files):,} held-out image files under {image_dir}"
-    if crop == "random":
-        line += " (fixed random crops of each)"
-    return dataset, line + "."
+    return dataset, files
 
 
 def _run_source(preset, run_config, data_dir, source) -> str:
@@ -833,15 +835,10 @@ def run_test_images(
     preset = presets.get(run_config["preset"])
     image_dir = run_config.get("image_dir")
     if image_dir is not None:
-        _, files = image_folders.split_files(image_folders.list_images(image_dir))
-        shape = data.DATASETS[preset.dataset].image_shape
-        crop = run_config.get("crop", "fit")
-        batches = _folder_test_dataset(
-            files[:count], shape, crop, run_config.get("crops_per_image", 1)
-        )
+        batches, files = _held_out_files(run_config, preset, count)
         images = np.concatenate([np.asarray(batch) for batch in batches])[:count]
-        line = f"{len(files[:count]):,} held-out image files under {image_dir}"
-        if crop == "random":
+        line = f"{len(files):,} held-out image files under {image_dir}"
+        if run_config.get("crop", "fit") == "random":
             line = f"{len(images):,} random crops of " + line
         return images, None, line
     source = _run_source(preset, run_config, data_dir, source)
