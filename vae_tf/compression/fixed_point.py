@@ -273,7 +273,12 @@ class FixedPointNetwork:
         self._constants = {}
         for node in graph.node:
             if node.op == "Const":
-                self._constants[node.name] = tf.make_ndarray(node.attr["value"].tensor)
+                value = tf.make_ndarray(node.attr["value"].tensor)
+                if _attr(node, "dtype").is_floating:
+                    # Every float tensor is float64 here, also the bfloat16 and
+                    # float16 constants of a mixed-precision network (exact).
+                    value = value.astype(np.float64)
+                self._constants[node.name] = value
         self._fold_constants()
         self._quantize_weights()
         self._graph = self._compile()

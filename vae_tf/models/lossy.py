@@ -151,7 +151,9 @@ class AnalysisTransform(keras.Model):
         h = x * 2.0 - 1.0  # (batch, H, W, C) in [-1, 1]
         for stage in self.stages:
             h = stage(h)
-        return h  # (batch, H / f, W / f, latent_channels)
+        # float32 also under a mixed-precision policy: the rate and the
+        # codecs read the latents in float32.
+        return ops.cast(h, "float32")  # (batch, H / f, W / f, latent_channels)
 
     def get_config(self):
         return {
@@ -197,7 +199,9 @@ class SynthesisTransform(keras.Model):
         h = y
         for stage in self.stages:
             h = stage(h)
-        return (h + 1.0) / 2.0  # (batch, H, W, channels), about [0, 1]
+        # float32 also under a mixed-precision policy (the distortion, the
+        # endpoints and the codecs read it).
+        return ops.cast((h + 1.0) / 2.0, "float32")  # (batch, H, W, C), ~[0, 1]
 
     def get_config(self):
         return {
