@@ -72,7 +72,7 @@ class DatasetInfo:
 DATASETS = {
     "mnist": DatasetInfo((28, 28, 1), 10, "storage.googleapis.com", "MNIST"),
     "cifar10": DatasetInfo((32, 32, 3), 10, "www.cs.toronto.edu", "CIFAR-10"),
-    "photos": DatasetInfo((256, 256, 3), 0, "", "photographs", folder=True),
+    "photos": DatasetInfo((128, 128, 3), 0, "", "photographs", folder=True),
 }
 
 

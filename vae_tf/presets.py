@@ -325,6 +325,9 @@ class Preset:
         crops_per_image: the default random crops of each file per epoch.
         flips: random crops are also flipped left to right, each with
             probability 1/2.
+        clipnorm: if set, gradients are scaled down to this global norm
+            before each update (`keras.optimizers.Adam(global_clipnorm=...)`),
+            as CompressAI trains its codecs (norm 1).
     """
 
     name: str
@@ -344,6 +347,7 @@ class Preset:
     crop: str = "fit"
     crops_per_image: int = 1
     flips: bool = False
+    clipnorm: float | None = None
 
     @property
     def lossy(self) -> bool:
@@ -390,7 +394,7 @@ class Preset:
                 "Unknown schedule. Expected 'constant', 'cosine' or 'warmup_cosine'. "
                 f"Received: schedule={self.schedule!r}"
             )
-        return keras.optimizers.Adam(rate)
+        return keras.optimizers.Adam(rate, global_clipnorm=self.clipnorm)
 
     def compile(
         self,
@@ -670,7 +674,7 @@ PRESETS = {
         "photo-lossy",
         "photos",
         "lossy image codec for photographs (the cifar10-lossy model) trained on "
-        "random 256x256 crops, flipped, of a folder of photos (--image-dir); set "
+        "random 128x128 crops, flipped, of a folder of photos (--image-dir); set "
         "the rate with --lmbda",
         functools.partial(_lossy_codec, mean_scale=True),
         batch_size=8,
@@ -680,8 +684,9 @@ PRESETS = {
         steps_per_execution=10,
         lmbda=0.01,
         crop="random",
-        crops_per_image=8,
+        crops_per_image=32,
         flips=True,
+        clipnorm=1.0,
         jit_compile=False,
     ),
 }
