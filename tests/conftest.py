@@ -109,3 +109,20 @@ def binary_test_images(mnist_subset):
 
 def random_images(n=8, seed=0):
     return np.random.default_rng(seed).random((n, 28, 28, 1), dtype=np.float32)
+
+
+def write_photos(folder, count=40, seed=0, size=(40, 48)):
+    """`count` colour pictures (smooth gradients and noise) of a few sizes
+    from `size` (height, width) up, as PNG files in `folder`, for the presets
+    that train on an image folder; returns `folder`."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        height, width = size[0] + 4 * (i % 3), size[1] + 8 * (i % 2)
+        ramp = np.linspace(0, 200, width)[None, :, None] + rng.integers(0, 50, 3)
+        noise = rng.normal(0, 12, (height, width, 3))
+        image = np.clip(ramp + noise, 0, 255).astype(np.uint8)
+        Image.fromarray(image).save(folder / f"photo_{i:02d}.png")
+    return folder

@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import write_photos
 from PIL import Image
 from test_tensorboard import read_events
 
@@ -47,17 +48,9 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def photo_dir(tmp_path_factory):
-    """40 small colour pictures (smooth gradients and noise) of a few sizes,
-    for the presets that train on an image folder: every 20th is held out."""
-    folder = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(0)
-    for i in range(40):
-        height, width = 40 + 4 * (i % 3), 48 + 8 * (i % 2)
-        ramp = np.linspace(0, 200, width)[None, :, None] + rng.integers(0, 50, 3)
-        noise = rng.normal(0, 12, (height, width, 3))
-        image = np.clip(ramp + noise, 0, 255).astype(np.uint8)
-        Image.fromarray(image).save(folder / f"photo_{i:02d}.png")
-    return folder
+    """40 small colour pictures for the presets that train on an image
+    folder: every 20th is held out."""
+    return write_photos(tmp_path_factory.mktemp("photos"))
 
 
 def run_cli(capsys, *argv):

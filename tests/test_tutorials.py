@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_photos
 from PIL import Image
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
@@ -74,6 +75,11 @@ class QuickRuns:
         ]
         if LOCAL_DATA:
             command += ["--data-dir", LOCAL_DATA]
+        if name == "07_compression.py":  # Part 6 trains on photos, codes one
+            photos = output_dir.parent / "photos"
+            write_photos(photos / "train", count=16)
+            write_photos(photos / "test", count=2, seed=1, size=(160, 240))
+            command += ["--photos", str(photos)]
         process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
@@ -313,6 +319,16 @@ def test_compression_tutorial_quick_run(quick_runs):
         colour["negative_elbo_bits_per_dim"], rel=0.05
     )
     assert colour["first_image_pops_bits"] > 5000  # 1,024 latents
+    # A photograph: the file decodes to the encoder's reconstruction, and
+    # JPEG and WebP are shown at about its size.
+    assert_drawn(tmp_path / "photo.png")
+    photo = metrics["photo"]
+    assert photo["vae_exact"] is True
+    for name in ("jpeg", "webp"):
+        assert photo[name]["bits_per_pixel"] == pytest.approx(
+            photo["vae"]["bits_per_pixel"], rel=0.5
+        )
+        assert 5 < photo[name]["psnr_db"] < 60
 
 
 @pytest.mark.tutorial("09_scaling_out.py")
