@@ -97,6 +97,7 @@ def test_every_command_works_or_says_why_in_one_line(
         if folder
         else ["--max-train-images", 32, "--max-test-images", 16]
     )
+    crops = ["--crops-per-image", 8] if folder else []
     # An autoregressive decoder draws pixel by pixel (half a minute for one
     # CIFAR-10 image here): its figures are skipped, and its SavedModel is
     # checked on the encoder's endpoint.
@@ -108,7 +109,7 @@ def test_every_command_works_or_says_why_in_one_line(
     # which LiteRT refuses: a converter fault, left for the tflite module.)
     status, out, err = run_cli(
         capsys, "train", "--preset", name, "--output-dir", run, "--epochs", 1,
-        "--batch-size", 16, *sizes,
+        "--batch-size", 16, *sizes, *crops,
         "--progress", "none", "--xla", "off", "--tensorboard", *common,
         *(["--no-figures"] if autoregressive else []),
     )  # fmt: skip
