@@ -616,10 +616,8 @@ else:
     plotting.plot_image_row(output_dir / "photo.png", row, titles)
 
 """
-With the full `photo-lossy` runs of the README the VAE is above JPEG from
-0.25 to 2 bits/pixel on the 68 test photographs; the few epochs here are
-not, and the picture shows how: at equal size, an undertrained model blurs
-where JPEG blocks. `benchmarks/compress_lossy.py --dataset photos` draws the
+The few epochs here leave the codec far from converged, and the picture
+shows how: at equal size, an undertrained model blurs where JPEG blocks. `benchmarks/compress_lossy.py --dataset photos` draws the
 whole curve.
 
 ## Conclusion
