@@ -145,6 +145,15 @@ def test_every_command_works_or_says_why_in_one_line(
     for key, value in results.items():
         if key in metrics and key.startswith("test_") and "iwae" not in key:
             np.testing.assert_allclose(value, metrics[key], rtol=1e-4, err_msg=key)
+    if folder:  # the run records the size it cut its files to, and its
+        # evaluation cuts that size, not the preset's current one
+        settings = runs.load_run(run)[1]
+        assert settings["image_shape"] == list(
+            data.DATASETS[preset.dataset].image_shape
+        )
+        older = {**settings, "image_shape": [32, 32, 3]}
+        test_ds, _ = runs._held_out_files(older, preset)
+        assert next(iter(test_ds)).shape[1:] == (32, 32, 3)
 
     # sample: a grid for a model that generates, else one line.
     grid = tmp_path / "samples.png"

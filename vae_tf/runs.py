@@ -451,6 +451,9 @@ def train(
                 "image_dir": str(image_dir),
                 "crop": crop,
                 "crops_per_image": crops_per_image,
+                # The size the files were cut to: evaluation cuts the same,
+                # whatever the preset's size later becomes.
+                "image_shape": list(data.DATASETS[preset.dataset].image_shape),
             }
             if image_dir is not None
             else {}
@@ -793,7 +796,7 @@ def _held_out_files(run_config, preset, max_files=None) -> tuple:
     crop = run_config.get("crop", "fit")
     dataset = _folder_test_dataset(
         files,
-        data.DATASETS[preset.dataset].image_shape,
+        tuple(run_config.get("image_shape", data.DATASETS[preset.dataset].image_shape)),
         crop,
         run_config.get("crops_per_image", 1),
     )
