@@ -278,30 +278,32 @@ def test_doubling_batches_grow_from_one_image_then_stay_at_batch_size(model_8bit
     assert codec.batches(1) == [(0, 1)]
 
 
-def test_a_long_jobs_batches_are_powers_of_two_past_the_xla_threshold(
+def test_networks_run_long_batches_in_chunks_and_write_the_same_file(
     model_8bit, mnist_uint8, monkeypatch
 ):
-    """Adaptive batches keep their size in a short job; past the networks'
-    `XLA_AFTER` images, one of `XLA_MIN_BATCH` or more is rounded down to a
-    power of two (few shapes for XLA to compile), unless it is the rest.
-    The file decodes bit for bit either way."""
-    monkeypatch.setattr(FixedPointNetwork, "XLA_AFTER", 40)
-    monkeypatch.setattr(FixedPointNetwork, "XLA_MIN_BATCH", 4)
+    """The fixed-point networks run a batch in chunks of `chunk` images (and
+    XLA, past its threshold, on whole chunks): the same file, byte for byte,
+    as with no chunking and no XLA, and it decodes bit for bit."""
+    images = mnist_uint8[1][:400]
     codec = BitsBackCodec(model_8bit, batch_size=100)
+    assert codec._decode.chunk == codec._posterior.chunk == FixedPointNetwork.CHUNK
+    monkeypatch.setattr(FixedPointNetwork, "XLA_AFTER", 10**9)
+    for network in (codec._decode, codec._posterior):  # shared: restored after
+        monkeypatch.setattr(network, "chunk", None)
+    whole = codec.compress(images)
+    monkeypatch.setattr(FixedPointNetwork, "XLA_AFTER", 40)
+    for network in (codec._decode, codec._posterior):
+        monkeypatch.setattr(network, "chunk", 7)
+    monkeypatch.setattr(codec._decode, "XLA_MIN_BATCH", 7)
+    monkeypatch.setattr(codec._decode, "_fused", None)
     batches, params = [], codec._params
     codec._params = lambda z_bins, count: batches.append(count) or params(z_bins, count)
-    images = mnist_uint8[1][:400]
-    data = codec.compress(images)
-    starts = np.cumsum([0, *batches[:-1]])
-    assert sum(batches) == 400 and len(batches) > 5
-    late = [
-        count
-        for start, count in zip(starts, batches)
-        if start >= 40 and count >= 4 and start + count < 400
-    ]
-    assert late and all(count & (count - 1) == 0 or count == 100 for count in late)
+    chunked = codec.compress(images)
+    assert max(batches) > 7 and sum(batches) == 400
+    assert 7 in codec._decode._fused_sizes  # XLA ran on whole chunks
+    assert chunked == whole
     np.testing.assert_array_equal(
-        BitsBackCodec.decompress_bytes(model_8bit, data), images
+        BitsBackCodec.decompress_bytes(model_8bit, chunked), images
     )
 
 

@@ -120,6 +120,20 @@ def test_a_network_turns_to_xla_only_for_long_jobs_with_few_batch_sizes():
     assert used == [[], [], [], [2], [2, 3], [2, 3], [2, 3]]
 
 
+def test_a_batch_larger_than_a_chunk_gives_the_same_bits(networks):
+    """A batch runs in chunks of `chunk` items (the last one shorter): the
+    bits of the whole batch at once."""
+    _, posterior, decoder = networks
+    x = images(10, seed=7)
+    z_mean, _ = posterior(x)
+    for network, inputs in ((posterior, x), (decoder, z_mean)):
+        assert network.chunk is None
+        chunked = copy.copy(network)
+        chunked.chunk = 4
+        assert _same_bits(chunked(inputs), network(inputs))
+        assert _same_bits(chunked(inputs), network.reference(inputs))
+
+
 def test_the_xla_graph_runs_every_rule_with_the_interpreters_bits():
     """`test_each_rule...`'s ops, their elementwise runs compiled by XLA."""
     network = with_xla(FixedPointNetwork(_every_rule, [tf.TensorSpec([None, 2])]))
@@ -282,3 +296,24 @@ def test_an_operation_it_cannot_run_is_named():
 
     with pytest.raises(NotSupportedError, match="Prod .* of float values"):
         FixedPointNetwork(float_product, [tf.TensorSpec([None, 4], tf.float32)])
+
+
+def test_the_graphs_run_without_graph_rewriting_and_the_options_come_back():
+    """Inside `_graph_as_written`, functions run with Grappler off (their
+    ops as the rules write them); outside, TensorFlow's options are as they
+    were."""
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context
+
+    def meta_optimizer_disabled():
+        config = config_pb2.ConfigProto()
+        config.ParseFromString(
+            context.context().function_call_options.config_proto_serialized
+        )
+        return config.graph_options.rewrite_options.disable_meta_optimizer
+
+    before = context.context().function_call_options
+    assert not meta_optimizer_disabled()
+    with fixed_point._graph_as_written():
+        assert meta_optimizer_disabled()
+    assert context.context().function_call_options is before

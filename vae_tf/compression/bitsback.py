@@ -30,11 +30,8 @@ the first image pops (`seed_words`, chosen by the encoder and recorded in
 the file): the initial-bits overhead, paid once per file. Then the encoder
 chooses each batch's size from the bits the stack holds: the most images
 whose posterior entropy, times 1.25, the stack covers, from 1 up to
-`batch_size`; past the first `FixedPointNetwork.XLA_AFTER` images, a
-batch of `XLA_MIN_BATCH` or more is rounded down to a power of two unless
-it is `batch_size` (a long job's networks then see few batch shapes, and
-their XLA runs, compiled per shape, compile few times; a short job keeps
-the fewest batches). It pushes
+`batch_size` (the fixed-point networks run any batch in chunks of
+`FixedPointNetwork.CHUNK` images, so its size costs nothing). It pushes
 the sizes last, each uniform over `[1, batch_size]` (about 9 bits a
 batch); the receiver pops them first. Files written before this
 (`schedule` 0) used batches of 1, 2, 4, ... images and decode as they
@@ -82,7 +79,6 @@ import tensorflow as tf
 from vae_tf import exact
 from vae_tf.compression import container
 from vae_tf.compression.codec import ARITHMETICS, Codec
-from vae_tf.compression.fixed_point import FixedPointNetwork
 from vae_tf.images import MAX_PIXELS
 
 __all__ = ["BitsBackCodec"]
@@ -473,14 +469,7 @@ class BitsBackCodec(Codec):
         _, std = posterior.ahead(start, self.settings["batch_size"])
         per_tile = self.entropy_bits(std).reshape(-1, self.latent_size).sum(axis=1)
         needed = self.SAFETY * np.cumsum(per_tile) + self.SPARE_BITS
-        count = max(1, int(np.searchsorted(needed, stack_bits, side="right")))
-        if (
-            count == len(per_tile)  # as many as there are, or `batch_size`
-            or start < FixedPointNetwork.XLA_AFTER
-            or count < FixedPointNetwork.XLA_MIN_BATCH
-        ):
-            return count
-        return 1 << (count.bit_length() - 1)
+        return max(1, int(np.searchsorted(needed, stack_bits, side="right")))
 
     @property
     def _size_model(self):

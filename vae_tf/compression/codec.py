@@ -114,12 +114,15 @@ class Codec:
         self, name: str, function, input_signature
     ) -> FixedPointNetwork:
         """`function` (a network of `self.model`, called `name`) in fixed
-        point; built once per model and weights (`self.fingerprint`), so that
-        a codec per file costs no new trace."""
+        point, run in chunks of `FixedPointNetwork.CHUNK` items (a codec's
+        networks are per-example); built once per model and weights
+        (`self.fingerprint`), so that a codec per file costs no new trace."""
         networks = _FIXED_POINT.setdefault(self.model, {})
         key = (self.fingerprint, name)
         if key not in networks:
-            networks[key] = FixedPointNetwork(function, input_signature)
+            networks[key] = FixedPointNetwork(
+                function, input_signature, chunk=FixedPointNetwork.CHUNK
+            )
         return networks[key]
 
     def mismatch_advice(self) -> str:
