@@ -16,3 +16,14 @@ def test_pixelcnn_vae_needs_exactly_one_latent_form(latent):
         presets.pixelcnn_vae(
             (32, 32, 3), vae_tf.DiscretizedLogisticMixture(2), **latent
         )
+
+
+@pytest.mark.parametrize(
+    "name, clipnorm",
+    [("cifar10-lossless", 1.0), ("photo-lossy", 1.0), ("mnist-8bit", None)],
+)
+def test_the_presets_that_diverged_clip_their_gradients(name, clipnorm):
+    """cifar10-lossless (a first epoch diverged to a loss of 6e13) and
+    photo-lossy (NaN in an 8th epoch) clip gradients to global norm 1."""
+    optimizer = presets.get(name).optimizer(100, 2)
+    assert optimizer.global_clipnorm == clipnorm
