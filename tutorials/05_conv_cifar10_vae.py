@@ -437,11 +437,11 @@ table has the full runs, and a VAE whose decoder is a PixelCNN over the
 pixels (`cifar10-pixelcnn`) for the lowest bits/dim.
 
 Last, `lossless_preset`: the local model's bits/dim with a KL that is a
-real share of them (the full preset: 3.54 bits/dim, 0.38 of them the
+real share of them (the full preset: 3.52 bits/dim, 0.42 of them the
 latent's, 1,024 of 1,024 dimensions active). In
 `lossless_one_z_many_draws.png` the shapes and colours hold along each row
 and only fine texture changes: that is what the latent carries. The
 `--quick` run's few dozen steps do not get that far: its bits/dim are still
 near 8 (no better than storing the bytes), the latent unused and the draws
-noise; the full run is about 70 minutes on 2 CPU cores.
+noise; the full run is about 45 to 70 minutes on 2 CPU cores.
 """

@@ -504,7 +504,7 @@ print(
 The net rate is the negative ELBO, within a percent. How it compares with
 PNG and WebP depends on the model: the small one trained here for one
 epoch (a few dozen steps with `--quick`) is still far from the data and
-loses to both; the full preset (`--lossless-run`, 12 epochs, about 70
+loses to both; the full preset (`--lossless-run`, 12 epochs, 45 to 70
 minutes) takes about 3.5 bits/dim, below WebP lossless (README). The file
 adds the seed, about `first_pop` bits, once. That is also why one small
 image coded alone is dearer than its PNG: the seed is most of its file.
