@@ -617,8 +617,8 @@ else:
 
 """
 The few epochs here leave the codec far from converged, and the picture
-shows how: at equal size, an undertrained model blurs where JPEG blocks. `benchmarks/compress_lossy.py --dataset photos` draws the
-whole curve.
+shows how: at equal size, an undertrained model blurs where JPEG blocks.
+`benchmarks/compress_lossy.py --dataset photos` draws the whole curve.
 
 ## Conclusion
 
