@@ -292,15 +292,18 @@ def test_networks_run_long_batches_in_chunks_and_write_the_same_file(
         monkeypatch.setattr(network, "chunk", None)
     whole = codec.compress(images)
     monkeypatch.setattr(FixedPointNetwork, "XLA_AFTER", 40)
+    monkeypatch.setattr(FixedPointNetwork, "XLA_MIN_BATCH", 7)
     for network in (codec._decode, codec._posterior):
         monkeypatch.setattr(network, "chunk", 7)
-    monkeypatch.setattr(codec._decode, "XLA_MIN_BATCH", 7)
-    monkeypatch.setattr(codec._decode, "_fused", None)
+        monkeypatch.setattr(network, "_fused", None)
+        monkeypatch.setattr(network, "_fused_sizes", set())
+        monkeypatch.setattr(network, "_items", 0)
     batches, params = [], codec._params
     codec._params = lambda z_bins, count: batches.append(count) or params(z_bins, count)
     chunked = codec.compress(images)
     assert max(batches) > 7 and sum(batches) == 400
-    assert 7 in codec._decode._fused_sizes  # XLA ran on whole chunks
+    assert codec._decode._fused_sizes == {7}  # XLA ran on whole chunks only
+    assert callable(codec._decode._fused)
     assert chunked == whole
     np.testing.assert_array_equal(
         BitsBackCodec.decompress_bytes(model_8bit, chunked), images

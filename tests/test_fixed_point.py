@@ -134,6 +134,20 @@ def test_a_batch_larger_than_a_chunk_gives_the_same_bits(networks):
         assert _same_bits(chunked(inputs), network.reference(inputs))
 
 
+def test_a_network_run_in_chunks_needs_the_batch_axis_first():
+    """An output whose leading axis is not the batch's cannot be put back
+    together from chunks: a clear error, not a wrong array."""
+    network = FixedPointNetwork(
+        lambda x: tf.transpose(x * 0.5), [tf.TensorSpec([None, 3])], chunk=2
+    )
+    x = to_grid(np.arange(15.0).reshape(5, 3))
+    np.testing.assert_array_equal(network(x[:2]), (x[:2] * 0.5).T)
+    with pytest.raises(ValueError, match="leading axis"):
+        network(x)
+    with pytest.raises(ValueError, match="chunk must be a positive integer"):
+        FixedPointNetwork(lambda x: x, [tf.TensorSpec([None, 3])], chunk=True)
+
+
 def test_the_xla_graph_runs_every_rule_with_the_interpreters_bits():
     """`test_each_rule...`'s ops, their elementwise runs compiled by XLA."""
     network = with_xla(FixedPointNetwork(_every_rule, [tf.TensorSpec([None, 2])]))
@@ -317,3 +331,20 @@ def test_the_graphs_run_without_graph_rewriting_and_the_options_come_back():
     with fixed_point._graph_as_written():
         assert meta_optimizer_disabled()
     assert context.context().function_call_options is before
+    with pytest.raises(RuntimeError), fixed_point._graph_as_written():
+        raise RuntimeError
+    assert context.context().function_call_options is before
+
+
+def test_every_graph_call_runs_without_graph_rewriting(networks, monkeypatch):
+    entered = []
+    written = fixed_point._graph_as_written
+
+    def spy():
+        entered.append(True)
+        return written()
+
+    monkeypatch.setattr(fixed_point, "_graph_as_written", spy)
+    _, posterior, _ = networks
+    posterior(images(2))
+    assert entered

@@ -30,8 +30,9 @@ the first image pops (`seed_words`, chosen by the encoder and recorded in
 the file): the initial-bits overhead, paid once per file. Then the encoder
 chooses each batch's size from the bits the stack holds: the most images
 whose posterior entropy, times 1.25, the stack covers, from 1 up to
-`batch_size` (the fixed-point networks run any batch in chunks of
-`FixedPointNetwork.CHUNK` images, so its size costs nothing). It pushes
+`batch_size` (sizes need no rounding for XLA: the fixed-point networks run
+any batch in chunks of `FixedPointNetwork.CHUNK` images, and XLA compiles
+only whole chunks). It pushes
 the sizes last, each uniform over `[1, batch_size]` (about 9 bits a
 batch); the receiver pops them first. Files written before this
 (`schedule` 0) used batches of 1, 2, 4, ... images and decode as they
@@ -594,7 +595,7 @@ class _Posteriors:
 
     def ahead(self, start: int, count: int) -> tuple:
         stop = min(start + count, len(self.tiles))
-        while stop > self.known:  # whole chunks of `batch_size`: few shapes
+        while stop > self.known:  # `batch_size` tiles at a time
             end = min(self.known + self.codec.settings["batch_size"], len(self.tiles))
             mean, std = self.codec._posterior_bins(self.tiles[self.known : end])
             self.mean[self.known : end] = mean.reshape(-1, self.codec.latent_size)

@@ -238,10 +238,11 @@ class FixedPointNetwork:
         input_signature: one `tf.TensorSpec` per argument.
         chunk: run a batch through the graph in chunks of at most this many
             items (the codecs use `CHUNK`), which keeps the float64
-            activations small; only for a network whose outputs for an item
-            do not depend on the other items of its batch (per-example layers,
-            as a VAE's encoder and decoder), where it changes no bit. `None`:
-            the whole batch at once.
+            activations of a batch of small items (tiles) small; only for a
+            network whose outputs for an item do not depend on the other
+            items of its batch (per-example layers, as a VAE's encoder and
+            decoder), where it changes no bit. `None`: the whole batch at
+            once.
 
     Call arguments:
         *inputs: arrays matching `input_signature`; each is first rounded to
@@ -254,15 +255,21 @@ class FixedPointNetwork:
     Raises:
         NotSupportedError: the network uses an op this interpreter does not
             run (named in the message).
-        ValueError: `chunk` is not a positive integer or `None`.
+        ValueError: `chunk` is not a positive integer or `None`; (at a
+            call) with `chunk`, an input or output without the batch's
+            leading axis.
     """
 
     def __init__(self, function, input_signature, chunk: int | None = None):
-        if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+        if chunk is not None and (
+            isinstance(chunk, bool)
+            or not isinstance(chunk, (int, np.integer))
+            or chunk < 1
+        ):
             raise ValueError(
                 f"chunk must be a positive integer or None. Received: {chunk=}"
             )
-        self.chunk = chunk
+        self.chunk = None if chunk is None else int(chunk)
         concrete = tf.function(function, autograph=False).get_concrete_function(
             *input_signature
         )
@@ -364,9 +371,10 @@ class FixedPointNetwork:
     # pages in hundreds of megabytes of fresh float64 activations: the colour
     # decoder (78 outputs a pixel) took 6.8 to 12.8 ms a tile on the first
     # 466 tiles of a 1-megapixel photo, 4.7 to 5 on later batches; in chunks
-    # of 64, 2.6 ms. A cold decode of that photo went from 11.2 to 12.1 s to
-    # 9.3 to 9.8 s with this and `_graph_as_written` (the same file); a long
-    # job's throughput is unchanged.
+    # of 64, 2.6 ms (README: the single photo's timings). The last chunk of
+    # a batch is shorter and, below `XLA_MIN_BATCH`, runs without XLA; the
+    # long jobs measured (all of CIFAR-10's or BSD68's test images) kept
+    # their throughput.
     CHUNK = 64
 
     # The elementwise runs between the products can be compiled by XLA: the
@@ -386,15 +394,28 @@ class FixedPointNetwork:
         batch = arrays[0].shape[0] if arrays[0].ndim else 1
         if self.chunk is None or arrays[0].ndim == 0 or batch <= self.chunk:
             return self._run(arrays, batch)
+        if any(a.ndim == 0 or a.shape[0] != batch for a in arrays):
+            raise ValueError(
+                "A network run in chunks takes inputs with the same leading "
+                f"(batch) axis. Received shapes: {[a.shape for a in arrays]}"
+            )
         outputs = None
         for start in range(0, batch, self.chunk):
             stop = min(start + self.chunk, batch)
             part = self._run([a[start:stop] for a in arrays], stop - start)
             part = (part,) if self._single else part
+            if any(o.ndim == 0 or o.shape[0] != stop - start for o in part):
+                raise ValueError(
+                    "A network run in chunks must give outputs with the batch's "
+                    f"leading axis. Received shapes: {[o.shape for o in part]} for "
+                    f"{stop - start} items."
+                )
             if outputs is None:
                 outputs = tuple(np.empty((batch, *o.shape[1:]), o.dtype) for o in part)
             for whole, piece in zip(outputs, part):
                 whole[start:stop] = piece
+        for whole in outputs:  # read-only, as an unchunked call's outputs are
+            whole.flags.writeable = False
         return outputs[0] if self._single else outputs
 
     def _run(self, arrays, batch: int):
@@ -767,13 +788,13 @@ class FixedPointNetwork:
 
 @contextlib.contextmanager
 def _graph_as_written():
-    """Functions first called inside run without TensorFlow's graph rewriting
-    (Grappler), on this thread: the graph is the rules' ops, as written, with
-    nothing for an optimizer to gain and bits it must not change (a rewrite
-    of float arithmetic could); and Grappler's pass over the lossless colour
-    codec's posterior network took 0.6 to 0.9 s of its first call (1.1 to
-    1.3 s with it, 0.4 to 0.5 s without). A function keeps the options of
-    its first call."""
+    """Graph functions called inside are instantiated without TensorFlow's
+    graph rewriting (Grappler), on this thread: the graph is the rules' ops,
+    as written, with nothing for an optimizer to gain and bits it must not
+    change (a rewrite of float arithmetic could); and Grappler's pass over
+    the lossless colour codec's posterior network took 0.6 to 0.9 s of its
+    first call (1.1 to 1.3 s with it, 0.4 to 0.5 s without). The options
+    are part of the call, so every call of the graphs goes through here."""
     ctx = context.context()
     options = ctx.function_call_options
     config = options.config_proto_serialized
