@@ -71,6 +71,7 @@ import math
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
 from tensorflow.python.eager import context
 from tensorflow.python.framework.convert_to_constants import (
     convert_variables_to_constants_v2,
@@ -797,9 +798,8 @@ def _graph_as_written():
     are part of the call, so every call of the graphs goes through here."""
     ctx = context.context()
     options = ctx.function_call_options
-    config = options.config_proto_serialized
-    plain = type(ctx.config)()
-    plain.ParseFromString(config)
+    plain = config_pb2.ConfigProto()
+    plain.ParseFromString(options.config_proto_serialized)
     plain.graph_options.rewrite_options.disable_meta_optimizer = True
     ctx.function_call_options = context.FunctionCallOptions(
         executor_type=options.executor_type, config_proto=plain
