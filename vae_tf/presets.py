@@ -494,9 +494,9 @@ def _lossy_codec(
 PHOTO_WIDE_LMBDA = 0.03
 
 
-def _photo_codec(seed: int | None, lmbda: float):
+def _photo_codec(seed: int | None, lmbda: float, mean_scale: bool = True):
     filters = 96 if lmbda >= PHOTO_WIDE_LMBDA else 64
-    return _lossy_codec(seed, lmbda, mean_scale=True, filters=filters)
+    return _lossy_codec(seed, lmbda, mean_scale=mean_scale, filters=filters)
 
 
 PRESETS = {
