@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import vae_tf
-from vae_tf import cli, distribute, image_folders, runs
+from vae_tf import callbacks, cli, distribute, image_folders, runs
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -202,6 +202,100 @@ def test_a_run_killed_mid_training_resumes_and_trains_only_the_rest(tmp_path):
     steps_per_epoch = 5_000 // 250
     assert int(model.optimizer.iterations.numpy()) == epochs * steps_per_epoch
     assert not (out / "backup").exists()
+
+
+def small_vae():
+    keras.utils.set_random_seed(0)
+    model = vae_tf.VAE(
+        vae_tf.DenseEncoder(2, (16,)),
+        vae_tf.DenseDecoder((28, 28, 1), (16,)),
+        vae_tf.Bernoulli("threshold"),
+        seed=0,
+    )
+    model.build((None, 28, 28, 1))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    return model
+
+
+class Killed(Exception):
+    """Stands for SIGKILL: the backup's next write never happens."""
+
+
+def test_a_kill_between_the_weights_and_their_epoch_resumes_that_epoch(
+    tmp_path, monkeypatch
+):
+    """Killed after epoch 3's weights are written but before its metadata
+    (Keras's BackupAndRestore then resumes epoch 3's weights as epoch 2's and
+    trains an epoch twice): the backup still names epoch 2's complete file,
+    and the resumed run ends with exactly 4 epochs of optimizer steps."""
+    images, _ = vae_tf.data.load_arrays("mnist", "train", source="bundled")
+    dataset = vae_tf.data.make_dataset(images[:64], batch_size=32)  # 2 steps
+    backup = tmp_path / "backup"
+    model = small_vae()
+    model.fit(dataset, epochs=2, verbose=0, callbacks=[callbacks.EpochBackup(backup)])
+    assert not backup.exists()  # deleted when training ends
+
+    def raise_killed(*args, **kwargs):
+        raise Killed
+
+    model = small_vae()
+    saver = callbacks.EpochBackup(backup)
+    weights_written = saver.on_epoch_end
+
+    def on_epoch_end(epoch, logs=None):
+        if epoch == 2:  # epoch 3's weights get written, then its metadata fails
+            monkeypatch.setattr(Path, "write_text", raise_killed)
+        weights_written(epoch, logs)
+
+    saver.on_epoch_end = on_epoch_end
+    with pytest.raises(Killed):
+        model.fit(dataset, epochs=4, verbose=0, callbacks=[saver])
+    monkeypatch.undo()
+    assert json.loads((backup / "training_metadata.json").read_text()) == {
+        "epoch": 2,
+        "weights": "epoch-2.weights.h5",
+    }
+    assert (backup / "epoch-2.weights.h5").exists()
+    assert not list(backup.glob(".*"))  # no temporary file left behind
+
+    resumed = small_vae()
+    epochs_run = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: epochs_run.append(epoch)
+    )
+    resumed.fit(
+        dataset, epochs=4, verbose=0, callbacks=[callbacks.EpochBackup(backup), record]
+    )
+    assert epochs_run == [2, 3]
+    assert int(resumed.optimizer.iterations.numpy()) == 4 * 2
+
+
+def test_a_backup_in_keras_s_own_layout_resumes_and_bad_metadata_is_named(tmp_path):
+    images, _ = vae_tf.data.load_arrays("mnist", "train", source="bundled")
+    dataset = vae_tf.data.make_dataset(images[:64], batch_size=32)
+    backup = tmp_path / "backup"
+    model = small_vae()
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                raise Killed
+
+    keras_backup = keras.callbacks.BackupAndRestore(str(backup))
+    with pytest.raises(Killed):
+        model.fit(dataset, epochs=3, verbose=0, callbacks=[keras_backup, Stop()])
+    assert (backup / "latest.weights.h5").exists()
+    resumed = small_vae()
+    resumed.fit(dataset, epochs=3, verbose=0, callbacks=[callbacks.EpochBackup(backup)])
+    # Epoch 1's 2 steps came from Keras's file, then 2 more epochs of 2.
+    assert int(resumed.optimizer.iterations.numpy()) == 3 * 2
+
+    backup.mkdir()
+    (backup / "training_metadata.json").write_text("{trunc")
+    with pytest.raises(ValueError, match="not a backup's metadata.*delete"):
+        small_vae().fit(
+            dataset, epochs=1, verbose=0, callbacks=[callbacks.EpochBackup(backup)]
+        )
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])

@@ -1,6 +1,8 @@
 """Keras callbacks for VAE training."""
 
+import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -9,9 +11,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vae_tf._files import write_atomically
 from vae_tf.models.vae import VAE
 
-__all__ = ["EpochTimer", "BetaSchedule", "StepProgbarLogger", "ImageLogger"]
+__all__ = [
+    "EpochTimer",
+    "BetaSchedule",
+    "StepProgbarLogger",
+    "ImageLogger",
+    "EpochBackup",
+]
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
@@ -365,3 +374,79 @@ class ImageLogger(keras.callbacks.Callback):
             if kl is not None:
                 tf.summary.histogram("kl_per_dimension", kl)
         self._writer.flush()
+
+
+class EpochBackup(keras.callbacks.Callback):
+    """Back up the model and its optimizer after every epoch, whole or not at
+    all, and resume from the backup when `fit` starts again.
+
+    What `keras.callbacks.BackupAndRestore` does, without its window: it
+    writes the weights and then, separately, the epoch they belong to, so a
+    process killed between the two resumes with one epoch's weights and the
+    previous epoch's number and trains that epoch again (measured: 9 epochs
+    of optimizer steps in a run of 8), and a kill inside the second write
+    leaves a file that cannot be read. Here each epoch's weights go to a file
+    of their own (`epoch-E.weights.h5`, written through a temporary name),
+    and `training_metadata.json` (the epoch and the weights' file name) is
+    replaced in one rename after them; the older weights file is removed
+    only then. Whenever the process dies, the metadata names a complete file
+    of the epoch it states.
+
+    A backup written by `BackupAndRestore` (`latest.weights.h5` beside a
+    metadata file without a weights name) is resumed from too. The folder
+    is deleted when training ends normally.
+
+    Args:
+        directory: the backup folder (created when the first epoch ends).
+
+    Raises:
+        ValueError: at the start of `fit`, for a metadata file that is not
+            this callback's (or `BackupAndRestore`'s) JSON, or for a model
+            that is not built.
+    """
+
+    METADATA = "training_metadata.json"
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = Path(directory)
+
+    def on_train_begin(self, logs=None):
+        path = self.directory / self.METADATA
+        if not path.exists():
+            return
+        try:
+            metadata = json.loads(path.read_text())
+            epoch = int(metadata["epoch"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"The training backup's {path} is not a backup's metadata "
+                f"({error}); delete {self.directory} to start afresh."
+            ) from error
+        weights = self.directory / metadata.get("weights", "latest.weights.h5")
+        if not self.model.built:
+            raise ValueError("Build the model before fit to resume from a backup.")
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(weights)
+        self.model._initial_epoch = epoch  # where fit starts (as Keras's own)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{epoch + 1}.weights.h5"
+        write_atomically(
+            self.directory / name,
+            lambda tmp: self.model.save_weights(tmp, overwrite=True),
+            suffix=".weights.h5",
+        )
+        metadata = json.dumps({"epoch": epoch + 1, "weights": name})
+        write_atomically(
+            self.directory / self.METADATA, lambda tmp: tmp.write_text(metadata)
+        )
+        for old in self.directory.glob("*.weights.h5"):
+            if old.name != name:
+                old.unlink()
+
+    def on_train_end(self, logs=None):
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -270,8 +270,8 @@ def fit_distributed(
     The model must be built and compiled inside `strategy.scope()`. Each step
     runs `model.train_step` on every replica's share of the batch; a vae_tf
     model's logs are then the step's global figures on every replica.
-    Callbacks get the usual calls, so `keras.callbacks.BackupAndRestore`
-    resumes a run here as in `fit`.
+    Callbacks get the usual calls, so `vae_tf.callbacks.EpochBackup` (or
+    `keras.callbacks.BackupAndRestore`) resumes a run here as in `fit`.
 
     Args:
         model: a compiled `vae_tf.VAE` (or any model with a `train_step`).
@@ -305,7 +305,7 @@ def fit_distributed(
             model.optimizer.build(model.trainable_variables)
     model._initial_epoch = None
     callback_list.on_train_begin()
-    initial_epoch = model._initial_epoch or 0  # set by BackupAndRestore
+    initial_epoch = model._initial_epoch or 0  # set by the backup callback
     logs = {}
     for epoch in range(initial_epoch, epochs):
         for metric in model.metrics:

@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from vae_tf import data, image_folders, plotting, presets
 from vae_tf._files import write_atomically
-from vae_tf.callbacks import EpochTimer, StepProgbarLogger
+from vae_tf.callbacks import EpochBackup, EpochTimer, StepProgbarLogger
 from vae_tf.export import export_saved_model
 
 __all__ = [
@@ -248,7 +248,7 @@ def train(
     """Train a preset and write its run directory; resume it if it was cut short.
 
     While training, `output_dir/backup/` holds the model and optimizer after
-    each finished epoch (`keras.callbacks.BackupAndRestore`) and
+    each finished epoch (`vae_tf.callbacks.EpochBackup`, written whole) and
     `training_log.jsonl` each epoch's logs. If the process dies, running the
     same command again restores the last finished epoch and trains the
     remaining ones only; the backup is deleted when the run completes.
@@ -533,7 +533,7 @@ class _Backup:
         log = self.log_path if self.chief else self.directory / "log.jsonl"
         return [
             distribute.HistoryLog(log),
-            keras.callbacks.BackupAndRestore(self.directory, double_checkpoint=True),
+            EpochBackup(self.directory),
         ]
 
 
