@@ -27,3 +27,14 @@ def test_the_presets_that_diverged_clip_their_gradients(name, clipnorm):
     photo-lossy (NaN in an 8th epoch) clip gradients to global norm 1."""
     optimizer = presets.get(name).optimizer(100, 2)
     assert optimizer.global_clipnorm == clipnorm
+
+
+@pytest.mark.parametrize("lmbda, filters", [(0.003, 64), (0.0299, 64), (0.03, 96)])
+def test_photo_lossy_widens_its_transforms_at_high_rates(lmbda, filters):
+    """96 filters from lmbda 0.03 up: the 64-filter model stayed under JPEG
+    at 2 bits/pixel. Both transforms and the hyperprior take the width, and
+    the mean-scale hyperprior stays."""
+    model = presets.get("photo-lossy").build_model(0, lmbda=lmbda)
+    assert model.lmbda == lmbda and model.mean_scale
+    assert model.analysis.filters == model.synthesis.filters == filters
+    assert presets.PHOTO_WIDE_LMBDA == 0.03
