@@ -37,4 +37,4 @@ def test_photo_lossy_widens_its_transforms_at_high_rates(lmbda, filters):
     model = presets.get("photo-lossy").build_model(0, lmbda=lmbda)
     assert model.lmbda == lmbda and model.mean_scale
     assert model.analysis.filters == model.synthesis.filters == filters
-    assert presets.PHOTO_WIDE_LMBDA == 0.03
+    assert model.hyper_analysis.filters == model.hyper_synthesis.filters == filters
