@@ -103,17 +103,28 @@ LOCAL_CASES = ["cvae9"]  # not under multi-worker (its loop takes no labels)
 
 
 @pytest.fixture(scope="module")
-def single_device(tmp_path_factory):
-    out = tmp_path_factory.mktemp("single") / "weights.npz"
-    finish(run_script("single", out), "single-device training")
-    return dict(np.load(out))
+def alone_and_mirrored(tmp_path_factory):
+    """What the single-device reference and the mirrored run saved: the two
+    processes run at once (each is mostly one thread of Python and tracing)."""
+    folder = tmp_path_factory.mktemp("alone_and_mirrored")
+    processes = {
+        mode: run_script(mode, folder / f"{mode}.npz")
+        for mode in ("single", "mirrored")
+    }
+    for mode, process in processes.items():
+        finish(process, f"{mode} training")
+    return {mode: dict(np.load(folder / f"{mode}.npz")) for mode in processes}
+
+
+@pytest.fixture(scope="module")
+def single_device(alone_and_mirrored):
+    return alone_and_mirrored["single"]
 
 
 def test_mirrored_on_two_devices_matches_one_device_for_any_dataset_size(
-    single_device, tmp_path
+    alone_and_mirrored, single_device
 ):
-    finish(run_script("mirrored", tmp_path / "m.npz"), "mirrored training")
-    mirrored = dict(np.load(tmp_path / "m.npz"))
+    mirrored = alone_and_mirrored["mirrored"]
     assert int(mirrored["replicas"]) == 2 and int(single_device["replicas"]) == 1
     for case in CASES:
         steps = int(single_device[f"{case}/iterations"])
