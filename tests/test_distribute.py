@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import make_tiny_vae
 from PIL import Image
 
 import vae_tf
@@ -217,12 +218,7 @@ def test_a_run_killed_mid_training_resumes_and_trains_only_the_rest(tmp_path):
 
 def small_vae():
     keras.utils.set_random_seed(0)
-    model = vae_tf.VAE(
-        vae_tf.DenseEncoder(2, (16,)),
-        vae_tf.DenseDecoder((28, 28, 1), (16,)),
-        vae_tf.Bernoulli("threshold"),
-        seed=0,
-    )
+    model = make_tiny_vae(latent_dim=2, binarization="threshold")
     model.build((None, 28, 28, 1))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
     return model
