@@ -1,6 +1,14 @@
-"""Shared fixtures: offline data, a tiny model, a briefly trained model."""
+"""Shared fixtures: offline data, a tiny model, a briefly trained model, and the
+tutorials' --quick runs (started once, beside the other tests)."""
 
+import concurrent.futures
+import json
 import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -13,6 +21,8 @@ from vae_tf import data  # noqa: E402
 
 
 def pytest_configure(config):
+    if hasattr(config, "workerinput"):  # an xdist worker
+        QUICK_RUNS.folder = Path(config.workerinput["vae_tf_quick_runs"])
     config.addinivalue_line(
         "markers",
         "local_network: the test serves a dataset's download host itself, on "
@@ -24,26 +34,185 @@ def pytest_configure(config):
     )
 
 
+TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
+# Read before the offline fixture clears it: CI prepares the full MNIST there.
+LOCAL_DATA = os.environ.get("VAE_TF_DATA_DIR")
+HAVE_CIFAR = bool(LOCAL_DATA or os.environ.get("CI"))
+# Longest first. CIFAR-10 tutorials need cifar10.npz (CI prepares it).
+ORDER = [
+    "05_conv_cifar10_vae.py",
+    "07_compression.py",
+    "04_challenges.py",
+    "01_dense_mnist_vae.py",
+    "03_conv_mnist_vae.py",
+    "10_vq_vae.py",
+    "09_scaling_out.py",
+    "02_latent_space_and_generation.py",
+    "06_denoising_and_test_images.py",
+    "08_model_compression_and_deployment.py",
+]
+NEEDS_CIFAR = {"05_conv_cifar10_vae.py", "07_compression.py"}
+QUICK_RUN_TIMEOUT = 1200  # seconds, for one tutorial's --quick run
+
+
+class QuickRuns:
+    """The tutorials' --quick runs, as subprocesses, two at a time.
+
+    The runs of the selected tutorial tests start as soon as the suite is
+    collected, so they run beside the in-process tests (much of which is
+    single-threaded tracing and Python) instead of after them; each test then
+    waits for its own run. Each run leaves `run.json` (its return code and
+    stderr) in its output folder when it ends.
+
+    With pytest-xdist (`-n 2`) the controller starts the runs, once, and the
+    workers, which share its folder, wait for the `run.json` of theirs.
+    """
+
+    def __init__(self):
+        self.pool = None
+        self.futures = {}
+        self.processes = []
+        self.folder = None  # the runs' output folders are in it
+        self._temporary = None
+
+    def make_folder(self):
+        if self.folder is None:
+            self._temporary = tempfile.TemporaryDirectory(prefix="vae_tf_tutorials_")
+            self.folder = Path(self._temporary.name)
+        return self.folder
+
+    def output_dir(self, name):
+        return self.folder / name.split("_", 1)[0]
+
+    def start(self, names):
+        if self.pool is not None:
+            return
+        # The environment as the session started: tests later change it
+        # (monkeypatch), and the runs must not see that.
+        self.env = dict(os.environ)
+        if not LOCAL_DATA:
+            self.env.pop("VAE_TF_DATA_DIR", None)
+        self.make_folder()
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+        for name in ORDER:
+            if name in names and (HAVE_CIFAR or name not in NEEDS_CIFAR):
+                self.futures[name] = self.pool.submit(self._run, name)
+
+    def _run(self, name):
+        output_dir = self.output_dir(name)
+        command = [
+            sys.executable,
+            str(TUTORIALS / name),
+            "--quick",
+            "--output-dir",
+            str(output_dir),
+        ]
+        if LOCAL_DATA:
+            command += ["--data-dir", LOCAL_DATA]
+        if name == "07_compression.py":  # Part 6 trains on photos, codes one
+            photos = self.folder / "photos"
+            write_photos(photos / "train", count=16)
+            write_photos(photos / "test", count=2, seed=1, size=(160, 240))
+            command += ["--photos", str(photos)]
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
+        self.processes.append(process)
+        try:
+            _, stderr = process.communicate(timeout=QUICK_RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+            stderr += f"\n(killed: still running after {QUICK_RUN_TIMEOUT} s)"
+        record = {"returncode": process.returncode, "stderr": stderr[-4000:]}
+        output_dir.mkdir(parents=True, exist_ok=True)
+        partial = output_dir / "run.json.partial"
+        partial.write_text(json.dumps(record))
+        partial.replace(output_dir / "run.json")  # whole, for a waiting worker
+
+    def result(self, name):
+        """The run's metrics.json and its output folder."""
+        record = self.output_dir(name) / "run.json"
+        if name in self.futures:
+            self.futures[name].result()
+        elif self.pool is not None:
+            raise AssertionError(f"{name}: its quick run was not started")
+        else:  # an xdist worker: the controller started the run
+            deadline = time.monotonic() + QUICK_RUN_TIMEOUT + 600
+            while not record.exists():
+                assert time.monotonic() < deadline, f"{name}: no run.json in time"
+                time.sleep(1)
+        run = json.loads(record.read_text())
+        assert run["returncode"] == 0, run["stderr"]
+        out = self.output_dir(name)
+        return json.loads((out / "metrics.json").read_text()), out
+
+    def close(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        if self._temporary is not None:
+            self._temporary.cleanup()
+
+
+QUICK_RUNS = QuickRuns()
+
+
 def pytest_collection_finish(session):
     """Start the selected tutorials' --quick runs now, beside the other tests
-    (see `test_tutorials.QuickRuns`)."""
+    (an xdist worker leaves that to the controller)."""
+    if not hasattr(session.config, "workerinput"):
+        names = {
+            marker.args[0]
+            for item in session.items
+            for marker in item.iter_markers("tutorial")
+        }
+        if names:
+            QUICK_RUNS.start(names)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist controller: give each worker the quick runs' folder."""
+    node.workerinput["vae_tf_quick_runs"] = str(QUICK_RUNS.make_folder())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """xdist controller: start the quick runs of the tutorial tests selected
+    (every worker collects the same tests, so the first one to report says)."""
+    import test_tutorials
+
+    tests = [
+        getattr(test_tutorials, nodeid.split("::")[1].split("[")[0])
+        for nodeid in ids
+        if nodeid.split("::")[0].endswith("test_tutorials.py")
+    ]
     names = {
-        marker.args[0]
-        for item in session.items
-        for marker in item.iter_markers("tutorial")
+        mark.args[0]
+        for test in tests
+        for mark in getattr(test, "pytestmark", [])
+        if mark.name == "tutorial"
     }
     if names:
-        tutorials = next(
-            item.module for item in session.items if item.get_closest_marker("tutorial")
-        )
-        tutorials.QUICK_RUNS.start(names)
+        QUICK_RUNS.start(names)
 
 
 def pytest_sessionfinish(session):
-    for item in session.items:
-        if item.get_closest_marker("tutorial"):
-            item.module.QUICK_RUNS.close()
-            break
+    QUICK_RUNS.close()
+
+
+@pytest.fixture
+def quick_runs(request):
+    """The --quick run of this test's tutorial (`@pytest.mark.tutorial`)."""
+    name = request.node.get_closest_marker("tutorial").args[0]
+    return QUICK_RUNS.result(name)
 
 
 @pytest.fixture(autouse=True)

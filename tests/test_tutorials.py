@@ -1,113 +1,15 @@
-"""The tutorials' --quick runs: each must finish and write its figures and metrics."""
+"""The tutorials' --quick runs: each must finish and write its figures and metrics.
 
-import concurrent.futures
-import json
+The runs themselves start when the suite is collected (conftest.QuickRuns);
+each test's `quick_runs` fixture waits for its own."""
+
 import math
 import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_photos
+from conftest import LOCAL_DATA
 from PIL import Image
-
-TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
-# Read before the offline fixture clears it: CI prepares the full MNIST there.
-LOCAL_DATA = os.environ.get("VAE_TF_DATA_DIR")
-
-
-HAVE_CIFAR = bool(LOCAL_DATA or os.environ.get("CI"))
-# Longest first. CIFAR-10 tutorials need cifar10.npz (CI prepares it).
-ORDER = [
-    "05_conv_cifar10_vae.py",
-    "07_compression.py",
-    "04_challenges.py",
-    "01_dense_mnist_vae.py",
-    "03_conv_mnist_vae.py",
-    "10_vq_vae.py",
-    "09_scaling_out.py",
-    "02_latent_space_and_generation.py",
-    "06_denoising_and_test_images.py",
-    "08_model_compression_and_deployment.py",
-]
-NEEDS_CIFAR = {"05_conv_cifar10_vae.py", "07_compression.py"}
-
-
-class QuickRuns:
-    """The tutorials' --quick runs, as subprocesses, two at a time.
-
-    conftest.py starts the runs of the selected tutorial tests as soon as the
-    suite is collected, so they run beside the in-process tests (much of
-    which is single-threaded tracing and Python) instead of after them; each
-    test then waits for its own run.
-    """
-
-    def __init__(self):
-        self.pool = None
-        self.futures = {}
-        self.processes = []
-
-    def start(self, names):
-        if self.pool is not None:
-            return
-        # The environment as the session started: tests later change it
-        # (monkeypatch), and the runs must not see that.
-        self.env = dict(os.environ)
-        if not LOCAL_DATA:
-            self.env.pop("VAE_TF_DATA_DIR", None)
-        self.folder = tempfile.TemporaryDirectory(prefix="vae_tf_tutorials_")
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
-        for name in ORDER:
-            if name in names and (HAVE_CIFAR or name not in NEEDS_CIFAR):
-                out = Path(self.folder.name) / name.split("_", 1)[0]
-                self.futures[name] = (self.pool.submit(self._run, name, out), out)
-
-    def _run(self, name, output_dir):
-        command = [
-            sys.executable,
-            str(TUTORIALS / name),
-            "--quick",
-            "--output-dir",
-            str(output_dir),
-        ]
-        if LOCAL_DATA:
-            command += ["--data-dir", LOCAL_DATA]
-        if name == "07_compression.py":  # Part 6 trains on photos, codes one
-            photos = output_dir.parent / "photos"
-            write_photos(photos / "train", count=16)
-            write_photos(photos / "test", count=2, seed=1, size=(160, 240))
-            command += ["--photos", str(photos)]
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=self.env,
-        )
-        self.processes.append(process)
-        _, stderr = process.communicate(timeout=1200)
-        return process.returncode, stderr
-
-    def result(self, name):
-        """The run's metrics.json and its output folder."""
-        future, out = self.futures[name]
-        returncode, stderr = future.result()
-        assert returncode == 0, stderr[-4000:]
-        return json.loads((out / "metrics.json").read_text()), out
-
-    def close(self):
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.folder.cleanup()
-
-
-QUICK_RUNS = QuickRuns()
 
 
 def assert_drawn(path):
@@ -127,14 +29,6 @@ def assert_drawn(path):
     assert drawn > 0.15 or coloured > 0.002, (
         f"{path.name}: {drawn:.1%} of the pixels drawn, {coloured:.2%} in colour"
     )
-
-
-@pytest.fixture
-def quick_runs(request):
-    """The --quick run of this test's tutorial (`@pytest.mark.tutorial`)."""
-    name = request.node.get_closest_marker("tutorial").args[0]
-    QUICK_RUNS.start({name})  # when conftest.py did not start them
-    return QUICK_RUNS.result(name)
 
 
 @pytest.mark.tutorial("01_dense_mnist_vae.py")
