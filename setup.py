@@ -35,7 +35,8 @@ setup(
         # vae-tf train --tensorboard and vae_tf.callbacks.ImageLogger write
         # with tf.summary, which needs it.
         "tensorboard": ["tensorboard"],
-        "test": ["pytest>=7", "tensorboard", "playwright"],
+        # The suite runs in two workers (pytest-xdist): README, Development.
+        "test": ["pytest>=7", "pytest-xdist>=3", "tensorboard", "playwright"],
     },
     entry_points={"console_scripts": ["vae-tf=vae_tf.cli:main"]},
 )
