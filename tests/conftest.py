@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -74,6 +75,8 @@ class QuickRuns:
         self.processes = []
         self.folder = None  # the runs' output folders are in it
         self._temporary = None
+        self._lock = threading.Lock()  # no run starts once close() began
+        self._closed = False
 
     def make_folder(self):
         if self.folder is None:
@@ -114,14 +117,17 @@ class QuickRuns:
             write_photos(photos / "train", count=16)
             write_photos(photos / "test", count=2, seed=1, size=(160, 240))
             command += ["--photos", str(photos)]
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=self.env,
-        )
-        self.processes.append(process)
+        with self._lock:
+            if self._closed:
+                return
+            process = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=self.env,
+            )
+            self.processes.append(process)
         try:
             _, stderr = process.communicate(timeout=QUICK_RUN_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -152,9 +158,13 @@ class QuickRuns:
         return json.loads((out / "metrics.json").read_text()), out
 
     def close(self):
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
+        """Stop the runs still going (the session is over) and remove their
+        folder."""
+        with self._lock:
+            self._closed = True
+            for process in self.processes:
+                if process.poll() is None:
+                    process.kill()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
         if self._temporary is not None:
@@ -167,7 +177,8 @@ QUICK_RUNS = QuickRuns()
 def pytest_collection_finish(session):
     """Start the selected tutorials' --quick runs now, beside the other tests
     (an xdist worker leaves that to the controller)."""
-    if not hasattr(session.config, "workerinput"):
+    config = session.config
+    if not hasattr(config, "workerinput") and not config.option.collectonly:
         names = {
             marker.args[0]
             for item in session.items
@@ -187,6 +198,8 @@ def pytest_configure_node(node):
 def pytest_xdist_node_collection_finished(node, ids):
     """xdist controller: start the quick runs of the tutorial tests selected
     (every worker collects the same tests, so the first one to report says)."""
+    if node.config.option.collectonly:
+        return
     import test_tutorials
 
     tests = [
