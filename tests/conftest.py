@@ -4,11 +4,13 @@ tutorials' --quick runs (started once, beside the other tests)."""
 import concurrent.futures
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -99,9 +101,22 @@ class QuickRuns:
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
         for name in ORDER:
             if name in names and (HAVE_CIFAR or name not in NEEDS_CIFAR):
+                self.output_dir(name).mkdir()
+                (self.output_dir(name) / "scheduled").touch()  # for the workers
                 self.futures[name] = self.pool.submit(self._run, name)
 
     def _run(self, name):
+        """Run one tutorial; whatever happens, leave its `run.json`."""
+        try:
+            record = self._run_process(name)
+        except Exception:  # e.g. the photos or the process could not be made
+            record = {"returncode": None, "stderr": traceback.format_exc()}
+        if record is not None:
+            partial = self.output_dir(name) / "run.json.partial"
+            partial.write_text(json.dumps(record))
+            partial.replace(self.output_dir(name) / "run.json")  # whole, at once
+
+    def _run_process(self, name):
         output_dir = self.output_dir(name)
         command = [
             sys.executable,
@@ -119,42 +134,41 @@ class QuickRuns:
             command += ["--photos", str(photos)]
         with self._lock:
             if self._closed:
-                return
+                return None
+            (output_dir / "started").touch()
             process = subprocess.Popen(
                 command,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
                 env=self.env,
+                start_new_session=True,  # killed with the processes it starts
             )
             self.processes.append(process)
         try:
             _, stderr = process.communicate(timeout=QUICK_RUN_TIMEOUT)
         except subprocess.TimeoutExpired:
-            process.kill()
+            _kill_group(process)
             _, stderr = process.communicate()
             stderr += f"\n(killed: still running after {QUICK_RUN_TIMEOUT} s)"
-        record = {"returncode": process.returncode, "stderr": stderr[-4000:]}
-        output_dir.mkdir(parents=True, exist_ok=True)
-        partial = output_dir / "run.json.partial"
-        partial.write_text(json.dumps(record))
-        partial.replace(output_dir / "run.json")  # whole, for a waiting worker
+        return {"returncode": process.returncode, "stderr": stderr[-4000:]}
 
     def result(self, name):
         """The run's metrics.json and its output folder."""
-        record = self.output_dir(name) / "run.json"
+        out = self.output_dir(name)
         if name in self.futures:
             self.futures[name].result()
-        elif self.pool is not None:
+        elif self.pool is not None or not (out / "scheduled").exists():
             raise AssertionError(f"{name}: its quick run was not started")
         else:  # an xdist worker: the controller started the run
-            deadline = time.monotonic() + QUICK_RUN_TIMEOUT + 600
-            while not record.exists():
-                assert time.monotonic() < deadline, f"{name}: no run.json in time"
+            while not (out / "run.json").exists():
+                started = out / "started"
+                if started.exists():  # the controller kills it at the timeout
+                    waited = time.time() - started.stat().st_mtime
+                    assert waited < QUICK_RUN_TIMEOUT + 300, f"{name}: no run.json"
                 time.sleep(1)
-        run = json.loads(record.read_text())
+        run = json.loads((out / "run.json").read_text())
         assert run["returncode"] == 0, run["stderr"]
-        out = self.output_dir(name)
         return json.loads((out / "metrics.json").read_text()), out
 
     def close(self):
@@ -164,7 +178,7 @@ class QuickRuns:
             self._closed = True
             for process in self.processes:
                 if process.poll() is None:
-                    process.kill()
+                    _kill_group(process)
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
         if self._temporary is not None:
@@ -172,6 +186,14 @@ class QuickRuns:
 
 
 QUICK_RUNS = QuickRuns()
+
+
+def _kill_group(process):
+    """Kill a run and the processes it started (its own session)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # already gone
+        pass
 
 
 def pytest_collection_finish(session):
@@ -198,15 +220,16 @@ def pytest_configure_node(node):
 def pytest_xdist_node_collection_finished(node, ids):
     """xdist controller: start the quick runs of the tutorial tests selected
     (every worker collects the same tests, so the first one to report says)."""
-    if node.config.option.collectonly:
-        return
-    import test_tutorials
-
-    tests = [
-        getattr(test_tutorials, nodeid.split("::")[1].split("[")[0])
+    chosen = [
+        nodeid.split("::")[1].split("[")[0]
         for nodeid in ids
-        if nodeid.split("::")[0].endswith("test_tutorials.py")
+        if nodeid.split("::")[0].rsplit("/", 1)[-1] == "test_tutorials.py"
     ]
+    if not chosen:
+        return
+    import test_tutorials  # it imported in the workers, which collected it
+
+    tests = [getattr(test_tutorials, name) for name in chosen]
     names = {
         mark.args[0]
         for test in tests
