@@ -118,7 +118,7 @@ def test_every_command_works_or_says_why_in_one_line(
     assert metrics == json.loads((run / "metrics.json").read_text())
     assert metrics["preset"] == name and metrics["num_test_images"] == 16
     assert np.isfinite(metrics["final_train_loss"])
-    model, _ = runs.load_run(run)
+    model, run_config = runs.load_run(run)
     if not autoregressive:
         figures = ["loss_curves.png", "reconstructions.png"]
         figures += ["samples.png"] if model.can_generate else []
@@ -130,7 +130,6 @@ def test_every_command_works_or_says_why_in_one_line(
     assert ("reconstructions" in logged) == (not autoregressive)
     assert [step for step, _ in logged["step/loss"]] == [2]
     assert ("samples" in logged) == (model.can_generate and not autoregressive)
-    _, run_config = runs.load_run(run)
     test_x, test_y, _ = runs.run_test_images(run_config, 3, str(data_dir), "local")
     labels = test_y[:2] if preset.conditional else None
     has_kl = model.kl_per_dimension(test_x[:2], labels) is not None
@@ -147,11 +146,10 @@ def test_every_command_works_or_says_why_in_one_line(
             np.testing.assert_allclose(value, metrics[key], rtol=1e-4, err_msg=key)
     if folder:  # the run records the size it cut its files to, and its
         # evaluation cuts that size, not the preset's current one
-        settings = runs.load_run(run)[1]
-        assert settings["image_shape"] == list(
+        assert run_config["image_shape"] == list(
             data.DATASETS[preset.dataset].image_shape
         )
-        older = {**settings, "image_shape": [32, 32, 3]}
+        older = {**run_config, "image_shape": [32, 32, 3]}
         test_ds, _ = runs._held_out_files(older, preset)
         assert next(iter(test_ds)).shape[1:] == (32, 32, 3)
 
