@@ -37,7 +37,7 @@ def test_dense_mnist_tutorial_quick_run(quick_runs):
     for figure in ("loss_curves.png", "reconstructions.png", "samples.png"):
         assert_drawn(tmp_path / figure)
     assert metrics["quick"] is True
-    # A few epochs: well below a blank decoder's 543 nats, above the converged ~90.
+    # One epoch: well below a blank decoder's 543 nats, above the converged ~90.
     assert (
         90 < metrics["test_nll_iwae_nats"] <= metrics["test_negative_elbo_nats"] < 160
     )

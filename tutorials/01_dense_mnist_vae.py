@@ -91,7 +91,7 @@ def parse_args(argv=None):
 args = parse_args()
 config = Config()
 if args.quick:
-    config = dataclasses.replace(config, epochs=2, iwae_k=100, num_test_images=1000)
+    config = dataclasses.replace(config, epochs=1, iwae_k=100, num_test_images=1000)
 if args.epochs:
     config = dataclasses.replace(config, epochs=args.epochs)
 output_dir = Path(args.output_dir)

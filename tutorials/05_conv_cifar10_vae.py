@@ -86,7 +86,7 @@ if args.quick:
         config,
         epochs=1,
         num_train_images=2000,
-        num_test_images=500,
+        num_test_images=250,
         iwae_k=10,
         xla=False,
     )
