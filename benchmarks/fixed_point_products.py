@@ -15,7 +15,8 @@ latent map (481x321 pixels by default, BSD68's size):
   give the same, exact sums);
 - the whole `g_s`: float32 (Keras), fixed point as a plain TensorFlow
   graph, and fixed point with its elementwise runs fused by XLA (what a
-  long job switches to, `FixedPointNetwork.XLA_AFTER`);
+  long job of batches of 64 or more items switches to,
+  `FixedPointNetwork.XLA_AFTER`; a photo coded alone is a batch of one);
 - matrix products of the largest layer's size (its output phases as one
   product: 864 terms, 384 outputs per input pixel) in float32 and float64,
   TensorFlow's and numpy's (OpenBLAS): what the machine's float64
