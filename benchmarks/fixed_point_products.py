@@ -17,15 +17,17 @@ latent map (481x321 pixels by default, BSD68's size):
   graph, and fixed point with its elementwise runs fused by XLA (what a
   long job of batches of 64 or more items switches to,
   `FixedPointNetwork.XLA_AFTER`; a photo coded alone is a batch of one);
-- matrix products of the largest layer's size (its output phases as one
-  product: 864 terms, 384 outputs per input pixel) in float32 and float64,
+- matrix products of the largest layer's size at the default photo size
+  (11264 input pixels; its output phases as one product: 864 terms, 384
+  outputs per input pixel) in float32 and float64,
   TensorFlow's and numpy's (OpenBLAS): what the machine's float64
   arithmetic can give at best (`gflops`).
 
 Untrained weights: the time does not depend on their values. Prints one
 JSON line per measurement: `filters`, `what`, `shape` (the layer's input),
-`float32_ms` / `float64_ms` / `float64_phases_ms` or `ms`, the best of
-`--repeats` calls after one warm-up.
+`float32_ms` / `float64_ms` / `float64_phases_ms` or `ms` (the matrix
+products: `what`, `ms`, `gflops`), the best of `--repeats` calls after one
+warm-up.
 
     python benchmarks/fixed_point_products.py [--height 481 --width 321]
 """
