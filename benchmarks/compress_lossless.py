@@ -124,7 +124,7 @@ def main():
         "--arithmetic",
         nargs="+",
         default=["fixed-point", "float"],
-        choices=["fixed-point", "float"],
+        choices=["fixed-point", "fixed-point-v1", "float"],
     )
     args = parser.parse_args()
 

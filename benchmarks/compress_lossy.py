@@ -177,7 +177,7 @@ def main():
     parser.add_argument(
         "--arithmetic",
         nargs="+",
-        choices=["fixed-point", "float"],
+        choices=["fixed-point", "fixed-point-v1", "float"],
         default=["fixed-point", "float"],
         help="the codec arithmetics to measure (default: both)",
     )
@@ -201,11 +201,13 @@ def main():
             point = vae_point(model, run, run_dir, tiles, baselines, arithmetic)
             emit(**point)
             curves[arithmetic].append(point)
-    if len(curves) == 2:
-        for fixed, float_ in zip(curves["fixed-point"], curves["float"]):
+    portable = [a for a in curves if a != "float"] if "float" in curves else []
+    for name in portable:
+        for fixed, float_ in zip(curves[name], curves["float"]):
             float_psnr = psnr_at_rate(curves["float"], fixed["bits_per_pixel"])
             emit(
                 codec="portability",
+                arithmetic=name,
                 run_dir=fixed["run_dir"],
                 rate_difference_bpp=fixed["bits_per_pixel"] - float_["bits_per_pixel"],
                 psnr_difference_db=fixed["psnr_db"] - float_["psnr_db"],

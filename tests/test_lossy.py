@@ -258,11 +258,16 @@ def test_bad_settings_are_clear_errors():
     assert isinstance(lossy, LossyVAE) and lossy.lmbda == 0.05
 
 
-def test_round_trip_gives_the_encoders_reconstruction_at_any_size(any_model, images):
+@pytest.mark.parametrize(
+    "arithmetic, off_by_one", [("fixed-point", 0.03), ("fixed-point-v1", 0.01)]
+)
+def test_round_trip_gives_the_encoders_reconstruction_at_any_size(
+    any_model, images, arithmetic, off_by_one
+):
     rng = np.random.default_rng(0)
     odd = rng.integers(0, 256, (13, 30, 3), dtype=np.uint8)
     batch = [images[0], odd, images[1], images[2], odd[:1, :1]]
-    codec = LossyCodec(any_model)
+    codec = LossyCodec(any_model, arithmetic=arithmetic)
     decoded = LossyCodec.decompress_bytes(any_model, codec.compress(batch))
     assert [d.shape for d in decoded] == [b.shape for b in batch]
     for image, latents, out in zip(batch, codec.latents(batch), decoded):
@@ -270,10 +275,13 @@ def test_round_trip_gives_the_encoders_reconstruction_at_any_size(any_model, ima
         h, w = image.shape[:2]
         np.testing.assert_array_equal(out, expected[:h, :w])
         # The fixed-point synthesis is the float network's, up to rounding:
+        # no pixel value more than one level away, and few one level away
+        # (measured: 0.4% to 1.7% with 16-bit products, at most 0.3% with
+        # the first fixed point's products of the whole grid).
         x_hat = any_model.synthesis(latents[None].astype("float32")).numpy()[0]
         in_float = np.round(np.clip(x_hat, 0.0, 1.0) * 255.0)[:h, :w]
         difference = np.abs(out.astype(float) - in_float)
-        assert difference.max() <= 1 and difference.mean() < 0.01
+        assert difference.max() <= 1 and difference.mean() < off_by_one
 
 
 def test_a_file_decodes_whatever_batch_size_wrote_it(any_model, images):
@@ -300,7 +308,9 @@ def test_coded_size_agrees_with_the_models_rate(any_model, images):
     assert len(data) - 4 * len(container.unpack(data).payload) < 100  # the header
     decoded = np.stack(LossyCodec.decompress_bytes(any_model, data))
     psnr = tf.image.psnr(decoded, test, max_val=255).numpy().mean()
-    assert psnr == pytest.approx(figures["test_psnr_db"], abs=1e-4)
+    # The fixed-point decoder's pixels against the float model's: within
+    # 2e-4 dB here.
+    assert psnr == pytest.approx(figures["test_psnr_db"], abs=1e-3)
 
 
 def test_wrong_model_and_wrong_codec_are_detected(any_model, images):

@@ -76,6 +76,21 @@ def written(tmp_path_factory):
         model.save(folder / f"{name}.keras")
         expected = LossyCodec.decompress_bytes(model, payload)  # as this one decodes
         files[name] = (folder / f"{name}.keras", folder / f"{name}.vtfz", expected)
+    # Files of the first fixed-point arithmetic, which this version still
+    # decodes: one lossless, one lossy.
+    lossless, lossy = "mnist-8bit", LOSSY_PRESETS[0]
+    model = keras.saving.load_model(files[lossless][0])
+    images = files[lossless][2]
+    old = BitsBackCodec(model, batch_size=4, arithmetic="fixed-point-v1")
+    v1 = {lossless: (old.compress(images), images)}
+    model = keras.saving.load_model(files[lossy][0])
+    old = LossyCodec(model, batch_size=2, arithmetic="fixed-point-v1")
+    payload = old.compress(lossy_model_and_images(lossy)[1])
+    v1[lossy] = (payload, LossyCodec.decompress_bytes(model, payload))
+    for name, (payload, expected) in v1.items():
+        assert container.unpack(payload).params["arithmetic"] == 1
+        (folder / f"{name}-v1.vtfz").write_bytes(payload)
+        files[f"{name} v1"] = (files[name][0], folder / f"{name}-v1.vtfz", expected)
     return folder, files
 
 
@@ -137,7 +152,7 @@ def test_lossy_files_code_varying_scales_and_record_their_arithmetic(written):
         model = keras.saving.load_model(model_path)
         codec, parsed = LossyCodec.from_file(model, file.read_bytes())
         assert codec.arithmetic == "fixed-point" == LossyCodec(model).arithmetic
-        assert parsed.params["arithmetic"] == 1
+        assert parsed.params["arithmetic"] == 2
         assert all(np.std(image) > 5 for image in expected)
         if codec.hyperprior:
             _, images = lossy_model_and_images(name)
@@ -150,7 +165,7 @@ def test_the_file_records_its_arithmetic_and_old_files_read_as_float(written):
     _, files = written
     _, file, _ = files["mnist-8bit"]
     parsed = container.unpack(file.read_bytes())
-    assert parsed.params["arithmetic"] == 1  # fixed-point
+    assert parsed.params["arithmetic"] == 2  # fixed-point
     # A file from before the setting has none: it was written in float
     # arithmetic (and, older than the posterior window, over the whole range).
     model = keras.saving.load_model(files["mnist-8bit"][0])
@@ -183,7 +198,7 @@ def test_the_file_records_its_arithmetic_and_old_files_read_as_float(written):
             float_codec.fingerprint,
             1,
             np.asarray(encoded.sizes),
-            {**settings, "arithmetic": 2},
+            {**settings, "arithmetic": 3},
             encoded.payload,
         )
     )

@@ -103,9 +103,12 @@ class BitsBackCodec(Codec):
         batch_size: the largest batch coded at once.
         seed_words: 32-bit words the stack starts from; `None`: as many as
             the first image pops, chosen for each file and recorded in it.
-        arithmetic: `"fixed-point"` (files decode on any machine) or
-            `"float"` (the networks in float32: decode where they were
-            written; files from before the setting).
+        arithmetic: `"fixed-point"` (files decode on any machine: the
+            networks in exact fixed point with 16-bit products),
+            `"fixed-point-v1"` (the same guarantee, the first fixed point's
+            wider products in float64: slower; its files) or `"float"` (the
+            networks in float32: decode where they were written; files from
+            before the setting).
         grey_flags: 1: a colour model also takes grey images (`(h, w)` or
             `(h, w, 1)`), codes them as RGB with three equal channels and
             gives them back grey, from one bit an image in the stream; 0:
@@ -134,7 +137,7 @@ class BitsBackCodec(Codec):
         "latent_window": (0, 64),
         "batch_size": (1, 1 << 16),
         "seed_words": (1, 1 << 16),
-        "arithmetic": (0, 1),
+        "arithmetic": (0, 2),
         "schedule": (0, 1),
         "grey_flags": (0, 1),
     }
@@ -195,7 +198,7 @@ class BitsBackCodec(Codec):
         self.latent_shape = tuple(model.latent_shape)
         self.latent_size = math.prod(self.latent_shape)
         self.fingerprint = container.model_fingerprint(model)
-        if self.arithmetic == "fixed-point":
+        if self.arithmetic != "float":
             self._posterior = self.fixed_point_network(
                 "posterior",
                 model.posterior,
@@ -205,11 +208,13 @@ class BitsBackCodec(Codec):
                 "decoder", model.decoder, [tf.TensorSpec([None, *self.latent_shape])]
             )
         else:
+            # No AutoGraph: nothing to convert, and it finds a lambda by
+            # parsing the source file.
             self._posterior = tf.function(
-                lambda x: model.posterior(x), reduce_retracing=True
+                lambda x: model.posterior(x), reduce_retracing=True, autograph=False
             )
             self._decode = tf.function(
-                lambda z: model.decoder(z), reduce_retracing=True
+                lambda z: model.decoder(z), reduce_retracing=True, autograph=False
             )
         self._scale = float(2**latent_bits)
         limit = latent_range * 2**latent_bits

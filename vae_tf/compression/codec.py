@@ -10,9 +10,12 @@ bounds), `channels`, `settings`, `fingerprint`, and
   (sizes, channels), raising `container.CorruptFileError`.
 
 Every file records the arithmetic that computed its coding distributions
-(the `arithmetic` setting, `ARITHMETICS`): `"fixed-point"` files decode on
-any machine; `"float"` files (all files from before the setting) only where the
-networks compute the same float32 bits as where they were written.
+(the `arithmetic` setting, `ARITHMETICS`): `"fixed-point"` files (16-bit
+products, `compression.fixed_point`'s `"int16"`) and `"fixed-point-v1"`
+files (the first fixed point, products of activations on the whole grid in
+float64, `"grid"`) decode on any machine; `"float"` files (all files from
+before the setting) only where the networks compute the same float32 bits
+as where they were written.
 
 `pack`, `compress`, `from_file` and `decompress_bytes` are the same for
 every codec, here.
@@ -28,7 +31,9 @@ from vae_tf.compression.fixed_point import FixedPointNetwork
 __all__ = ["ARITHMETICS", "Codec"]
 
 # The arithmetic that computes the coding distributions, as files record it.
-ARITHMETICS = {"float": 0, "fixed-point": 1}
+ARITHMETICS = {"float": 0, "fixed-point-v1": 1, "fixed-point": 2}
+# The fixed-point arithmetics' products (`FixedPointNetwork`'s `products`).
+_PRODUCTS = {"fixed-point-v1": "grid", "fixed-point": "int16"}
 
 # Fixed-point networks are frozen and traced once per model and weights:
 # model -> {(fingerprint, name): FixedPointNetwork}.
@@ -105,8 +110,8 @@ class Codec:
 
     @property
     def arithmetic(self) -> str:
-        """`"fixed-point"` or `"float"`: what computes the coding distributions
-        (`"float"` for a codec without the setting)."""
+        """`"fixed-point"`, `"fixed-point-v1"` or `"float"`: what computes the
+        coding distributions (`"float"` for a codec without the setting)."""
         code = self.settings.get("arithmetic", ARITHMETICS["float"])
         return next(name for name, c in ARITHMETICS.items() if c == code)
 
@@ -118,10 +123,14 @@ class Codec:
         networks are per-example); built once per model and weights
         (`self.fingerprint`), so that a codec per file costs no new trace."""
         networks = _FIXED_POINT.setdefault(self.model, {})
-        key = (self.fingerprint, name)
+        products = _PRODUCTS[self.arithmetic]
+        key = (self.fingerprint, name, products)
         if key not in networks:
             networks[key] = FixedPointNetwork(
-                function, input_signature, chunk=FixedPointNetwork.CHUNK
+                function,
+                input_signature,
+                chunk=FixedPointNetwork.CHUNK,
+                products=products,
             )
         return networks[key]
 

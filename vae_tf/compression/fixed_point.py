@@ -15,15 +15,36 @@ TensorFlow graph once, then evaluates it op by op with these rules:
 - Every float tensor lives on the grid of multiples of `2**-16`
   (`ACTIVATION_BITS`), clipped to `[-4096, 4096]`: after each op its
   result is rounded to the grid (round half to even).
-- The weights of each matrix product and convolution are rounded to a
-  power-of-two grid of their own, per output channel, as fine as the
-  exactness bound allows: with `K` terms per output, every weight is a
-  multiple of `2**-e` with `K * max|w| * 2**e <= 2**24`.
-- So each product is an integer times `2**-(16 + e)`, each output a sum of
-  at most `2**28 * 2**24 = 2**52` such units, below 2**53: float64 holds
-  every partial sum exactly, and any summation order, blocking, vector
-  width or fused multiply-add gives the same, exact result. The products
-  run in TensorFlow's float64 kernels on the CPU.
+- Matrix products and convolutions sum integers exactly, by one of two
+  rules (`products`, which a codec's file records through its
+  arithmetic):
+
+  - `"int16"` (the default): each item's activations entering a product
+    are rounded to 16 significant bits, block floating point: integers
+    `|q| <= 2**15` times one power of two per item (`_block_round`), the
+    smallest from one grid step up. Each output channel's weights are
+    integers times a power of two, the finest whose integers sum to at
+    most `2**17` in absolute value (`integer_weights`). So every output
+    is an integer sum below `2**32`. It is computed as two float32
+    products, of the high and low 8-bit digits of `q` (`|digit| <=
+    2**7`), each summing at most `2**7 * 2**17 = 2**24`: float32 holds
+    every partial sum exactly, in any order, blocking or with fused
+    multiply-adds, and the digits' sums recombine exactly in float64.
+    Products of few terms (below 64 per output) run as one float64
+    product of `q` instead: the same sums. float32 kernels run about 4
+    times faster than float64 ones on CPUs, which is the point.
+  - `"grid"` (the first fixed-point arithmetic, for its files): the
+    activations enter as they are, on the grid (up to `2**28` grid steps);
+    the weights are multiples of `2**-e` per output channel with `K *
+    max|w| * 2**e <= 2**24` for `K` terms per output, so each output sums
+    at most `2**52` units: exact in float64's kernels.
+
+  Exact float32 sums need float32 kernels that compute in float32: a
+  library set to multiply float32 in lower precision (oneDNN's bf16 or
+  TF32 "fpmath" modes, TensorFloat-32 on GPUs) would break them. A probe
+  at the first `"int16"` product of a process (`_float32_sums_are_exact`)
+  compares such sums with exact ones and, if they differ, has every
+  product run in float64 with the same digits: the same sums, slower.
 - What depends on the weights alone (e.g. a GDN's `gamma = gamma_root**2`)
   is computed once, in float64 with the same operations and without the
   grid, and is then a weight like any other.
@@ -36,8 +57,10 @@ rules, on values held in units of the grid step (`x * 2**16`: an exact
 scaling, which commutes with every correctly rounded operation, so
 rounding to the grid is one `round` and a clip). The products run in
 TensorFlow's kernels, kept out of XLA. Once a network has run
-`FixedPointNetwork.XLA_AFTER` items in a process, each run of elementwise
-ops between two products is compiled by XLA into one pass over memory
+enough work in a process (`FixedPointNetwork.XLA_AFTER`), each run of
+elementwise ops between two products (with the `"int16"` digits' split
+before a product and their recombination after it) is compiled by XLA into
+one pass over memory
 (TensorFlow makes one pass per op), which changes no bit: those ops are
 correctly rounded (`+ - * /`, `sqrt`, `round`, `min`, `max`) or exact
 (table look-ups, casts of integers), XLA's CPU compiler does not reorder
@@ -53,13 +76,16 @@ Why not LiteRT's integer kernels, which are faster: their requantisation
 (an int32 sum scaled back to int8) is rounded differently by different
 kernel libraries and instruction sets (XNNPACK's x86 and ARM kernels,
 TFLite's single and double rounding builds), so an int8 network is not the
-same function everywhere; exact float64 sums are.
+same function everywhere; exact sums are.
 
 The guarantee: for the same network weights and the same inputs on the
 grid, every machine, process, thread count, batch size and grouping gives
-bit-identical outputs. The cost is the rounding: activations to about 1.5e-5
-and weights to at least 13 significant bits per output channel, measured in
-the codecs' benchmarks as a change in code length.
+bit-identical outputs (an item's block exponent is its own, so grouping
+items into batches changes nothing). The cost is the rounding: activations
+to about 1.5e-5 after every op, and the products' operands (`"int16"`: 16
+significant bits per item, weights of about 2**17 / K units each; `"grid"`:
+13 or more significant bits per weight), measured in the codecs'
+benchmarks as a change in code length and PSNR.
 
 Raises `NotSupportedError` (at construction) for a network using an op this
 interpreter does not run, naming it.
@@ -80,13 +106,28 @@ from tensorflow.python.framework.convert_to_constants import (
 from vae_tf import exact
 from vae_tf.models.base import NotSupportedError
 
-__all__ = ["ACTIVATION_BITS", "FixedPointNetwork", "to_grid"]
+__all__ = [
+    "ACTIVATION_BITS",
+    "PRODUCTS",
+    "FixedPointNetwork",
+    "integer_weights",
+    "quantize_weights",
+    "to_grid",
+]
 
 ACTIVATION_BITS = 16
 ACTIVATION_LIMIT = 4096.0
 _WEIGHT_BUDGET_BITS = 24  # K * max|w_int| <= 2**24; activations < 2**28 units
 _STEP = 2.0**-ACTIVATION_BITS
 _SCALE = 2.0**ACTIVATION_BITS
+# The "int16" products: activations rounded to 16-bit integers per item
+# (|q| <= 2**15), as two digits |d| <= 2**7; integer weights with at most
+# 2**17 of L1 norm per output channel; so a digit's sum is at most 2**24.
+PRODUCT_BITS = 16
+WEIGHT_L1_BITS = 17
+_DIGIT = 2.0**8
+_DIGITS_MIN_TERMS = 64  # fewer terms per output: one float64 product
+PRODUCTS = ("int16", "grid")
 
 
 def to_grid(x) -> np.ndarray:
@@ -158,6 +199,44 @@ def quantize_weights(kernel: np.ndarray, terms: int) -> np.ndarray:
     e = _WEIGHT_BUDGET_BITS - (int(terms) - 1).bit_length() - exponent
     e = np.where(largest > 0, e, 0).astype(np.int64)
     return np.ldexp(np.rint(np.ldexp(kernel, e)), -e)
+
+
+def integer_weights(kernel: np.ndarray) -> tuple:
+    """`kernel` (output channels last) as integers and a power-of-two step
+    per output channel, `kernel ~= integers * 2**-exponents`, with the
+    finest step at which each output channel's integers sum to at most
+    `2**17` in absolute value (`WEIGHT_L1_BITS`): the `"int16"` products'
+    weights.
+
+    The exponent is the largest one, stepping down from the one at which
+    the channel's largest weight is below `2**17`, whose rounded integers
+    (`rint`, half to even) meet the bound, checked in exact integer sums;
+    so every machine quantizes the same float32 weights to the same
+    integers.
+
+    Returns:
+        `(integers, exponents)`: float64 integers of `kernel`'s shape, and
+        int64 exponents of shape `(kernel.shape[-1],)`.
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    flat = kernel.reshape(-1, kernel.shape[-1])
+    largest = np.max(np.abs(flat), axis=0)
+    _, exponent = np.frexp(largest)  # largest < 2**exponent
+    e = np.where(largest > 0, WEIGHT_L1_BITS - exponent, 0).astype(np.int64)
+    while True:
+        integers = np.rint(np.ldexp(flat, e))
+        over = np.abs(integers).astype(np.int64).sum(axis=0) > 2**WEIGHT_L1_BITS
+        if not over.any():
+            return integers.reshape(kernel.shape), e
+        e = e - over
+
+
+def _same(kernel):
+    return kernel
+
+
+def _swap_last_two(kernel):
+    return np.swapaxes(kernel, -1, -2)
 
 
 def _attr(node, name, default=None):
@@ -244,6 +323,13 @@ class FixedPointNetwork:
             items of its batch (per-example layers, as a VAE's encoder and
             decoder), where it changes no bit. `None`: the whole batch at
             once.
+        products: how matrix products and convolutions sum, `"int16"`
+            (16-bit activations per item, weights of bounded L1 norm, exact
+            float32 digit sums) or `"grid"` (activations on the grid, exact
+            float64 sums); see the module docstring. The block exponents of
+            `"int16"` are per item along the leading axis of each product's
+            input, so a network's outputs do not depend on how items are
+            grouped into batches as long as that axis is the batch's.
 
     Call arguments:
         *inputs: arrays matching `input_signature`; each is first rounded to
@@ -256,12 +342,23 @@ class FixedPointNetwork:
     Raises:
         NotSupportedError: the network uses an op this interpreter does not
             run (named in the message).
-        ValueError: `chunk` is not a positive integer or `None`; (at a
-            call) with `chunk`, an input or output without the batch's
-            leading axis.
+        ValueError: `chunk` is not a positive integer or `None`, or
+            `products` is not one of `PRODUCTS`; (at a call) with `chunk`,
+            an input or output without the batch's leading axis.
     """
 
-    def __init__(self, function, input_signature, chunk: int | None = None):
+    def __init__(
+        self,
+        function,
+        input_signature,
+        chunk: int | None = None,
+        products: str = "int16",
+    ):
+        if products not in PRODUCTS:
+            raise ValueError(
+                f"products must be one of {PRODUCTS}. Received: {products=}"
+            )
+        self.products = products
         if chunk is not None and (
             isinstance(chunk, bool)
             or not isinstance(chunk, (int, np.integer))
@@ -304,7 +401,8 @@ class FixedPointNetwork:
         self._fold_constants()
         self._quantize_weights()
         self._graph = self._compile()
-        self._fused, self._fused_sizes, self._items = None, set(), 0
+        self._fused, self._fused_shapes = None, set()
+        self._items, self._values = 0, 0  # run in this process
 
     def _fold_constants(self):
         """Evaluate, once, every node computed from constants alone (float64,
@@ -333,7 +431,7 @@ class FixedPointNetwork:
         return node
 
     def _quantize_weights(self):
-        self._weights = {}
+        self._weights, self._integer_weights = {}, {}
         for node in self._nodes.values():
             if node.op not in _PRODUCTS:
                 continue
@@ -345,6 +443,9 @@ class FixedPointNetwork:
                     "fixed-point interpreter needs one operand to be a weight."
                 )
             kernel = np.asarray(self._constants[source.name], np.float64)
+            # The kernel with its output channels last, its terms per output,
+            # and the way back to its layout.
+            restore = _same
             if node.op == "Einsum":
                 if _attr(node, "equation").replace(" ", "") not in _EINSUMS:
                     raise NotSupportedError(
@@ -352,21 +453,28 @@ class FixedPointNetwork:
                         f"interpreter runs {sorted(_EINSUMS)} (a product over the "
                         "last axis with a weight matrix)."
                     )
-                self._weights[node.name] = quantize_weights(kernel, kernel.shape[0])
+                terms = kernel.shape[0]
             elif node.op == "MatMul":
                 if _attr(node, "transpose_b", False):
                     kernel = kernel.T
                 terms = kernel.shape[0]
-                self._weights[node.name] = quantize_weights(kernel, terms)
             elif node.op == "Conv2D":  # (kh, kw, in, out)
                 terms = math.prod(kernel.shape[:3])
-                self._weights[node.name] = quantize_weights(kernel, terms)
             else:  # Conv2DBackpropInput: (kh, kw, out, in); outputs are axis 2
                 terms = math.prod(kernel.shape[:2]) * kernel.shape[3]
-                swapped = np.swapaxes(kernel, 2, 3)
-                self._weights[node.name] = np.swapaxes(
-                    quantize_weights(swapped, terms), 2, 3
+                kernel = np.swapaxes(kernel, 2, 3)
+                restore = _swap_last_two
+            if self.products == "int16":
+                integers, exponents = integer_weights(kernel)
+                quantized = np.ldexp(integers, -exponents)
+                self._integer_weights[node.name] = (
+                    restore(integers),
+                    np.ldexp(1.0, -exponents),  # each output channel's step
+                    terms,
                 )
+            else:
+                quantized = quantize_weights(kernel, terms)
+            self._weights[node.name] = restore(quantized)
 
     # The chunk a codec's networks run in (`chunk`). A large first batch
     # pages in hundreds of megabytes of fresh float64 activations: the colour
@@ -379,13 +487,17 @@ class FixedPointNetwork:
     CHUNK = 64
 
     # The elementwise runs between the products can be compiled by XLA: the
-    # same bits (module docstring), but XLA compiles once per batch size,
-    # about half a second a network. So a network turns to it only after
-    # `XLA_AFTER` items in this process, and then for chunks of at least
-    # `XLA_MIN_BATCH` items, of at most `XLA_MAX_SHAPES` sizes: a long job
-    # gains, a short one pays nothing.
+    # same bits (module docstring), but XLA compiles once per input shape,
+    # about half a second a network. So a network turns to it only for a
+    # long job: after `XLA_AFTER` items in this process, for chunks of at
+    # least `XLA_MIN_BATCH` items; or, for large items (at least
+    # `XLA_LARGE_ITEM` input values each, as a photo's latents), after
+    # `XLA_AFTER_VALUES` input values; and for at most `XLA_MAX_SHAPES` input
+    # shapes. A long job gains, a short one pays nothing.
     XLA_AFTER = 1024
     XLA_MIN_BATCH = 64
+    XLA_LARGE_ITEM = 2**15
+    XLA_AFTER_VALUES = 2**20
     XLA_MAX_SHAPES = 4
 
     def __call__(self, *inputs):
@@ -421,7 +533,7 @@ class FixedPointNetwork:
 
     def _run(self, arrays, batch: int):
         """One call of the graph on `arrays` (float64, `batch` items)."""
-        graph = self._fused_graph(batch) or self._graph
+        graph = self._fused_graph(arrays, batch) or self._graph
         with tf.device("/CPU:0"), _graph_as_written():
             args = [tf.constant(0.0, tf.float64), *map(tf.constant, arrays)]
             try:
@@ -432,22 +544,29 @@ class FixedPointNetwork:
                 self._fused = False  # no XLA here: the plain graph's same bits
                 outputs = self._graph(*args)
         self._items += batch
+        self._values += arrays[0].size
         # np.asarray shares the tensors' memory (read-only); .numpy() copies.
         if self._single:
             return np.asarray(outputs)
         return tuple(np.asarray(o) for o in outputs)
 
-    def _fused_graph(self, batch: int):
-        """The graph with XLA-compiled elementwise runs, if this batch should
+    def _fused_graph(self, arrays, batch: int):
+        """The graph with XLA-compiled elementwise runs, if this call should
         use it (see `XLA_AFTER`), else None."""
-        if self._fused is False or self._items < self.XLA_AFTER:
+        if self._fused is False:
             return None
-        if batch < self.XLA_MIN_BATCH:
+        long_job = self._items >= self.XLA_AFTER and batch >= self.XLA_MIN_BATCH
+        large = (
+            arrays[0].size >= self.XLA_LARGE_ITEM * batch
+            and self._values >= self.XLA_AFTER_VALUES
+        )
+        if not (long_job or large):
             return None
-        if batch not in self._fused_sizes:
-            if len(self._fused_sizes) >= self.XLA_MAX_SHAPES:
+        shape = tuple(tuple(a.shape) for a in arrays)
+        if shape not in self._fused_shapes:
+            if len(self._fused_shapes) >= self.XLA_MAX_SHAPES:
                 return None
-            self._fused_sizes.add(batch)
+            self._fused_shapes.add(shape)
         if self._fused is None:
             self._fused = self._compile(xla=True)
         return self._fused
@@ -499,6 +618,13 @@ class FixedPointNetwork:
                     f"{node.op} {node.name!r} of constants alone: fold it into the "
                     "weights before export."
                 )
+            if self.products == "int16":
+                args = list(args)
+                data = 2 if node.op == "Conv2DBackpropInput" else 0
+                if node.op == "MatMul" and _attr(node, "transpose_a", False):
+                    args[0] = np.asarray(args[0]).T
+                    node = _without_transpose_a(node)
+                args[data] = _block_round(np.asarray(args[data], np.float64))
             return to_grid(self._product(node, args).numpy())
 
     def _value(self, values, tensor_name):
@@ -542,6 +668,9 @@ class FixedPointNetwork:
         if any(node.op not in runnable for node in nodes):
             return None
         runs = self._elementwise_runs(nodes) if xla else [(False, nodes)]
+        # With XLA, an "int16" product's recombination of its digit sums is
+        # left to the fused run that reads it (`_Digits`): one pass fewer.
+        defer = xla and self.products == "int16"
 
         def graph(zero, *inputs):
             # Float tensors are held in units of the grid step (`x * 2**16`,
@@ -557,7 +686,9 @@ class FixedPointNetwork:
                 values[name], kinds[name] = _round_units(x * _SCALE, zero), "units"
             for fused, part in runs:
                 trace = self._trace_fused if fused else self._trace_nodes
-                trace(part, values, kinds, tables, zero)
+                trace(part, values, kinds, tables, zero, defer)
+            for t in self._outputs:
+                _settle(values, kinds, t.split(":")[0], zero)
             outputs = tuple(
                 self._value(values, t) * _STEP
                 if kinds[t.split(":")[0]] == "units"
@@ -599,9 +730,10 @@ class FixedPointNetwork:
                 parts.append((fusible, [node]))
         return parts
 
-    def _trace_nodes(self, part, values, kinds, tables, zero):
+    def _trace_nodes(self, part, values, kinds, tables, zero, defer=False):
         """Add `part`'s nodes to the graph being traced: their values and
-        kinds into `values` and `kinds`."""
+        kinds into `values` and `kinds` (with `defer`, an `"int16"`
+        product's as its `_Digits`, kind `"digits"`)."""
         for node in part:
             if node.name in values or node.op == "NoOp":
                 continue
@@ -614,8 +746,14 @@ class FixedPointNetwork:
                 kinds[node.name] = "constant" if floating else "integer"
                 continue
             inputs = [i for i in node.input if not i.startswith("^")]
+            for i in inputs:
+                _settle(values, kinds, i.split(":")[0], zero)
             args = [self._value(values, i) for i in inputs]
             arg_kinds = [kinds[i.split(":")[0]] for i in inputs]
+            if defer and node.op in _PRODUCTS:
+                values[node.name] = self._digit_product(node, args, fused=True)
+                kinds[node.name] = "digits"
+                continue
             if node.op in _TABLE_DOMAINS:
                 # The table holds grid values: rounding again is the identity.
                 values[node.name] = _tf_look_up_units(node.op, args[0], tables[node.op])
@@ -625,7 +763,7 @@ class FixedPointNetwork:
                 node, args, arg_kinds, zero
             )
 
-    def _trace_fused(self, part, values, kinds, tables, zero):
+    def _trace_fused(self, part, values, kinds, tables, zero, defer=False):
         """`_trace_nodes` of a run of elementwise nodes, as one XLA-compiled
         function of the computed tensors it reads, returning those that
         later nodes (or the outputs) read."""
@@ -647,21 +785,33 @@ class FixedPointNetwork:
         returns = [node.name for node in part if node.name in read_later]
         out_kinds = {}
 
+        # A product's digit sums are read as they are, and recombined inside.
+        digits = [kinds[i.split(":")[0]] == "digits" for i in reads]
+
         def run(zero, *tensors):
             local, local_kinds = dict(values), dict(kinds)  # constants, captured
-            for i, tensor in zip(reads, tensors):
+            tensors = list(tensors)
+            for i, deferred in zip(reads, digits):
                 name, _, index = i.partition(":")
-                if isinstance(values[name], list):  # one output of several
+                if deferred:
+                    sums, scale = tensors.pop(0), tensors.pop(0)
+                    deferred = values[name]
+                    local[name] = _Digits(sums, scale, deferred.steps, deferred.split)
+                elif isinstance(values[name], list):  # one output of several
                     local[name] = list(local[name])
-                    local[name][int(index or 0)] = tensor
+                    local[name][int(index or 0)] = tensors.pop(0)
                 else:
-                    local[name] = tensor
+                    local[name] = tensors.pop(0)
             self._trace_nodes(part, local, local_kinds, tables, zero)
             out_kinds.update({name: local_kinds[name] for name in returns})
             return [local[name] for name in returns]
 
         function = tf.function(run, autograph=False, jit_compile=True)
-        outs = function(zero, *(self._value(values, i) for i in reads))
+        arguments = []
+        for i, deferred in zip(reads, digits):
+            value = self._value(values, i)
+            arguments += [value.sums, value.scale] if deferred else [value]
+        outs = function(zero, *arguments)
         for name, out in zip(returns, outs):
             values[name], kinds[name] = out, out_kinds[name]
 
@@ -677,6 +827,8 @@ class FixedPointNetwork:
         if op in _STRUCTURAL:
             return self._structural_units(node, args, kinds)
         if op in _PRODUCTS:  # the weights' integer sums, in units: exact
+            if self.products == "int16":
+                return _round_units(self._digit_product(node, args), zero), "units"
             return _round_units(self._product(node, args), zero), "units"
         dtype = _attr(node, "T")
         if dtype is not None and not dtype.is_floating:  # shapes, indices
@@ -751,11 +903,12 @@ class FixedPointNetwork:
             kind = "integer"
         return out, kind
 
-    def _product(self, node, args):
+    def _product(self, node, args, weights=None):
         """A matrix product or convolution of `args` (tensors or float64
-        arrays) with the node's quantized weights, in TensorFlow's float64
-        kernels (exact: see above), before rounding."""
-        weights = tf.constant(self._weights[node.name])
+        arrays) with the node's quantized weights (or `weights`), in
+        TensorFlow's kernels (exact: see above), before rounding."""
+        if weights is None:
+            weights = tf.constant(self._weights[node.name])
         if node.op == "MatMul":
             a = tf.transpose(args[0]) if _attr(node, "transpose_a", False) else args[0]
             out = tf.linalg.matmul(a, weights)
@@ -786,6 +939,41 @@ class FixedPointNetwork:
             )
         return out
 
+    def _digit_product(self, node, args, fused=False):
+        """The `"int16"` product of `args` (in units) with the node's integer
+        weights, in units, before rounding: each item's activations rounded
+        to 16-bit integers times a power of two (`_block_round`), split into
+        two digits, each multiplied in float32 (exact: sums of at most
+        2**24), recombined and scaled in float64 (exact). With `fused`, the
+        digits are made by one XLA-compiled function and the product is
+        returned as its `_Digits`, recombined where it is read."""
+        integers, steps, terms = self._integer_weights[node.name]
+        data = 2 if node.op == "Conv2DBackpropInput" else 0
+        x = args[data]
+        if node.op == "MatMul" and _attr(node, "transpose_a", False):
+            x = tf.transpose(x)
+            node = _without_transpose_a(node)
+        # Few terms per output: the sums are cheap, and one float64 product
+        # of the 16-bit integers (sums below 2**32: exact) beats two float32
+        # ones and the digits' passes. The same sums either way.
+        split = terms >= _DIGITS_MIN_TERMS
+        kind = tf.float32 if split and _float32_sums_are_exact() else tf.float64
+        if split:
+            make = _split_digits_xla if fused else _split_digits
+        else:
+            make = _block_integers_xla if fused else _block_integers
+        operand, scale = make(x, kind)
+        weights = tf.constant(integers, kind)
+        if node.op == "Conv2DBackpropInput":
+            sizes = args[0]
+            if split:
+                sizes = tf.concat([[2 * sizes[0]], sizes[1:]], axis=0)
+            sums = self._product(node, [sizes, None, operand], weights)
+        else:
+            sums = self._product(node, [operand, *args[1:]], weights)
+        deferred = _Digits(sums, scale, steps, split)
+        return deferred if fused else _combine_digits(*deferred)
+
 
 @contextlib.contextmanager
 def _graph_as_written():
@@ -808,6 +996,134 @@ def _graph_as_written():
         yield
     finally:
         ctx.function_call_options = options
+
+
+def _block_round(x) -> np.ndarray:
+    """`x` (grid values, items along the first axis) rounded, per item, to
+    16 significant bits: to multiples of `2**(s - 16)` with the smallest
+    `s >= 0` that keeps them within `2**15` such steps (block floating
+    point; values already within `2**15` grid steps stay as they are)."""
+    units = x * _SCALE
+    if units.ndim == 0:
+        units = units[None]
+    largest = np.max(np.abs(units.reshape(len(units), -1)), axis=1, initial=0.0)
+    _, exponent = np.frexp(largest)  # largest < 2**exponent
+    shift = np.maximum(exponent - (PRODUCT_BITS - 1), 0)
+    shift = shift.reshape((-1,) + (1,) * (units.ndim - 1))
+    rounded = np.ldexp(np.rint(np.ldexp(units, -shift)), shift)
+    return (rounded * _STEP).reshape(np.shape(x))
+
+
+def _block_integers(x, kind=tf.float64):
+    """`x` (in units, items along the first axis) as 16-bit integers per
+    item, `q * scale` with `|q| <= 2**15` and `scale` a power of two (the
+    smallest from 1 up): `(q, scale)`, float64, `scale` of shape `(items,
+    1, ...)`."""
+    axes = tf.range(1, tf.rank(x))
+    largest = tf.reduce_max(tf.abs(x), axis=axes, keepdims=True)
+    # floor(log2(largest)) + 1023 from the float64's exponent bits: exact.
+    biased = tf.bitwise.right_shift(tf.bitcast(largest, tf.int64), 52)
+    shift = tf.maximum(biased - (1023 + PRODUCT_BITS - 2), 0)
+    scale = tf.bitcast(tf.bitwise.left_shift(shift + 1023, 52), tf.float64)
+    return tf.round(x / scale), scale
+
+
+def _split_digits(x, kind):
+    """`x` (in units, items along the first axis) as 16-bit integers per
+    item, `q * scale` with `|q| <= 2**15` and `scale` a power of two (the
+    smallest from 1 up), split into digits `q = high * 2**8 + low`,
+    `|high|, |low| <= 2**7`: the digits as one tensor of type `kind` (the
+    highs of all items, then the lows), and `scale`, shape `(items, 1,
+    ...)`."""
+    q, scale = _block_integers(x)
+    high = tf.round(q / _DIGIT)
+    low = q - high * _DIGIT
+    return tf.cast(tf.concat([high, low], axis=0), kind), scale
+
+
+_split_digits_xla = tf.function(_split_digits, autograph=False, jit_compile=True)
+_block_integers_xla = tf.function(_block_integers, autograph=False, jit_compile=True)
+
+
+class _Digits(tuple):
+    """An `"int16"` product not yet scaled: the integer `sums` (with
+    `split`, the high digits' then the low digits'), the items' `scale`
+    and the output channels' `steps`."""
+
+    def __new__(cls, sums, scale, steps, split):
+        return super().__new__(cls, (sums, scale, steps, split))
+
+    sums = property(lambda self: self[0])
+    scale = property(lambda self: self[1])
+    steps = property(lambda self: self[2])
+    split = property(lambda self: self[3])
+
+
+def _combine_digits(sums, scale, steps, split):
+    """The product in units from its integer sums: exact in float64."""
+    sums = tf.cast(sums, tf.float64)
+    if split:
+        items = tf.shape(sums)[0] // 2
+        sums = sums[:items] * _DIGIT + sums[items:]
+    return sums * scale * steps
+
+
+def _settle(values, kinds, name, zero):
+    """Recombine and round `values[name]` if it is a deferred product."""
+    if kinds.get(name) == "digits":
+        digits = values[name]
+        values[name] = _round_units(_combine_digits(*digits), zero)
+        kinds[name] = "units"
+
+
+def _without_transpose_a(node):
+    """A copy of MatMul `node` whose first operand is already transposed."""
+    copy = type(node)()
+    copy.CopyFrom(node)
+    copy.attr["transpose_a"].b = False
+    return copy
+
+
+@functools.cache
+def _float32_sums_are_exact() -> bool:
+    """Whether this process's float32 products sum exactly in float32.
+
+    The `"int16"` products rely on it, and a kernel library set to compute
+    float32 products in lower precision (oneDNN's bf16 or TF32 "fpmath"
+    modes, TensorFloat-32 on GPUs) breaks it; this probe would expose them:
+    products of 8-bit digits with 17-bit weights, summing to values that
+    need all 24 bits, in each kernel the products use, compared with exact
+    integer sums. Where it fails, the products run in float64 with the same
+    digits, which gives the same, exact sums (only slower)."""
+    rng = np.random.default_rng(0)
+    digits = rng.integers(-128, 129, size=(2, 6, 6, 16)).astype(np.float64)
+    kernel = rng.integers(-511, 512, size=(3, 3, 16, 8)).astype(np.float64)
+    kernel[0, 0, 0] = (
+        2**17 - 1 - np.abs(kernel).sum(axis=(0, 1, 2)) + np.abs(kernel[0, 0, 0])
+    )  # each output channel's L1 norm: 2**17 - 1
+    with tf.init_scope(), tf.device("/CPU:0"):  # eagerly, even while tracing
+        x32, k32 = tf.constant(digits, tf.float32), tf.constant(kernel, tf.float32)
+        x64, k64 = tf.constant(digits), tf.constant(kernel)
+        checks = [
+            (tf.nn.conv2d(x32, k32, 1, "SAME"), tf.nn.conv2d(x64, k64, 1, "SAME")),
+            (
+                tf.linalg.matmul(tf.reshape(x32, [-1, 16]), k32[1, 1]),
+                tf.linalg.matmul(tf.reshape(x64, [-1, 16]), k64[1, 1]),
+            ),
+        ]
+        transposed = np.swapaxes(kernel, 2, 3)[..., :8]  # (3, 3, out=8, in=8)
+        sizes = [2, 12, 12, 8]
+        checks.append(
+            (
+                tf.nn.conv2d_transpose(
+                    x32[..., :8], transposed.astype(np.float32), sizes, 2, "SAME"
+                ),
+                tf.nn.conv2d_transpose(x64[..., :8], transposed, sizes, 2, "SAME"),
+            )
+        )
+    return all(
+        np.array_equal(np.asarray(a, np.float64), np.asarray(b)) for a, b in checks
+    )
 
 
 # The same rules as TensorFlow float64 ops, for the compiled graph. TensorFlow's

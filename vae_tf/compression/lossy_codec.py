@@ -83,8 +83,11 @@ class LossyCodec(Codec):
             stream holds a batch's side information, then its latents, so
             the file records it and the decoder groups the same way.
         arithmetic: `"fixed-point"` (files decode to the same pixels on any
-            machine) or `"float"` (the networks in float32: decode where they
-            were written; files from before the setting).
+            machine: the networks in exact fixed point with 16-bit
+            products), `"fixed-point-v1"` (the same guarantee, the first
+            fixed point's wider products in float64: slower; its files) or
+            `"float"` (the networks in float32: decode where they were
+            written; files from before the setting).
 
     Raises:
         NotSupportedError: (a `ValueError`) if `model` cannot code lossily.
@@ -106,7 +109,7 @@ class LossyCodec(Codec):
     PARAM_BOUNDS = {
         "latent_limit": (1, 1 << 20),
         "batch_size": (1, 1 << 16),
-        "arithmetic": (0, 1),
+        "arithmetic": (0, 2),
     }
     # What files from before a setting was recorded were written with.
     PARAM_DEFAULTS = {"batch_size": 64, "arithmetic": ARITHMETICS["float"]}
