@@ -30,9 +30,11 @@ TensorFlow graph once, then evaluates it op by op with these rules:
     2**7`), each summing at most `2**7 * 2**17 = 2**24`: float32 holds
     every partial sum exactly, in any order, blocking or with fused
     multiply-adds, and the digits' sums recombine exactly in float64.
-    Products of few terms (below 64 per output) run as one float64
-    product of `q` instead: the same sums. float32 kernels run about 4
-    times faster than float64 ones on CPUs, which is the point.
+    The same sums come from one float64 product of `q` (below `2**32`:
+    exact), which the graph uses where the digits do not pay: without XLA
+    (their split and recombination are extra passes over memory) and for
+    products of fewer than 64 terms per output. float32 kernels run about
+    4 times faster than float64 ones on CPUs, which is the point.
   - `"grid"` (the first fixed-point arithmetic, for its files): the
     activations enter as they are, on the grid (up to `2**28` grid steps);
     the weights are multiples of `2**-e` per output channel with `K *
@@ -942,21 +944,25 @@ class FixedPointNetwork:
     def _digit_product(self, node, args, fused=False):
         """The `"int16"` product of `args` (in units) with the node's integer
         weights, in units, before rounding: each item's activations rounded
-        to 16-bit integers times a power of two (`_block_round`), split into
-        two digits, each multiplied in float32 (exact: sums of at most
-        2**24), recombined and scaled in float64 (exact). With `fused`, the
-        digits are made by one XLA-compiled function and the product is
-        returned as its `_Digits`, recombined where it is read."""
+        to 16-bit integers times a power of two (`_block_round`), their
+        exact integer sums scaled in float64 (exact). With `fused` (the XLA
+        graph), a product of many terms splits the integers into two digits,
+        each multiplied in float32 (exact: sums of at most 2**24), made by
+        one XLA-compiled function; and the product is returned as its
+        `_Digits`, recombined where it is read."""
         integers, steps, terms = self._integer_weights[node.name]
         data = 2 if node.op == "Conv2DBackpropInput" else 0
         x = args[data]
         if node.op == "MatMul" and _attr(node, "transpose_a", False):
             x = tf.transpose(x)
             node = _without_transpose_a(node)
-        # Few terms per output: the sums are cheap, and one float64 product
-        # of the 16-bit integers (sums below 2**32: exact) beats two float32
-        # ones and the digits' passes. The same sums either way.
-        split = terms >= _DIGITS_MIN_TERMS
+        # The same sums either way: two float32 products of the digits, or
+        # one float64 product of the 16-bit integers (sums below 2**32:
+        # exact). The digits pay where XLA fuses their split and
+        # recombination into the elementwise runs around the product, for
+        # products of many terms; otherwise their extra passes over memory
+        # cost more than float64's slower kernels save.
+        split = fused and terms >= _DIGITS_MIN_TERMS
         kind = tf.float32 if split and _float32_sums_are_exact() else tf.float64
         if split:
             make = _split_digits_xla if fused else _split_digits
@@ -1061,11 +1067,11 @@ class _Digits(tuple):
 
 def _combine_digits(sums, scale, steps, split):
     """The product in units from its integer sums: exact in float64."""
-    sums = tf.cast(sums, tf.float64)
     if split:
         items = tf.shape(sums)[0] // 2
-        sums = sums[:items] * _DIGIT + sums[items:]
-    return sums * scale * steps
+        high = tf.cast(sums[:items], tf.float64)
+        sums = high * _DIGIT + tf.cast(sums[items:], tf.float64)
+    return sums * (scale * steps)  # powers of two: exact
 
 
 def _settle(values, kinds, name, zero):
