@@ -1,11 +1,13 @@
-"""Where the portable lossy decoder's time goes: float64 products against float32.
+"""Where the portable lossy decoder's time goes: exact products against float32.
 
 The fixed-point arithmetic (`vae_tf.compression.fixed_point`) runs every
-convolution as an exact float64 sum, in TensorFlow's float64 kernels; the
-float path runs the same convolutions in float32 (oneDNN on x86). This
-script times, for the `photo-lossy` synthesis `g_s` at both widths (64
-filters below `presets.PHOTO_WIDE_LMBDA`, 96 from there up) and one photo's
-latent map (481x321 pixels by default, BSD68's size):
+convolution as an exact sum: the first fixed point (`"grid"` products) in
+TensorFlow's float64 kernels, the default (`"int16"`) as float32 products
+of 8-bit digits where XLA fuses their split (else one float64 product of
+16-bit integers); the float path runs the same convolutions in float32
+(oneDNN on x86). This script times, for the `photo-lossy` synthesis `g_s`
+at both widths (64 filters below `presets.PHOTO_WIDE_LMBDA`, 96 from there
+up) and one photo's latent map (481x321 pixels by default, BSD68's size):
 
 - each transposed convolution of `g_s` alone, as `tf.nn.conv2d_transpose`
   in float32 and in float64 (the same shapes, random weights), and in
@@ -13,10 +15,9 @@ latent map (481x321 pixels by default, BSD68's size):
   sub-pixel form of a stride-2 transposed convolution, which TensorFlow's
   float64 `Conv2D` might run faster than its transposed kernel; checked to
   give the same, exact sums);
-- the whole `g_s`: float32 (Keras), fixed point as a plain TensorFlow
-  graph, and fixed point with its elementwise runs fused by XLA (what a
-  long job of batches of 64 or more items switches to,
-  `FixedPointNetwork.XLA_AFTER`; a photo coded alone is a batch of one);
+- the whole `g_s`: float32 (Keras), and fixed point with each rule of
+  products, as a plain TensorFlow graph and with its elementwise runs fused
+  by XLA (what a long job switches to, `FixedPointNetwork.XLA_AFTER`);
 - matrix products of the largest layer's size at the default photo size
   (11264 input pixels; its output phases as one product: 864 terms, 384
   outputs per input pixel) in float32 and float64,
@@ -41,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_tf import presets
-from vae_tf.compression.fixed_point import FixedPointNetwork
+from vae_tf.compression.fixed_point import PRODUCTS, FixedPointNetwork
 
 
 def emit(**fields):
@@ -157,7 +158,6 @@ def measure(lmbda: float, height: int, width: int, repeats: int):
         h = stage(h)
 
     spec = [tf.TensorSpec([None, None, None, model.latent_channels])]
-    network = FixedPointNetwork(synthesis, spec)
     shape = list(y.shape)
     emit(
         filters=filters,
@@ -165,19 +165,22 @@ def measure(lmbda: float, height: int, width: int, repeats: int):
         shape=shape,
         ms=best_ms(lambda: synthesis(y).numpy(), repeats),
     )
-    emit(
-        filters=filters,
-        what="g_s, fixed point",
-        shape=shape,
-        ms=best_ms(lambda: network(y), repeats),
-    )
-    network.XLA_AFTER, network.XLA_MIN_BATCH = 0, 1  # fused from the first call
-    emit(
-        filters=filters,
-        what="g_s, fixed point, elementwise runs fused by XLA",
-        shape=shape,
-        ms=best_ms(lambda: network(y), repeats),
-    )
+    for products in PRODUCTS:
+        network = FixedPointNetwork(synthesis, spec, products=products)
+        emit(
+            filters=filters,
+            what=f"g_s, fixed point, {products} products",
+            shape=shape,
+            ms=best_ms(lambda network=network: network(y), repeats),
+        )
+        network.XLA_AFTER, network.XLA_MIN_BATCH = 0, 1  # fused from the first call
+        emit(
+            filters=filters,
+            what=f"g_s, fixed point, {products} products, elementwise runs "
+            "fused by XLA",
+            shape=shape,
+            ms=best_ms(lambda network=network: network(y), repeats),
+        )
 
 
 def gemm_throughput(repeats: int):

@@ -671,7 +671,7 @@ class FixedPointNetwork:
             return None
         runs = self._elementwise_runs(nodes) if xla else [(False, nodes)]
         # With XLA, an "int16" product's recombination of its digit sums is
-        # left to the fused run that reads it (`_Digits`): one pass fewer.
+        # left to the fused run that reads it (`_IntegerSums`): one pass fewer.
         defer = xla and self.products == "int16"
 
         def graph(zero, *inputs):
@@ -735,7 +735,7 @@ class FixedPointNetwork:
     def _trace_nodes(self, part, values, kinds, tables, zero, defer=False):
         """Add `part`'s nodes to the graph being traced: their values and
         kinds into `values` and `kinds` (with `defer`, an `"int16"`
-        product's as its `_Digits`, kind `"digits"`)."""
+        product's as its `_IntegerSums`, kind `"sums"`)."""
         for node in part:
             if node.name in values or node.op == "NoOp":
                 continue
@@ -754,7 +754,7 @@ class FixedPointNetwork:
             arg_kinds = [kinds[i.split(":")[0]] for i in inputs]
             if defer and node.op in _PRODUCTS:
                 values[node.name] = self._digit_product(node, args, fused=True)
-                kinds[node.name] = "digits"
+                kinds[node.name] = "sums"
                 continue
             if node.op in _TABLE_DOMAINS:
                 # The table holds grid values: rounding again is the identity.
@@ -787,18 +787,18 @@ class FixedPointNetwork:
         returns = [node.name for node in part if node.name in read_later]
         out_kinds = {}
 
-        # A product's digit sums are read as they are, and recombined inside.
-        digits = [kinds[i.split(":")[0]] == "digits" for i in reads]
+        # A product's integer sums are read as they are, and scaled inside.
+        deferred = [kinds[i.split(":")[0]] == "sums" for i in reads]
 
         def run(zero, *tensors):
             local, local_kinds = dict(values), dict(kinds)  # constants, captured
             tensors = list(tensors)
-            for i, deferred in zip(reads, digits):
+            for i, is_sums in zip(reads, deferred):
                 name, _, index = i.partition(":")
-                if deferred:
+                if is_sums:
                     sums, scale = tensors.pop(0), tensors.pop(0)
-                    deferred = values[name]
-                    local[name] = _Digits(sums, scale, deferred.steps, deferred.split)
+                    _, _, steps, split = values[name]
+                    local[name] = _IntegerSums(sums, scale, steps, split)
                 elif isinstance(values[name], list):  # one output of several
                     local[name] = list(local[name])
                     local[name][int(index or 0)] = tensors.pop(0)
@@ -810,9 +810,9 @@ class FixedPointNetwork:
 
         function = tf.function(run, autograph=False, jit_compile=True)
         arguments = []
-        for i, deferred in zip(reads, digits):
+        for i, is_sums in zip(reads, deferred):
             value = self._value(values, i)
-            arguments += [value.sums, value.scale] if deferred else [value]
+            arguments += [value.sums, value.scale] if is_sums else [value]
         outs = function(zero, *arguments)
         for name, out in zip(returns, outs):
             values[name], kinds[name] = out, out_kinds[name]
@@ -949,7 +949,7 @@ class FixedPointNetwork:
         graph), a product of many terms splits the integers into two digits,
         each multiplied in float32 (exact: sums of at most 2**24), made by
         one XLA-compiled function; and the product is returned as its
-        `_Digits`, recombined where it is read."""
+        `_IntegerSums`, recombined where it is read."""
         integers, steps, terms = self._integer_weights[node.name]
         data = 2 if node.op == "Conv2DBackpropInput" else 0
         x = args[data]
@@ -965,10 +965,9 @@ class FixedPointNetwork:
         split = fused and terms >= _DIGITS_MIN_TERMS
         kind = tf.float32 if split and _float32_sums_are_exact() else tf.float64
         if split:
-            make = _split_digits_xla if fused else _split_digits
+            operand, scale = _split_digits_xla(x, kind)
         else:
-            make = _block_integers_xla if fused else _block_integers
-        operand, scale = make(x, kind)
+            operand, scale = (_block_integers_xla if fused else _block_integers)(x)
         weights = tf.constant(integers, kind)
         if node.op == "Conv2DBackpropInput":
             sizes = args[0]
@@ -977,7 +976,7 @@ class FixedPointNetwork:
             sums = self._product(node, [sizes, None, operand], weights)
         else:
             sums = self._product(node, [operand, *args[1:]], weights)
-        deferred = _Digits(sums, scale, steps, split)
+        deferred = _IntegerSums(sums, scale, steps, split)
         return deferred if fused else _combine_digits(*deferred)
 
 
@@ -1020,7 +1019,7 @@ def _block_round(x) -> np.ndarray:
     return (rounded * _STEP).reshape(np.shape(x))
 
 
-def _block_integers(x, kind=tf.float64):
+def _block_integers(x):
     """`x` (in units, items along the first axis) as 16-bit integers per
     item, `q * scale` with `|q| <= 2**15` and `scale` a power of two (the
     smallest from 1 up): `(q, scale)`, float64, `scale` of shape `(items,
@@ -1051,7 +1050,7 @@ _split_digits_xla = tf.function(_split_digits, autograph=False, jit_compile=True
 _block_integers_xla = tf.function(_block_integers, autograph=False, jit_compile=True)
 
 
-class _Digits(tuple):
+class _IntegerSums(tuple):
     """An `"int16"` product not yet scaled: the integer `sums` (with
     `split`, the high digits' then the low digits'), the items' `scale`
     and the output channels' `steps`."""
@@ -1076,7 +1075,7 @@ def _combine_digits(sums, scale, steps, split):
 
 def _settle(values, kinds, name, zero):
     """Recombine and round `values[name]` if it is a deferred product."""
-    if kinds.get(name) == "digits":
+    if kinds.get(name) == "sums":
         digits = values[name]
         values[name] = _round_units(_combine_digits(*digits), zero)
         kinds[name] = "units"
@@ -1098,9 +1097,10 @@ def _float32_sums_are_exact() -> bool:
     float32 products in lower precision (oneDNN's bf16 or TF32 "fpmath"
     modes, TensorFloat-32 on GPUs) breaks it; this probe would expose them:
     products of 8-bit digits with 17-bit weights, summing to values that
-    need all 24 bits, in each kernel the products use, compared with exact
-    integer sums. Where it fails, the products run in float64 with the same
-    digits, which gives the same, exact sums (only slower)."""
+    need all 24 bits, in each kernel the products use, compared with the
+    float64 kernels' sums (exact: far below 2**53). Where it fails, the
+    products run in float64 with the same digits, which gives the same,
+    exact sums (only slower)."""
     rng = np.random.default_rng(0)
     digits = rng.integers(-128, 129, size=(2, 6, 6, 16)).astype(np.float64)
     kernel = rng.integers(-511, 512, size=(3, 3, 16, 8)).astype(np.float64)
