@@ -88,7 +88,9 @@ def test_the_lossy_codecs_decoder_networks_run_in_fixed_point():
         np.testing.assert_allclose(fixed(x), want, atol=5 * TOLERANCE[products])
         assert fixed(x[:1]).tobytes() == fixed(x)[:1].tobytes()
         assert _same_bits(fixed(x), fixed.reference(x))
-        assert _same_bits(with_xla(fixed)(x), fixed.reference(x))
+        forced = with_xla(fixed)
+        assert _same_bits(forced(x), fixed.reference(x))
+        assert callable(forced._fused)  # XLA ran, not the plain graph
 
 
 def _same_bits(a, b):
@@ -343,13 +345,17 @@ def test_functions_of_weights_alone_are_folded_exactly_off_the_grid(products):
     network = FixedPointNetwork(
         scaled, [tf.TensorSpec([None, 2], tf.float32)], products=products
     )
-    x = to_grid(np.array([[1.0, 2.0], [-0.5, 3.25]]))
+    x = to_grid(np.array([[1.0, 2.0], [-0.5, 3.25]]) + 2.0**-16)
     folded = exact.exp(np.asarray(weight, np.float64))
     if products == "grid":
         kernel = fixed_point.quantize_weights(folded, terms=2)
     else:
         integers, exponents = fixed_point.integer_weights(folded)
         kernel = np.ldexp(integers, -exponents)
+        rounded = fixed_point._block_round(x)  # 16 bits per row: 2**-13 steps
+        assert not np.array_equal(rounded, x)
+        np.testing.assert_array_equal(rounded, np.rint(x * 2**13) / 2**13)
+        x = rounded
     np.testing.assert_array_equal(network(x), to_grid(x @ kernel))
 
 
@@ -375,23 +381,30 @@ def test_integer_weights_are_the_finest_within_the_l1_budget():
 
 
 def test_the_digit_bound_makes_float32_sums_exact_in_any_order():
-    """The "int16" products' worst case: digits of 2**7 against integer
-    weights of 2**17 in L1 norm sum to at most 2**24, so float32 holds every
-    partial sum exactly, forwards, backwards or in any blocking, and the two
-    digits' sums give the exact product of the 16-bit integers."""
+    """The "int16" products' worst case: the 16-bit integers at their
+    largest, split into digits by the graph's own function, against integer
+    weights of the largest L1 norm: each digit's sum is at most 2**24, so
+    float32 holds every partial sum exactly, forwards, backwards or in any
+    blocking, and the two digits' sums give the exact product."""
+    largest_q = 2 ** (fixed_point.PRODUCT_BITS - 1) - 1  # its high digit: 2**7
+    budget = 2**fixed_point.WEIGHT_L1_BITS
     rng = np.random.default_rng(5)
     weights = np.rint(rng.normal(size=1024) * 100.0)
-    weights[0] += np.sign(weights[0]) * (2**17 - np.abs(weights).sum())
-    assert np.abs(weights).sum() == 2**17
-    q = np.where(weights >= 0, 2**15, -(2**15)).astype(np.int64)  # the largest
-    q[::3] = rng.integers(-(2**15), 2**15 + 1, size=len(q[::3]))
-    high = np.rint(q / 256.0)
-    low = q - 256 * high
-    assert np.abs(high).max() <= 128 and np.abs(low).max() <= 128
+    weights[0] += np.sign(weights[0]) * (budget - np.abs(weights).sum())
+    assert np.abs(weights).sum() == budget
+    q = np.where(weights >= 0, largest_q, -largest_q).astype(np.float64)
+    q[::3] = rng.integers(-largest_q, largest_q + 1, size=len(q[::3]))
+    # `_split_digits` takes values in units and picks the item's scale: q
+    # times 2**3 (largest just under 2**18 units) comes back as q, scale 2**3.
+    digits, scale = fixed_point._split_digits(tf.constant(q[None] * 8.0), tf.float32)
+    assert np.asarray(scale).item() == 8.0
+    high, low = np.asarray(digits, np.float64)
+    assert np.abs(high).max() == 2**7 and np.abs(low).max() <= 2**7
+    np.testing.assert_array_equal(high * fixed_point._DIGIT + low, q)
     sums = []
-    for digits in (high, low):
-        products = (digits * weights).astype(np.float32)
-        exact_sum = int(np.sum(digits.astype(np.int64) * weights.astype(np.int64)))
+    for digit in (high, low):
+        products = (digit * weights).astype(np.float32)
+        exact_sum = int(np.sum(digit.astype(np.int64) * weights.astype(np.int64)))
         assert abs(exact_sum) <= 2**24
         forwards = np.float32(0.0)
         for p in products:
@@ -402,7 +415,51 @@ def test_the_digit_bound_makes_float32_sums_exact_in_any_order():
         blocked = products.reshape(32, 32).sum(axis=1, dtype=np.float32).sum()
         assert forwards == backwards == blocked == exact_sum
         sums.append(exact_sum)
-    assert 256 * sums[0] + sums[1] == int(q @ weights.astype(np.int64))
+    exact_product = int(q.astype(np.int64) @ weights.astype(np.int64))
+    assert 256 * sums[0] + sums[1] == exact_product
+
+
+def test_the_graph_and_the_specification_take_the_same_16_bits():
+    """The graph's block exponents (from float64 exponent bits) against the
+    numpy specification's (`frexp`), at the powers of two where the
+    exponent changes, with NaN (ignored by the largest value), for a
+    vector input (one item) and for no items."""
+    edges = [0.0, 1.0, 2**14, 2**15 - 1, 2**15, 2**15 + 1, 2**16 - 1, 2**16]
+    edges += [2**16 + 1, 3 * 2**20 + 5, 2**28]
+    units = np.array(edges + [-e for e in edges])
+    items = [units[:, None] * np.ones((1, 3)), units[:, None] * [[1.0, 0.5, -0.25]]]
+    with_nan = np.array([[np.nan, 5.0 * 2**16, 3.0]])
+    cases = [*items, with_nan, units, np.zeros((0, 4))]
+    for case in cases:
+        q, scale = fixed_point._block_integers(tf.constant(case))
+        graph = np.asarray(q) * np.asarray(scale) * fixed_point._STEP
+        want = fixed_point._block_round(case * fixed_point._STEP)
+        np.testing.assert_array_equal(graph, want)
+        assert np.nanmax(np.abs(np.asarray(q)), initial=0.0) <= 2**15
+    # NaN does not set its item's exponent: 5.0 keeps its value.
+    assert fixed_point._block_round(with_nan * fixed_point._STEP)[0, 1] == 5.0
+
+
+def test_the_probe_finds_float32_products_in_lower_precision(monkeypatch):
+    """oneDNN asked for bf16 math, or a kernel rounding its float32 inputs
+    to bfloat16 (as a reduced-precision mode does): not exact."""
+    probe = fixed_point._float32_sums_are_exact.__wrapped__  # uncached
+    assert probe()
+    monkeypatch.setenv("ONEDNN_DEFAULT_FPMATH_MODE", "BF16")
+    assert not probe()
+    monkeypatch.setenv("ONEDNN_DEFAULT_FPMATH_MODE", "STRICT")
+    assert probe()
+    convolve = tf.nn.conv2d
+
+    def in_bfloat16(x, kernel, *args, **kwargs):
+        if x.dtype == tf.float32:
+            x, kernel = (
+                tf.cast(tf.cast(t, tf.bfloat16), tf.float32) for t in (x, kernel)
+            )
+        return convolve(x, kernel, *args, **kwargs)
+
+    monkeypatch.setattr(tf.nn, "conv2d", in_bfloat16)
+    assert not probe()
 
 
 def test_products_take_each_items_activations_to_16_bits():

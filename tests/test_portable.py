@@ -1,9 +1,12 @@
 """Files decode anywhere: encoded here, decoded in fresh processes that run
-TensorFlow differently (one thread, oneDNN off, XLA on, other batch groups).
+TensorFlow differently (one thread, oneDNN off, XLA on, other batch groups,
+the fixed point's own XLA graph).
 
 Every preset that can code writes a file here with the default, fixed-point
-arithmetic; each other process must give back, bit for bit, the images
-(lossless) or the reconstructions this process decodes (lossy).
+arithmetic (and one lossless and one lossy preset a file with the first
+fixed point, `fixed-point-v1`); each other process must give back, bit for
+bit, the images (lossless) or the reconstructions this process decodes
+(lossy).
 """
 
 import concurrent.futures
@@ -26,6 +29,14 @@ RUNTIMES = {
     "oneDNN off": {"TF_ENABLE_ONEDNN_OPTS": "0"},
     "XLA on": {"TF_XLA_FLAGS": "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit"},
     "other batch groups": {"REGROUP": "3"},
+    # The fixed point's XLA graph (float32 digit products), which the
+    # encoding process, a short job, did not run.
+    "XLA graph, one thread, oneDNN off": {
+        "FIXED_POINT_XLA": "1",
+        "TF_NUM_INTRAOP_THREADS": "1",
+        "TF_NUM_INTEROP_THREADS": "1",
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+    },
 }
 LOSSLESS_PRESETS = sorted(
     name

@@ -105,8 +105,9 @@ class BitsBackCodec(Codec):
             the first image pops, chosen for each file and recorded in it.
         arithmetic: `"fixed-point"` (files decode on any machine: the
             networks in exact fixed point with 16-bit products),
-            `"fixed-point-v1"` (the same guarantee, the first fixed point's
-            wider products in float64: slower; its files) or `"float"` (the
+            `"fixed-point-v1"` (the same guarantee, the first fixed point:
+            products of the activations on the whole grid, in float64;
+            slower where XLA runs; its files) or `"float"` (the
             networks in float32: decode where they were written; files from
             before the setting).
         grey_flags: 1: a colour model also takes grey images (`(h, w)` or

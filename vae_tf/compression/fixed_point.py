@@ -25,13 +25,13 @@ TensorFlow graph once, then evaluates it op by op with these rules:
     smallest from one grid step up. Each output channel's weights are
     integers times a power of two, the finest whose integers sum to at
     most `2**17` in absolute value (`integer_weights`). So every output
-    is an integer sum below `2**32`. It is computed as two float32
+    is an integer sum of at most `2**32`. It can be computed as two float32
     products, of the high and low 8-bit digits of `q` (`|digit| <=
     2**7`), each summing at most `2**7 * 2**17 = 2**24`: float32 holds
     every partial sum exactly, in any order, blocking or with fused
     multiply-adds, and the digits' sums recombine exactly in float64.
-    The same sums come from one float64 product of `q` (below `2**32`:
-    exact), which the graph uses where the digits do not pay: without XLA
+    The same sums come from one float64 product of `q` (exact: far below
+    `2**53`), which the graph uses where the digits do not pay: without XLA
     (their split and recombination are extra passes over memory) and for
     products of fewer than 64 terms per output. float32 kernels run about
     4 times faster than float64 ones on CPUs, which is the point.
@@ -43,10 +43,11 @@ TensorFlow graph once, then evaluates it op by op with these rules:
 
   Exact float32 sums need float32 kernels that compute in float32: a
   library set to multiply float32 in lower precision (oneDNN's bf16 or
-  TF32 "fpmath" modes, TensorFloat-32 on GPUs) would break them. A probe
-  at the first `"int16"` product of a process (`_float32_sums_are_exact`)
-  compares such sums with exact ones and, if they differ, has every
-  product run in float64 with the same digits: the same sums, slower.
+  TF32 "fpmath" modes, TensorFloat-32 on GPUs) would break them. Before
+  the first digit product of a process, a check
+  (`_float32_sums_are_exact`: oneDNN's settings, and a probe of the kernels
+  the digits use) compares such sums with exact ones and, if they differ,
+  has every product run in float64 instead: the same sums, slower.
 - What depends on the weights alone (e.g. a GDN's `gamma = gamma_root**2`)
   is computed once, in float64 with the same operations and without the
   grid, and is then a weight like any other.
@@ -54,10 +55,11 @@ TensorFlow graph once, then evaluates it op by op with these rules:
   `sqrt`) and `vae_tf.exact`'s elementary functions, which are
   the same function on every machine.
 
-The network runs as one TensorFlow graph of float64 ops that apply these
-rules, on values held in units of the grid step (`x * 2**16`: an exact
-scaling, which commutes with every correctly rounded operation, so
-rounding to the grid is one `round` and a clip). The products run in
+The network runs as one TensorFlow graph of ops that apply these rules
+(float64 but for the float32 digit products), on values held in units of
+the grid step (`x * 2**16`: an exact scaling, which commutes with every
+correctly rounded operation, so rounding to the grid is one `round` and a
+clip). The products run in
 TensorFlow's kernels, kept out of XLA. Once a network has run
 enough work in a process (`FixedPointNetwork.XLA_AFTER`), each run of
 elementwise ops between two products (with the `"int16"` digits' split
@@ -96,6 +98,7 @@ interpreter does not run, naming it.
 import contextlib
 import functools
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -326,9 +329,10 @@ class FixedPointNetwork:
             decoder), where it changes no bit. `None`: the whole batch at
             once.
         products: how matrix products and convolutions sum, `"int16"`
-            (16-bit activations per item, weights of bounded L1 norm, exact
-            float32 digit sums) or `"grid"` (activations on the grid, exact
-            float64 sums); see the module docstring. The block exponents of
+            (16-bit activations per item, weights of bounded L1 norm: exact
+            integer sums, as float32 digit products where XLA runs) or
+            `"grid"` (activations on the grid, exact float64 sums); see the
+            module docstring. The block exponents of
             `"int16"` are per item along the leading axis of each product's
             input, so a network's outputs do not depend on how items are
             grouped into batches as long as that axis is the batch's.
@@ -687,8 +691,10 @@ class FixedPointNetwork:
             for name, x in zip(self._inputs, inputs):
                 values[name], kinds[name] = _round_units(x * _SCALE, zero), "units"
             for fused, part in runs:
-                trace = self._trace_fused if fused else self._trace_nodes
-                trace(part, values, kinds, tables, zero, defer)
+                if fused:
+                    self._trace_fused(part, values, kinds, tables, zero)
+                else:
+                    self._trace_nodes(part, values, kinds, tables, zero, defer)
             for t in self._outputs:
                 _settle(values, kinds, t.split(":")[0], zero)
             outputs = tuple(
@@ -765,7 +771,7 @@ class FixedPointNetwork:
                 node, args, arg_kinds, zero
             )
 
-    def _trace_fused(self, part, values, kinds, tables, zero, defer=False):
+    def _trace_fused(self, part, values, kinds, tables, zero):
         """`_trace_nodes` of a run of elementwise nodes, as one XLA-compiled
         function of the computed tensors it reads, returning those that
         later nodes (or the outputs) read."""
@@ -962,8 +968,8 @@ class FixedPointNetwork:
         # recombination into the elementwise runs around the product, for
         # products of many terms; otherwise their extra passes over memory
         # cost more than float64's slower kernels save.
-        split = fused and terms >= _DIGITS_MIN_TERMS
-        kind = tf.float32 if split and _float32_sums_are_exact() else tf.float64
+        split = fused and terms >= _DIGITS_MIN_TERMS and _float32_sums_are_exact()
+        kind = tf.float32 if split else tf.float64
         if split:
             operand, scale = _split_digits_xla(x, kind)
         else:
@@ -1008,15 +1014,16 @@ def _block_round(x) -> np.ndarray:
     16 significant bits: to multiples of `2**(s - 16)` with the smallest
     `s >= 0` that keeps them within `2**15` such steps (block floating
     point; values already within `2**15` grid steps stay as they are)."""
-    units = x * _SCALE
-    if units.ndim == 0:
-        units = units[None]
-    largest = np.max(np.abs(units.reshape(len(units), -1)), axis=1, initial=0.0)
+    units = np.asarray(x, np.float64) * _SCALE
+    # The largest magnitude per item, NaN ignored; an input of rank 0 or 1
+    # is one item.
+    axes = tuple(range(1, units.ndim)) if units.ndim >= 2 else None
+    magnitude = np.where(np.isnan(units), 0.0, np.abs(units))
+    largest = np.max(magnitude, axis=axes, keepdims=True, initial=0.0)
     _, exponent = np.frexp(largest)  # largest < 2**exponent
     shift = np.maximum(exponent - (PRODUCT_BITS - 1), 0)
-    shift = shift.reshape((-1,) + (1,) * (units.ndim - 1))
     rounded = np.ldexp(np.rint(np.ldexp(units, -shift)), shift)
-    return (rounded * _STEP).reshape(np.shape(x))
+    return rounded * _STEP
 
 
 def _block_integers(x):
@@ -1024,8 +1031,15 @@ def _block_integers(x):
     item, `q * scale` with `|q| <= 2**15` and `scale` a power of two (the
     smallest from 1 up): `(q, scale)`, float64, `scale` of shape `(items,
     1, ...)`."""
-    axes = tf.range(1, tf.rank(x))
-    largest = tf.reduce_max(tf.abs(x), axis=axes, keepdims=True)
+    # The largest magnitude per item, NaN ignored (as `_block_round`: a max
+    # must not depend on how a kernel treats NaN); rank 0 or 1: one item.
+    rank = x.shape.rank
+    if rank is None:
+        raise NotSupportedError("A product's input of unknown rank.")
+    axes = list(range(1, rank)) if rank >= 2 else None
+    magnitude = tf.where(tf.math.is_nan(x), tf.zeros_like(x), tf.abs(x))
+    largest = tf.reduce_max(magnitude, axis=axes, keepdims=True)
+    largest = tf.maximum(largest, 0.0)  # no items: no -inf
     # floor(log2(largest)) + 1023 from the float64's exponent bits: exact.
     biased = tf.bitwise.right_shift(tf.bitcast(largest, tf.int64), 52)
     shift = tf.maximum(biased - (1023 + PRODUCT_BITS - 2), 0)
@@ -1060,8 +1074,6 @@ class _IntegerSums(tuple):
 
     sums = property(lambda self: self[0])
     scale = property(lambda self: self[1])
-    steps = property(lambda self: self[2])
-    split = property(lambda self: self[3])
 
 
 def _combine_digits(sums, scale, steps, split):
@@ -1089,46 +1101,57 @@ def _without_transpose_a(node):
     return copy
 
 
+# oneDNN's settings for float32 math in lower precision: anything but
+# strict float32 lets its kernels round products (bf16, tf32).
+_FPMATH_VARIABLES = ("ONEDNN_DEFAULT_FPMATH_MODE", "TF_SET_ONEDNN_FPMATH_MODE")
+
+
 @functools.cache
 def _float32_sums_are_exact() -> bool:
     """Whether this process's float32 products sum exactly in float32.
 
-    The `"int16"` products rely on it, and a kernel library set to compute
-    float32 products in lower precision (oneDNN's bf16 or TF32 "fpmath"
-    modes, TensorFloat-32 on GPUs) breaks it; this probe would expose them:
-    products of 8-bit digits with 17-bit weights, summing to values that
-    need all 24 bits, in each kernel the products use, compared with the
+    The `"int16"` digit products rely on it, and a kernel library set to
+    compute float32 products in lower precision (oneDNN's bf16 or TF32
+    "fpmath" modes, TensorFloat-32 on GPUs) breaks it. So: False if one of
+    `_FPMATH_VARIABLES` asks oneDNN for anything but strict float32; else a
+    probe of each kind of product the digits use (a 5x5 convolution of 64
+    channels, a matrix product of 1,600 terms, a 5x5 stride-2 transposed
+    convolution), in a graph run as the codec's graphs run: 8-bit digits
+    against integer weights of up to 17 bits, each output channel's
+    weights summing to `2**17 - 1` in absolute value, compared with the
     float64 kernels' sums (exact: far below 2**53). Where it fails, the
-    products run in float64 with the same digits, which gives the same,
-    exact sums (only slower)."""
+    products run in float64 (one product of the 16-bit integers): the same
+    sums, slower. Called once per process, at the first trace of an XLA
+    graph with a product of many terms."""
+    for variable in _FPMATH_VARIABLES:
+        mode = os.environ.get(variable, "").strip().upper()
+        if mode not in ("", "STRICT", "F32", "FP32"):
+            return False
     rng = np.random.default_rng(0)
-    digits = rng.integers(-128, 129, size=(2, 6, 6, 16)).astype(np.float64)
-    kernel = rng.integers(-511, 512, size=(3, 3, 16, 8)).astype(np.float64)
-    kernel[0, 0, 0] = (
-        2**17 - 1 - np.abs(kernel).sum(axis=(0, 1, 2)) + np.abs(kernel[0, 0, 0])
-    )  # each output channel's L1 norm: 2**17 - 1
-    with tf.init_scope(), tf.device("/CPU:0"):  # eagerly, even while tracing
-        x32, k32 = tf.constant(digits, tf.float32), tf.constant(kernel, tf.float32)
-        x64, k64 = tf.constant(digits), tf.constant(kernel)
-        checks = [
-            (tf.nn.conv2d(x32, k32, 1, "SAME"), tf.nn.conv2d(x64, k64, 1, "SAME")),
-            (
-                tf.linalg.matmul(tf.reshape(x32, [-1, 16]), k32[1, 1]),
-                tf.linalg.matmul(tf.reshape(x64, [-1, 16]), k64[1, 1]),
+    digits = rng.integers(-128, 129, size=(2, 12, 12, 64)).astype(np.float64)
+    kernel = rng.integers(-63, 64, size=(5, 5, 64, 32)).astype(np.float64)
+    l1 = np.abs(kernel).sum(axis=(0, 1, 2)) - np.abs(kernel[0, 0, 0])
+    kernel[0, 0, 0] = 2**17 - 1 - l1  # one weight of 17 bits per output
+    transposed = np.swapaxes(kernel, 2, 3)  # (5, 5, out=32, in=64)
+
+    def products(x, k, t):
+        return (
+            tf.nn.conv2d(x, k, 1, "SAME"),
+            tf.linalg.matmul(
+                tf.reshape(x[:, :5, :5], [-1, 1600]), tf.reshape(k, [1600, 32])
             ),
-        ]
-        transposed = np.swapaxes(kernel, 2, 3)[..., :8]  # (3, 3, out=8, in=8)
-        sizes = [2, 12, 12, 8]
-        checks.append(
-            (
-                tf.nn.conv2d_transpose(
-                    x32[..., :8], transposed.astype(np.float32), sizes, 2, "SAME"
-                ),
-                tf.nn.conv2d_transpose(x64[..., :8], transposed, sizes, 2, "SAME"),
-            )
+            tf.nn.conv2d_transpose(x, t, [2, 24, 24, 32], 2, "SAME"),
         )
+
+    probe = tf.function(products, autograph=False)
+    with tf.init_scope(), tf.device("/CPU:0"), _graph_as_written():
+        fast = probe(
+            *(tf.constant(a, tf.float32) for a in (digits, kernel, transposed))
+        )
+        exact = probe(*(tf.constant(a) for a in (digits, kernel, transposed)))
     return all(
-        np.array_equal(np.asarray(a, np.float64), np.asarray(b)) for a, b in checks
+        np.array_equal(np.asarray(a, np.float64), np.asarray(b))
+        for a, b in zip(fast, exact)
     )
 
 

@@ -85,7 +85,8 @@ class LossyCodec(Codec):
         arithmetic: `"fixed-point"` (files decode to the same pixels on any
             machine: the networks in exact fixed point with 16-bit
             products), `"fixed-point-v1"` (the same guarantee, the first
-            fixed point's wider products in float64: slower; its files) or
+            fixed point: products of the activations on the whole grid, in
+            float64; slower where XLA runs; its files) or
             `"float"` (the networks in float32: decode where they were
             written; files from before the setting).
 
