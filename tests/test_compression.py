@@ -272,6 +272,31 @@ def test_files_of_the_doubling_schedule_still_decode(model_8bit, mnist_uint8):
     )
 
 
+def test_batches_of_one_image_and_keras_shaped_arrays_code(model_8bit, mnist_uint8):
+    """`batch_size=1` codes every image alone (no batch sizes in the
+    stream); keras's `(N, 28, 28)` uint8 arrays are images of one channel."""
+    images = mnist_uint8[1][:3]
+    data = BitsBackCodec(model_8bit, batch_size=1).compress(images)
+    np.testing.assert_array_equal(
+        BitsBackCodec.decompress_bytes(model_8bit, data), images
+    )
+    codec = BitsBackCodec(model_8bit)
+    assert codec.compress(images[..., 0]) == codec.compress(images)
+    with pytest.raises(ValueError, match=r"Received: an array of shape \(28, 28, 1\)"):
+        codec.compress(images[0])
+
+
+def test_arithmetic_names_and_codes(model_8bit):
+    for arithmetic in ("fixed-point", 2, np.int64(2)):
+        assert (
+            BitsBackCodec(model_8bit, arithmetic=arithmetic).arithmetic == "fixed-point"
+        )
+    assert BitsBackCodec(model_8bit, arithmetic=1).arithmetic == "fixed-point-v1"
+    for wrong in (True, "FLOAT", 3, 2.0, ["float"], None):
+        with pytest.raises(ValueError, match="Unknown arithmetic"):
+            BitsBackCodec(model_8bit, arithmetic=wrong)
+
+
 def test_doubling_batches_grow_from_one_image_then_stay_at_batch_size(model_8bit):
     codec = BitsBackCodec(model_8bit, batch_size=8)
     assert codec.batches(20) == [(0, 1), (1, 3), (3, 7), (7, 15), (15, 20)]

@@ -1,5 +1,6 @@
 """The lossy codec: the uniform-noise VAE, its prior, coded files and the CLI."""
 
+import dataclasses
 import json
 import math
 
@@ -341,6 +342,19 @@ def test_thousands_of_corrupted_lossy_files_are_clear_errors(any_model, images):
     for damaged in mutations:
         with pytest.raises((CorruptFileError, WrongModelError)):
             LossyCodec.decompress_bytes(any_model, damaged)
+
+
+def test_a_payload_the_range_coder_rejects_is_a_clear_error(hyperprior, images):
+    """A payload whose checksum holds but whose words are not the stream the
+    decoder's probabilities expect (here: its first word gone, as a decoder
+    computing other probabilities would see it): a `CorruptFileError` that
+    says what to do, not the range coder's own assertion."""
+    parsed = container.unpack(LossyCodec(hyperprior).compress(list(images[:3])))
+    shifted = container.pack(dataclasses.replace(parsed, payload=parsed.payload[1:]))
+    with pytest.raises(
+        CorruptFileError, match="(did not decode|more data than its images).*"
+    ):
+        LossyCodec.decompress_bytes(hyperprior, shifted)
 
 
 def test_images_the_codec_cannot_take_are_clear_errors(model):

@@ -453,7 +453,7 @@ class BitsBackCodec(Codec):
             start += count
             if progress is not None:
                 progress(count)
-        if adaptive:  # popped first by the receiver
+        if adaptive and self.settings["batch_size"] > 1:  # popped first
             ans.encode_reverse(np.array(sizes, np.int32) - 1, self._size_model)
         if self.settings["grey_flags"]:  # popped before the sizes
             ans.encode_reverse(grey.astype(np.int32), _BIT)
@@ -488,7 +488,10 @@ class BitsBackCodec(Codec):
             return self.batches(num_images)
         bounds, start = [], 0
         while start < num_images:
-            count = int(ans.decode(self._size_model, 1)[0]) + 1
+            if self.settings["batch_size"] == 1:  # every batch one image
+                count = 1
+            else:
+                count = int(ans.decode(self._size_model, 1)[0]) + 1
             if start + count > num_images:
                 raise container.CorruptFileError(
                     "The payload's batch sizes add up to more images than the file "

@@ -58,11 +58,23 @@ class Codec:
         list of images of any sizes (`(height, width)` for one channel)."""
         if isinstance(images, np.ndarray) and images.ndim == 4:
             images = list(images)
+        elif (
+            isinstance(images, np.ndarray)
+            and images.ndim == 3
+            and self.channels == 1
+            and images.shape[-1] != 1
+        ):
+            images = list(images)  # (N, height, width), as keras's MNIST
         if not isinstance(images, (list, tuple)) or not len(images):
+            received = (
+                f" Received: an array of shape {images.shape}."
+                if isinstance(images, np.ndarray)
+                else ""
+            )
             raise ValueError(
                 "There are no images to code: expected a uint8 array (N, height, "
                 f"width, {self.channels}) or a list of (height, width, "
-                f"{self.channels}) arrays."
+                f"{self.channels}) arrays.{received}"
             )
         checked = []
         for i, image in enumerate(images):
@@ -99,10 +111,14 @@ class Codec:
         Raises:
             ValueError: an unknown arithmetic.
         """
-        if arithmetic in ARITHMETICS:
+        if isinstance(arithmetic, str) and arithmetic in ARITHMETICS:
             return ARITHMETICS[arithmetic]
-        if isinstance(arithmetic, int) and arithmetic in ARITHMETICS.values():
-            return arithmetic
+        if (
+            isinstance(arithmetic, (int, np.integer))
+            and not isinstance(arithmetic, bool)
+            and int(arithmetic) in ARITHMETICS.values()
+        ):
+            return int(arithmetic)
         raise ValueError(
             f"Unknown arithmetic. Expected one of {sorted(ARITHMETICS)}. Received: "
             f"arithmetic={arithmetic!r}"

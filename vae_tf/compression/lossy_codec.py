@@ -327,16 +327,16 @@ class LossyCodec(Codec):
             count = int(np.prod(shape))
             if self.hyperprior:
                 side = (stop - start, *self.side_shape(height, width))
-                z_hat = decoder.decode(
-                    self._family, *self._params(int(np.prod(side)))
+                z_hat = self._decode_symbols(
+                    decoder, *self._params(int(np.prod(side)))
                 ).reshape(side)
                 mean, std = self._latent_distribution(z_hat)
                 std = std.reshape(-1)
-                y_hat = decoder.decode(self._family, np.zeros_like(std), std)
+                y_hat = self._decode_symbols(decoder, np.zeros_like(std), std)
                 if self.model.mean_scale:
                     y_hat = y_hat + mean.reshape(-1)
             else:
-                y_hat = decoder.decode(self._family, *self._params(count))
+                y_hat = self._decode_symbols(decoder, *self._params(count))
             x_hat = self.reconstruct(y_hat.reshape(shape))
             images.extend(x_hat[:, :height, :width])
             if progress is not None:
@@ -346,6 +346,17 @@ class LossyCodec(Codec):
                 f"The payload holds more data than its images. {self.mismatch_advice()}"
             )
         return images
+
+    def _decode_symbols(self, decoder, means, stds):
+        """The next symbols from `decoder`, one per `(mean, std)`; a stream
+        the range coder finds invalid for them is a `CorruptFileError`."""
+        try:
+            return decoder.decode(self._family, means, stds)
+        except AssertionError as error:  # constriction's invalid-data check
+            raise container.CorruptFileError(
+                "The payload did not decode: its data are invalid for the "
+                f"probabilities this process computed. {self.mismatch_advice()}"
+            ) from error
 
     def check_file(self, parsed):
         """The latents the file's sizes describe must be within the limit."""
