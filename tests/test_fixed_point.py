@@ -16,8 +16,8 @@ from vae_tf.models import NotSupportedError
 # How far each kind of product may take an untrained network's outputs from
 # the float network's: 16-bit activations and weights of 2**17 in L1 norm
 # per output ("int16") round more than activations on the full grid and
-# 13-bit or finer weights ("grid"); each is about 3x the largest difference
-# measured on these networks.
+# 13-bit or finer weights ("grid"). Largest differences measured on these
+# networks: 3.4e-3 ("int16"), 1.7e-4 ("grid").
 TOLERANCE = {"grid": 2e-3, "int16": 1e-2}
 
 
@@ -82,10 +82,15 @@ def test_the_lossy_codecs_decoder_networks_run_in_fixed_point():
         want = np.asarray(network(x.astype("float32")))
         assert np.std(want) > 0.1  # the outputs vary: the comparison means something
         # The root mean square difference, relative to the outputs' spread,
-        # and the largest difference.
+        # and the largest difference. Measured: "grid" 3.2e-4 and 4.1e-4 at
+        # most; "int16" 1.9e-2 and 2.8e-2 (GDN's squared inputs share one
+        # exponent per item, so an untrained synthesis of wide-ranging
+        # latents rounds its small ones coarsely; trained photo codecs lose
+        # at most 0.014 dB, README).
+        rms_bound, largest = {"grid": (1e-3, 2e-3), "int16": (4e-2, 6e-2)}[products]
         rms = np.sqrt(np.mean((fixed(x) - want) ** 2)) / np.std(want)
-        assert rms < {"grid": 1e-3, "int16": 2e-2}[products]
-        np.testing.assert_allclose(fixed(x), want, atol=5 * TOLERANCE[products])
+        assert rms < rms_bound
+        np.testing.assert_allclose(fixed(x), want, atol=largest)
         assert fixed(x[:1]).tobytes() == fixed(x)[:1].tobytes()
         assert _same_bits(fixed(x), fixed.reference(x))
         forced = with_xla(fixed)

@@ -138,7 +138,7 @@ class BitsBackCodec(Codec):
         "latent_window": (0, 64),
         "batch_size": (1, 1 << 16),
         "seed_words": (1, 1 << 16),
-        "arithmetic": (0, 2),
+        "arithmetic": (0, max(ARITHMETICS.values())),
         "schedule": (0, 1),
         "grey_flags": (0, 1),
     }

@@ -95,6 +95,7 @@ Raises `NotSupportedError` (at construction) for a network using an op this
 interpreter does not run, naming it.
 """
 
+import collections
 import contextlib
 import functools
 import math
@@ -625,12 +626,8 @@ class FixedPointNetwork:
                     "weights before export."
                 )
             if self.products == "int16":
-                args = list(args)
-                data = 2 if node.op == "Conv2DBackpropInput" else 0
-                if node.op == "MatMul" and _attr(node, "transpose_a", False):
-                    args[0] = np.asarray(args[0]).T
-                    node = _without_transpose_a(node)
-                args[data] = _block_round(np.asarray(args[data], np.float64))
+                node, args, data = _activations_first(node, args, np.transpose)
+                args[data] = _block_round(args[data])
             return to_grid(self._product(node, args).numpy())
 
     def _value(self, values, tensor_name):
@@ -803,8 +800,7 @@ class FixedPointNetwork:
                 name, _, index = i.partition(":")
                 if is_sums:
                     sums, scale = tensors.pop(0), tensors.pop(0)
-                    _, _, steps, split = values[name]
-                    local[name] = _IntegerSums(sums, scale, steps, split)
+                    local[name] = values[name]._replace(sums=sums, scale=scale)
                 elif isinstance(values[name], list):  # one output of several
                     local[name] = list(local[name])
                     local[name][int(index or 0)] = tensors.pop(0)
@@ -957,13 +953,10 @@ class FixedPointNetwork:
         one XLA-compiled function; and the product is returned as its
         `_IntegerSums`, recombined where it is read."""
         integers, steps, terms = self._integer_weights[node.name]
-        data = 2 if node.op == "Conv2DBackpropInput" else 0
+        node, args, data = _activations_first(node, args, tf.transpose)
         x = args[data]
-        if node.op == "MatMul" and _attr(node, "transpose_a", False):
-            x = tf.transpose(x)
-            node = _without_transpose_a(node)
         # The same sums either way: two float32 products of the digits, or
-        # one float64 product of the 16-bit integers (sums below 2**32:
+        # one float64 product of the 16-bit integers (sums of at most 2**32:
         # exact). The digits pay where XLA fuses their split and
         # recombination into the elementwise runs around the product, for
         # products of many terms; otherwise their extra passes over memory
@@ -975,13 +968,10 @@ class FixedPointNetwork:
         else:
             operand, scale = (_block_integers_xla if fused else _block_integers)(x)
         weights = tf.constant(integers, kind)
-        if node.op == "Conv2DBackpropInput":
-            sizes = args[0]
-            if split:
-                sizes = tf.concat([[2 * sizes[0]], sizes[1:]], axis=0)
-            sums = self._product(node, [sizes, None, operand], weights)
-        else:
-            sums = self._product(node, [operand, *args[1:]], weights)
+        if node.op == "Conv2DBackpropInput" and split:  # twice the items
+            args[0] = tf.concat([[2 * args[0][0]], args[0][1:]], axis=0)
+        args[data] = operand
+        sums = self._product(node, args, weights)
         deferred = _IntegerSums(sums, scale, steps, split)
         return deferred if fused else _combine_digits(*deferred)
 
@@ -1064,16 +1054,10 @@ _split_digits_xla = tf.function(_split_digits, autograph=False, jit_compile=True
 _block_integers_xla = tf.function(_block_integers, autograph=False, jit_compile=True)
 
 
-class _IntegerSums(tuple):
-    """An `"int16"` product not yet scaled: the integer `sums` (with
-    `split`, the high digits' then the low digits'), the items' `scale`
-    and the output channels' `steps`."""
-
-    def __new__(cls, sums, scale, steps, split):
-        return super().__new__(cls, (sums, scale, steps, split))
-
-    sums = property(lambda self: self[0])
-    scale = property(lambda self: self[1])
+# An "int16" product not yet scaled: the integer `sums` (with `split`, the
+# high digits' then the low digits'), the items' `scale` and the output
+# channels' `steps`.
+_IntegerSums = collections.namedtuple("_IntegerSums", "sums scale steps split")
 
 
 def _combine_digits(sums, scale, steps, split):
@@ -1093,12 +1077,19 @@ def _settle(values, kinds, name, zero):
         kinds[name] = "units"
 
 
-def _without_transpose_a(node):
-    """A copy of MatMul `node` whose first operand is already transposed."""
-    copy = type(node)()
-    copy.CopyFrom(node)
-    copy.attr["transpose_a"].b = False
-    return copy
+def _activations_first(node, args, transpose) -> tuple:
+    """`(node, args, data)` for a product: `args` as a list whose element
+    `data` holds the activations with their items along the first axis (a
+    MatMul's `transpose_a` operand transposed with `transpose`, and `node`
+    a copy without it)."""
+    args = list(args)
+    if node.op == "MatMul" and _attr(node, "transpose_a", False):
+        args[0] = transpose(args[0])
+        copy = type(node)()
+        copy.CopyFrom(node)
+        copy.attr["transpose_a"].b = False
+        node = copy
+    return node, args, 2 if node.op == "Conv2DBackpropInput" else 0
 
 
 # oneDNN's settings for float32 math in lower precision: anything but

@@ -110,7 +110,7 @@ class LossyCodec(Codec):
     PARAM_BOUNDS = {
         "latent_limit": (1, 1 << 20),
         "batch_size": (1, 1 << 16),
-        "arithmetic": (0, 2),
+        "arithmetic": (0, max(ARITHMETICS.values())),
     }
     # What files from before a setting was recorded were written with.
     PARAM_DEFAULTS = {"batch_size": 64, "arithmetic": ARITHMETICS["float"]}
