@@ -190,6 +190,42 @@ def test_a_batch_larger_than_a_chunk_gives_the_same_bits(networks):
         assert _same_bits(chunked(inputs), network.reference(inputs))
 
 
+def test_short_chunks_are_padded_to_run_the_one_compiled_graph(networks):
+    """Once whole chunks run through XLA, a shorter batch or last chunk is
+    padded to a whole chunk: one compiled shape, the interpreter's bits, and
+    only the real items count as work done."""
+    _, _, decoder = networks
+    chunked = with_xla(decoder)
+    chunked.chunk, chunked.XLA_MIN_BATCH = 4, 4
+    rng = np.random.default_rng(11)
+    z = to_grid(rng.normal(size=(11, *decoder._signature[0].shape[1:])))
+    sizes, run = [], chunked._run
+    chunked._run = lambda arrays, batch, items=None: (
+        sizes.append(batch) or run(arrays, batch, items)
+    )
+    for batch in (1, 3, 4, 6, 11):
+        assert _same_bits(chunked(z[:batch]), decoder.reference(z[:batch]))
+    assert sizes == [4] * 8  # 1, 3, 4, 4 + 2, 4 + 4 + 3: every run a whole chunk
+    assert chunked._fused_shapes == {((4, *z.shape[1:]),)}
+    assert callable(chunked._fused)
+    assert chunked._items == 1 + 3 + 4 + 6 + 11
+
+
+def test_a_job_announced_as_long_runs_through_xla_from_its_first_chunk(networks):
+    """`expect`: a caller that announces `XLA_AFTER` items or more gets the
+    XLA graph at once, with the same bits; fewer, and it waits as before."""
+    _, posterior, _ = networks
+    x = images(8, seed=12)
+    for announced, fused in ((5, False), (10, True)):
+        network = copy.copy(posterior)
+        network._fused, network._fused_shapes, network._items = None, set(), 0
+        network._expected = 0
+        network.XLA_AFTER, network.XLA_MIN_BATCH = 10, 8
+        network.expect(announced)
+        assert _same_bits(network(x), posterior.reference(x))
+        assert callable(network._fused) is fused
+
+
 def test_a_network_run_in_chunks_needs_the_batch_axis_first():
     """An output whose leading axis is not the batch's cannot be put back
     together from chunks: a clear error, not a wrong array."""

@@ -410,6 +410,7 @@ class FixedPointNetwork:
         self._graph = self._compile()
         self._fused, self._fused_shapes = None, set()
         self._items, self._values = 0, 0  # run in this process
+        self._expected = 0  # items announced by `expect`
 
     def _fold_constants(self):
         """Evaluate, once, every node computed from constants alone (float64,
@@ -496,40 +497,47 @@ class FixedPointNetwork:
     # The elementwise runs between the products can be compiled by XLA: the
     # same bits (module docstring), but XLA compiles once per input shape,
     # about half a second a network. So a network turns to it only for a
-    # long job: after `XLA_AFTER` items in this process, for chunks of at
+    # long job: after `XLA_AFTER` items in this process (or at once, when its
+    # caller announces at least that many: `expect`), for chunks of at
     # least `XLA_MIN_BATCH` items; or, for large items (at least
     # `XLA_LARGE_ITEM` input values each, as a photo's latents), after
     # `XLA_AFTER_VALUES` input values; and for at most `XLA_MAX_SHAPES` input
-    # shapes. A long job gains, a short one pays nothing.
+    # shapes. A long job gains, a short one pays nothing. Once a chunked
+    # network runs its chunks through XLA, a shorter batch or last chunk is
+    # padded to a whole chunk (repeating its last item) and runs the same
+    # compiled graph: the padding items are dropped, and no other item's
+    # bits depend on them (a chunked network's items are independent).
     XLA_AFTER = 1024
     XLA_MIN_BATCH = 64
     XLA_LARGE_ITEM = 2**15
     XLA_AFTER_VALUES = 2**20
     XLA_MAX_SHAPES = 4
 
+    def expect(self, items: int) -> None:
+        """Announce a job of `items` more items (e.g. the images of a file
+        being coded): if they reach `XLA_AFTER`, the network turns to XLA at
+        once instead of after its first `XLA_AFTER` items. Changes no bit."""
+        self._expected = max(self._expected, self._items + int(items))
+
     def __call__(self, *inputs):
         if self._graph is None:
             return self.reference(*inputs)
         arrays = [np.asarray(x, np.float64) for x in inputs]
         batch = arrays[0].shape[0] if arrays[0].ndim else 1
-        if self.chunk is None or arrays[0].ndim == 0 or batch <= self.chunk:
+        if self.chunk is None or arrays[0].ndim == 0:
             return self._run(arrays, batch)
         if any(a.ndim == 0 or a.shape[0] != batch for a in arrays):
             raise ValueError(
                 "A network run in chunks takes inputs with the same leading "
                 f"(batch) axis. Received shapes: {[a.shape for a in arrays]}"
             )
+        if batch <= self.chunk:
+            return self._run_padded(arrays, batch, whole_batch=True)
         outputs = None
         for start in range(0, batch, self.chunk):
             stop = min(start + self.chunk, batch)
-            part = self._run([a[start:stop] for a in arrays], stop - start)
+            part = self._run_padded([a[start:stop] for a in arrays], stop - start)
             part = (part,) if self._single else part
-            if any(o.ndim == 0 or o.shape[0] != stop - start for o in part):
-                raise ValueError(
-                    "A network run in chunks must give outputs with the batch's "
-                    f"leading axis. Received shapes: {[o.shape for o in part]} for "
-                    f"{stop - start} items."
-                )
             if outputs is None:
                 outputs = tuple(np.empty((batch, *o.shape[1:]), o.dtype) for o in part)
             for whole, piece in zip(outputs, part):
@@ -538,9 +546,42 @@ class FixedPointNetwork:
             whole.flags.writeable = False
         return outputs[0] if self._single else outputs
 
-    def _run(self, arrays, batch: int):
-        """One call of the graph on `arrays` (float64, `batch` items)."""
-        graph = self._fused_graph(arrays, batch) or self._graph
+    def _run_padded(self, arrays, batch: int, whole_batch: bool = False):
+        """`_run` of one chunk (at most `chunk` items): a short one padded to
+        a whole chunk where whole chunks run through XLA; outputs checked to
+        have the chunk's leading axis, unless the chunk is the `whole_batch`
+        and was not padded."""
+        size = batch
+        whole = [(self.chunk, *a.shape[1:]) for a in arrays]
+        if (
+            0 < batch < self.chunk
+            and self._long_job(self.chunk)
+            and self._fused_graph(whole, self.chunk)
+        ):
+            size = self.chunk
+            arrays = [
+                np.concatenate([a, np.repeat(a[-1:], size - batch, axis=0)])
+                for a in arrays
+            ]
+        outputs = self._run(arrays, size, items=batch)
+        if size == batch and whole_batch:
+            return outputs
+        part = (outputs,) if self._single else outputs
+        if any(o.ndim == 0 or o.shape[0] != size for o in part):
+            raise ValueError(
+                "A network run in chunks must give outputs with the batch's "
+                f"leading axis. Received shapes: {[o.shape for o in part]} for "
+                f"{size} items."
+            )
+        if size == batch:
+            return outputs
+        part = tuple(o[:batch] for o in part)
+        return part[0] if self._single else part
+
+    def _run(self, arrays, batch: int, items: int | None = None):
+        """One call of the graph on `arrays` (float64, `batch` items, of which
+        `items` (default all) count as work done)."""
+        graph = self._fused_graph([a.shape for a in arrays], batch) or self._graph
         with tf.device("/CPU:0"), _graph_as_written():
             args = [tf.constant(0.0, tf.float64), *map(tf.constant, arrays)]
             try:
@@ -550,26 +591,33 @@ class FixedPointNetwork:
                     raise
                 self._fused = False  # no XLA here: the plain graph's same bits
                 outputs = self._graph(*args)
-        self._items += batch
-        self._values += arrays[0].size
+        items = batch if items is None else items
+        self._items += items
+        self._values += arrays[0].size // max(batch, 1) * items
         # np.asarray shares the tensors' memory (read-only); .numpy() copies.
         if self._single:
             return np.asarray(outputs)
         return tuple(np.asarray(o) for o in outputs)
 
-    def _fused_graph(self, arrays, batch: int):
-        """The graph with XLA-compiled elementwise runs, if this call should
-        use it (see `XLA_AFTER`), else None."""
+    def _long_job(self, batch: int) -> bool:
+        """Whether a call of `batch` items is part of a long job (`XLA_AFTER`
+        items run or announced) and large enough to run through XLA."""
+        worked = max(self._items, self._expected)
+        return worked >= self.XLA_AFTER and batch >= self.XLA_MIN_BATCH
+
+    def _fused_graph(self, shapes, batch: int):
+        """The graph with XLA-compiled elementwise runs, if a call on inputs
+        of `shapes` (`batch` items) should use it (see `XLA_AFTER`), else
+        None."""
         if self._fused is False:
             return None
-        long_job = self._items >= self.XLA_AFTER and batch >= self.XLA_MIN_BATCH
         large = (
-            arrays[0].size >= self.XLA_LARGE_ITEM * batch
+            math.prod(shapes[0]) >= self.XLA_LARGE_ITEM * batch
             and self._values >= self.XLA_AFTER_VALUES
         )
-        if not (long_job or large):
+        if not (self._long_job(batch) or large):
             return None
-        shape = tuple(tuple(a.shape) for a in arrays)
+        shape = tuple(tuple(s) for s in shapes)
         if shape not in self._fused_shapes:
             if len(self._fused_shapes) >= self.XLA_MAX_SHAPES:
                 return None
