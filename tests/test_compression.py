@@ -16,6 +16,7 @@ from vae_tf.compression import (
     BitsBackCodec,
     CorruptFileError,
     WrongModelError,
+    bitsback,
     container,
 )
 from vae_tf.compression.files import compress_files, decompress_file
@@ -334,6 +335,31 @@ def test_networks_run_long_batches_in_chunks_and_write_the_same_file(
     np.testing.assert_array_equal(
         BitsBackCodec.decompress_bytes(model_8bit, chunked), images
     )
+
+
+def test_posteriors_computed_ahead_in_a_thread_write_the_same_file(
+    model_8bit, mnist_uint8, monkeypatch
+):
+    """The encoder's posteriors are computed a block ahead in a background
+    thread, `IN_FLIGHT` blocks at a time: the file does not depend on how many,
+    and an error in the thread reaches the caller."""
+    images = mnist_uint8[1][:120]
+    codec = BitsBackCodec(model_8bit, batch_size=16)
+    files = []
+    for in_flight in (1, 3):
+        monkeypatch.setattr(bitsback._Posteriors, "IN_FLIGHT", in_flight)
+        files.append(codec.compress(images))
+    assert files[0] == files[1]
+    np.testing.assert_array_equal(
+        BitsBackCodec.decompress_bytes(model_8bit, files[0]), images
+    )
+
+    def broken(batch):
+        raise RuntimeError("posterior failed")
+
+    monkeypatch.setattr(codec, "_posterior_bins", broken)
+    with pytest.raises(RuntimeError, match="posterior failed"):
+        codec.compress(images)
 
 
 def test_the_header_holds_the_codec_model_and_sizes(model_8bit, small_file):

@@ -71,6 +71,8 @@ machine, TensorFlow build and thread settings). The file records which
 arithmetic wrote it.
 """
 
+import collections
+import concurrent.futures
 import math
 
 import constriction
@@ -251,6 +253,13 @@ class BitsBackCodec(Codec):
 
     # The network side: posteriors and likelihood parameters, as float64.
 
+    def _expect(self, count: int) -> None:
+        """Announce `count` tiles to the fixed-point networks, each run once
+        per tile (a long job turns to XLA at once: no bit changes)."""
+        if self.arithmetic != "float":
+            self._posterior.expect(count)
+            self._decode.expect(count)
+
     def _model_inputs(self, images: np.ndarray) -> np.ndarray:
         return images.astype(np.float32) / 255.0
 
@@ -423,8 +432,15 @@ class BitsBackCodec(Codec):
                 "Images of other sizes than the model's are coded as tiles, with the "
                 "adaptive schedule only (schedule=1)."
             )
+        self._expect(len(tiles))
+        with _Posteriors(self, tiles) as posterior:
+            return self._encode(images, grey, tiles, regions, posterior, progress)
+
+    def _encode(
+        self, images, grey, tiles, regions, posterior, progress
+    ) -> container.Encoded:
+        """`encode` of checked `images` as `tiles`, with their `posterior`."""
         adaptive = self.settings["schedule"] == self.SCHEDULES["adaptive"]
-        posterior = _Posteriors(self, tiles)
         settings = dict(self.settings)
         if settings["seed_words"] is None:
             _, std = posterior.ahead(0, 1)
@@ -510,6 +526,7 @@ class BitsBackCodec(Codec):
         self._check_sizes(sizes)
         regions = self.tile_regions(sizes)
         num_tiles = len(regions)
+        self._expect(num_tiles)
         if np.all(regions == self.image_shape[:2]):
             regions = None  # every tile whole: the images have the model's size
         payload = np.asarray(payload, dtype=np.uint32)
@@ -591,25 +608,56 @@ class BitsBackCodec(Codec):
 
 
 class _Posteriors:
-    """The encoder's posteriors of `tiles`, in bins, computed a chunk ahead
-    (to size the batches) and kept: fixed-point posteriors are the same for
-    any batch grouping. Float ones are recomputed on each coded batch, as the
-    receiver computes them."""
+    """The encoder's posteriors of `tiles`, in bins, computed ahead (to size
+    the batches) and kept: fixed-point posteriors are the same for any batch
+    grouping. Float ones are recomputed on each coded batch, as the receiver
+    computes them.
+
+    The blocks ahead (`batch_size` tiles each) are computed in a background
+    thread, `IN_FLIGHT` at a time, while the coder works on the batches
+    before them: the encoder network then runs alongside the coding's
+    single-threaded numpy and constriction work. A block's posteriors depend
+    on its tiles alone, so this changes no bit. Use as a context manager,
+    which stops the thread's remaining work on leaving.
+    """
+
+    IN_FLIGHT = 2
 
     def __init__(self, codec: BitsBackCodec, tiles: np.ndarray):
         self.codec, self.tiles = codec, tiles
         self.mean = np.empty((len(tiles), codec.latent_size))
         self.std = np.empty((len(tiles), codec.latent_size))
         self.known = 0  # posteriors of tiles[:known] are computed
+        self._pool = concurrent.futures.ThreadPoolExecutor(1)
+        self._blocks = collections.deque()  # (start, stop, future), in order
+        self._submitted = 0  # tiles[:_submitted] are computed or computing
+        self._submit()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self):
+        size = self.codec.settings["batch_size"]
+        while len(self._blocks) < self.IN_FLIGHT and self._submitted < len(self.tiles):
+            start, stop = self._submitted, min(self._submitted + size, len(self.tiles))
+            future = self._pool.submit(
+                self.codec._posterior_bins, self.tiles[start:stop]
+            )
+            self._blocks.append((start, stop, future))
+            self._submitted = stop
 
     def ahead(self, start: int, count: int) -> tuple:
         stop = min(start + count, len(self.tiles))
-        while stop > self.known:  # `batch_size` tiles at a time
-            end = min(self.known + self.codec.settings["batch_size"], len(self.tiles))
-            mean, std = self.codec._posterior_bins(self.tiles[self.known : end])
-            self.mean[self.known : end] = mean.reshape(-1, self.codec.latent_size)
-            self.std[self.known : end] = std.reshape(-1, self.codec.latent_size)
+        while stop > self.known:
+            first, end, future = self._blocks.popleft()
+            mean, std = future.result()
+            self.mean[first:end] = mean.reshape(-1, self.codec.latent_size)
+            self.std[first:end] = std.reshape(-1, self.codec.latent_size)
             self.known = end
+            self._submit()
         return self.mean[start:stop].ravel(), self.std[start:stop].ravel()
 
     def batch(self, start: int, count: int) -> tuple:
