@@ -82,6 +82,7 @@ import tensorflow as tf
 from vae_tf import exact
 from vae_tf.compression import container
 from vae_tf.compression.codec import ARITHMETICS, Codec
+from vae_tf.compression.fixed_point import FixedPointNetwork
 from vae_tf.images import MAX_PIXELS
 
 __all__ = ["BitsBackCodec"]
@@ -488,11 +489,22 @@ class BitsBackCodec(Codec):
 
     def _batch_size(self, stack_bits: int, posterior, start: int) -> int:
         """The next adaptive batch: the most tiles from `start` whose posterior
-        entropy the stack's bits cover (at least 1)."""
+        entropy the stack's bits cover (at least 1); with fixed-point
+        networks, a multiple of their chunk (`FixedPointNetwork.CHUNK`) when
+        it covers one, and not the last batch: the networks then run whole
+        chunks, none padded."""
         _, std = posterior.ahead(start, self.settings["batch_size"])
         per_tile = self.entropy_bits(std).reshape(-1, self.latent_size).sum(axis=1)
         needed = self.SAFETY * np.cumsum(per_tile) + self.SPARE_BITS
-        return max(1, int(np.searchsorted(needed, stack_bits, side="right")))
+        count = max(1, int(np.searchsorted(needed, stack_bits, side="right")))
+        chunk = FixedPointNetwork.CHUNK
+        if (
+            self.arithmetic != "float"
+            and count >= chunk
+            and start + count < len(posterior.tiles)
+        ):
+            count -= count % chunk
+        return count
 
     @property
     def _size_model(self):

@@ -96,10 +96,12 @@ interpreter does not run, naming it.
 """
 
 import collections
+import concurrent.futures
 import contextlib
 import functools
 import math
 import os
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -411,6 +413,9 @@ class FixedPointNetwork:
         self._fused, self._fused_shapes = None, set()
         self._items, self._values = 0, 0  # run in this process
         self._expected = 0  # items announced by `expect`
+        # Chunks run in threads: one at a time decides on XLA (and compiles)
+        # and counts the work done.
+        self._lock = threading.RLock()
 
     def _fold_constants(self):
         """Evaluate, once, every node computed from constants alone (float64,
@@ -534,9 +539,18 @@ class FixedPointNetwork:
         if batch <= self.chunk:
             return self._run_padded(arrays, batch, whole_batch=True)
         outputs = None
-        for start in range(0, batch, self.chunk):
+        starts = range(0, batch, self.chunk)
+
+        def run(start):
             stop = min(start + self.chunk, batch)
-            part = self._run_padded([a[start:stop] for a in arrays], stop - start)
+            return self._run_padded([a[start:stop] for a in arrays], stop - start)
+
+        # The first chunk alone (it may compile), then the rest
+        # `CHUNK_THREADS` at a time; each chunk's outputs are its own.
+        parts = [run(starts[0])]
+        parts += list(_chunk_pool().map(run, starts[1:]))
+        for start, part in zip(starts, parts):
+            stop = min(start + self.chunk, batch)
             part = (part,) if self._single else part
             if outputs is None:
                 outputs = tuple(np.empty((batch, *o.shape[1:]), o.dtype) for o in part)
@@ -545,6 +559,14 @@ class FixedPointNetwork:
         for whole in outputs:  # read-only, as an unchunked call's outputs are
             whole.flags.writeable = False
         return outputs[0] if self._single else outputs
+
+    # A batch's chunks run `CHUNK_THREADS` at a time, from a thread pool
+    # shared by every network: TensorFlow spreads one small graph's ops over
+    # the cores only in part, and the chunks are independent (the same bits
+    # in any order). Measured on `mnist-8bit`'s networks, decompressing
+    # 5,000 digits: 1,106 and 1,123 images/s with two at a time, 859 and 927
+    # one at a time.
+    CHUNK_THREADS = 2
 
     def _run_padded(self, arrays, batch: int, whole_batch: bool = False):
         """`_run` of one chunk (at most `chunk` items): a short one padded to
@@ -556,7 +578,7 @@ class FixedPointNetwork:
         if (
             0 < batch < self.chunk
             and self._long_job(self.chunk)
-            and self._fused_graph(whole, self.chunk)
+            and self._locked(self._fused_graph, whole, self.chunk)
         ):
             size = self.chunk
             arrays = [
@@ -581,7 +603,8 @@ class FixedPointNetwork:
     def _run(self, arrays, batch: int, items: int | None = None):
         """One call of the graph on `arrays` (float64, `batch` items, of which
         `items` (default all) count as work done)."""
-        graph = self._fused_graph([a.shape for a in arrays], batch) or self._graph
+        with self._lock:
+            graph = self._fused_graph([a.shape for a in arrays], batch) or self._graph
         with tf.device("/CPU:0"), _graph_as_written():
             args = [tf.constant(0.0, tf.float64), *map(tf.constant, arrays)]
             try:
@@ -592,12 +615,17 @@ class FixedPointNetwork:
                 self._fused = False  # no XLA here: the plain graph's same bits
                 outputs = self._graph(*args)
         items = batch if items is None else items
-        self._items += items
-        self._values += arrays[0].size // max(batch, 1) * items
+        with self._lock:
+            self._items += items
+            self._values += arrays[0].size // max(batch, 1) * items
         # np.asarray shares the tensors' memory (read-only); .numpy() copies.
         if self._single:
             return np.asarray(outputs)
         return tuple(np.asarray(o) for o in outputs)
+
+    def _locked(self, function, *args):
+        with self._lock:
+            return function(*args)
 
     def _long_job(self, batch: int) -> bool:
         """Whether a call of `batch` items is part of a long job (`XLA_AFTER`
@@ -1022,6 +1050,13 @@ class FixedPointNetwork:
         sums = self._product(node, args, weights)
         deferred = _IntegerSums(sums, scale, steps, split)
         return deferred if fused else _combine_digits(*deferred)
+
+
+@functools.cache
+def _chunk_pool() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(
+        FixedPointNetwork.CHUNK_THREADS, thread_name_prefix="fixed-point-chunk"
+    )
 
 
 @contextlib.contextmanager
