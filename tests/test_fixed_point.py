@@ -210,6 +210,19 @@ def test_short_chunks_are_padded_to_run_the_one_compiled_graph(networks):
     assert callable(chunked._fused)
     assert chunked._items == 1 + 3 + 4 + 6 + 11
 
+    # Past the long-job threshold but unannounced, items coded one a call
+    # (the lossy codec's) are not padded: only once whole chunks have run.
+    unannounced = with_xla(decoder)
+    unannounced.chunk, unannounced.XLA_MIN_BATCH, unannounced.XLA_AFTER = 4, 4, 2
+    sizes.clear()
+    run_unannounced = unannounced._run
+    unannounced._run = lambda arrays, batch, items=None: (
+        sizes.append(batch) or run_unannounced(arrays, batch, items)
+    )
+    for batch in (1, 1, 1, 4, 1):
+        assert _same_bits(unannounced(z[:batch]), decoder.reference(z[:batch]))
+    assert sizes == [1, 1, 1, 4, 4]
+
 
 def test_a_job_announced_as_long_runs_through_xla_from_its_first_chunk(networks):
     """`expect`: a caller that announces `XLA_AFTER` items or more gets the

@@ -30,9 +30,11 @@ the first image pops (`seed_words`, chosen by the encoder and recorded in
 the file): the initial-bits overhead, paid once per file. Then the encoder
 chooses each batch's size from the bits the stack holds: the most images
 whose posterior entropy, times 1.25, the stack covers, from 1 up to
-`batch_size` (sizes need no rounding for XLA: the fixed-point networks run
-any batch in chunks of `FixedPointNetwork.CHUNK` images, and XLA compiles
-only whole chunks). It pushes
+`batch_size`; with fixed-point networks, which run a batch in chunks of
+`FixedPointNetwork.CHUNK` images (XLA compiles whole chunks only), rounded
+down to a whole number of chunks when it holds one, but for the last batch.
+The encoder's posteriors are the same for any batch grouping, so they are
+computed ahead, in a background thread, while the coder works. It pushes
 the sizes last, each uniform over `[1, batch_size]` (about 9 bits a
 batch); the receiver pops them first. Files written before this
 (`schedule` 0) used batches of 1, 2, 4, ... images and decode as they

@@ -60,8 +60,9 @@ The network runs as one TensorFlow graph of ops that apply these rules
 the grid step (`x * 2**16`: an exact scaling, which commutes with every
 correctly rounded operation, so rounding to the grid is one `round` and a
 clip). The products run in
-TensorFlow's kernels, kept out of XLA. Once a network has run
-enough work in a process (`FixedPointNetwork.XLA_AFTER`), each run of
+TensorFlow's kernels, kept out of XLA. Once a network has run (or its
+caller announces, `FixedPointNetwork.expect`) enough work in a process
+(`FixedPointNetwork.XLA_AFTER`), each run of
 elementwise ops between two products (with the `"int16"` digits' split
 before a product and their recombination after it) is compiled by XLA into
 one pass over memory
@@ -574,10 +575,10 @@ class FixedPointNetwork:
         have the chunk's leading axis, unless the chunk is the `whole_batch`
         and was not padded."""
         size = batch
-        whole = [(self.chunk, *a.shape[1:]) for a in arrays]
+        whole = tuple((self.chunk, *a.shape[1:]) for a in arrays)
         if (
             0 < batch < self.chunk
-            and self._long_job(self.chunk)
+            and self._pads(whole)
             and self._locked(self._fused_graph, whole, self.chunk)
         ):
             size = self.chunk
@@ -622,6 +623,23 @@ class FixedPointNetwork:
         if self._single:
             return np.asarray(outputs)
         return tuple(np.asarray(o) for o in outputs)
+
+    def _pads(self, whole) -> bool:
+        """Whether a short chunk is padded to `whole` (the inputs' shapes of a
+        whole chunk): for small items only (below `XLA_LARGE_ITEM` values),
+        in a long job, once whole chunks of these items have run through
+        XLA or the job was announced (`expect`). A caller coding one image
+        a call (the lossy codec) has no whole chunks, so it never pays for
+        padding."""
+        if math.prod(whole[0][1:]) >= self.XLA_LARGE_ITEM:
+            return False
+        with self._lock:
+            if not self._long_job(self.chunk):
+                return False
+            return (
+                self._expected >= self.XLA_AFTER
+                or tuple(map(tuple, whole)) in self._fused_shapes
+            )
 
     def _locked(self, function, *args):
         with self._lock:
