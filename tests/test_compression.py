@@ -2,6 +2,7 @@
 
 import json
 import struct
+import threading
 import zlib
 
 import constriction
@@ -340,16 +341,24 @@ def test_networks_run_long_batches_in_chunks_and_write_the_same_file(
 def test_posteriors_computed_ahead_in_a_thread_write_the_same_file(
     model_8bit, mnist_uint8, monkeypatch
 ):
-    """The encoder's posteriors are computed a block ahead in a background
-    thread, `IN_FLIGHT` blocks at a time: the file does not depend on how many,
-    and an error in the thread reaches the caller."""
+    """The encoder's posteriors are computed ahead in a background thread,
+    `IN_FLIGHT` blocks at a time: the file does not depend on how many, an
+    error in the thread reaches the caller, and no thread is left behind."""
     images = mnist_uint8[1][:120]
     codec = BitsBackCodec(model_8bit, batch_size=16)
+    threads, posterior_bins = set(), codec._posterior_bins
+
+    def recorded(batch):
+        threads.add(threading.current_thread().name)
+        return posterior_bins(batch)
+
+    monkeypatch.setattr(codec, "_posterior_bins", recorded)
     files = []
     for in_flight in (1, 3):
         monkeypatch.setattr(bitsback._Posteriors, "IN_FLIGHT", in_flight)
         files.append(codec.compress(images))
     assert files[0] == files[1]
+    assert all(name.startswith("bits-back-posteriors") for name in threads)
     np.testing.assert_array_equal(
         BitsBackCodec.decompress_bytes(model_8bit, files[0]), images
     )
@@ -360,6 +369,31 @@ def test_posteriors_computed_ahead_in_a_thread_write_the_same_file(
     monkeypatch.setattr(codec, "_posterior_bins", broken)
     with pytest.raises(RuntimeError, match="posterior failed"):
         codec.compress(images)
+    left = [t for t in threading.enumerate() if t.name.startswith("bits-back")]
+    assert not left
+
+
+def test_fixed_point_batches_are_whole_chunks_but_the_last(
+    model_8bit, mnist_uint8, monkeypatch
+):
+    """With fixed-point networks, an adaptive batch of a chunk or more is a
+    whole number of chunks (`FixedPointNetwork.CHUNK`), but for the last;
+    the float arithmetic's batches are not rounded."""
+    images = mnist_uint8[1][:300]
+    monkeypatch.setattr(FixedPointNetwork, "CHUNK", 16)
+    for arithmetic, rounded in (("fixed-point", True), ("float", False)):
+        codec = BitsBackCodec(model_8bit, batch_size=100, arithmetic=arithmetic)
+        batches, params = [], codec._params
+        codec._params = lambda z_bins, count, batches=batches, params=params: (
+            batches.append(count) or params(z_bins, count)
+        )
+        data = codec.compress(images)
+        assert sum(batches) == 300 and max(batches[:-1]) >= 16
+        whole = all(b < 16 or b % 16 == 0 for b in batches[:-1])
+        assert whole if rounded else not whole
+        np.testing.assert_array_equal(
+            BitsBackCodec.decompress_bytes(model_8bit, data), images
+        )
 
 
 def test_the_header_holds_the_codec_model_and_sizes(model_8bit, small_file):

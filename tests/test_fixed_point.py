@@ -190,53 +190,77 @@ def test_a_batch_larger_than_a_chunk_gives_the_same_bits(networks):
         assert _same_bits(chunked(inputs), network.reference(inputs))
 
 
-def test_short_chunks_are_padded_to_run_the_one_compiled_graph(networks):
-    """Once whole chunks run through XLA, a shorter batch or last chunk is
-    padded to a whole chunk: one compiled shape, the interpreter's bits, and
-    only the real items count as work done."""
-    _, _, decoder = networks
-    chunked = with_xla(decoder)
-    chunked.chunk, chunked.XLA_MIN_BATCH = 4, 4
-    rng = np.random.default_rng(11)
-    z = to_grid(rng.normal(size=(11, *decoder._signature[0].shape[1:])))
-    sizes, run = [], chunked._run
-    chunked._run = lambda arrays, batch, items=None: (
+def _recording_runs(network):
+    """`network`, recording the batch size of each graph run in a list."""
+    sizes, run = [], network._run
+    network._run = lambda arrays, batch, items=None: (
         sizes.append(batch) or run(arrays, batch, items)
     )
-    for batch in (1, 3, 4, 6, 11):
-        assert _same_bits(chunked(z[:batch]), decoder.reference(z[:batch]))
-    assert sizes == [4] * 8  # 1, 3, 4, 4 + 2, 4 + 4 + 3: every run a whole chunk
-    assert chunked._fused_shapes == {((4, *z.shape[1:]),)}
-    assert callable(chunked._fused)
-    assert chunked._items == 1 + 3 + 4 + 6 + 11
+    return sizes
+
+
+def _fresh(network, **settings):
+    """A copy of `network` that has run nothing, with class settings."""
+    fresh = copy.copy(network)
+    fresh._fused, fresh._fused_shapes, fresh._items, fresh._values = None, set(), 0, 0
+    for name, value in settings.items():
+        setattr(fresh, name, value)
+    return fresh
+
+
+def test_short_chunks_are_padded_to_run_the_one_compiled_graph(networks):
+    """In a job announced as long, a shorter batch or last chunk is padded to
+    a whole chunk: every run one compiled shape, the interpreter's bits
+    (one output or several), and only the real items count as work done.
+    After the job, a short chunk is padded only if it fills half a chunk."""
+    _, posterior, decoder = networks
+    rng = np.random.default_rng(11)
+    z = to_grid(rng.normal(size=(11, *decoder._signature[0].shape[1:])))
+    for network, inputs in ((decoder, z), (posterior, images(11, seed=13))):
+        chunked = _fresh(network, chunk=4, XLA_MIN_BATCH=4, XLA_AFTER=20)
+        sizes = _recording_runs(chunked)
+        with chunked.expecting(25):
+            for batch in (1, 3, 4, 6, 11):
+                want = network.reference(inputs[:batch])
+                assert _same_bits(chunked(inputs[:batch]), want)
+        assert sizes == [4] * 8  # 1, 3, 4, 4 + 2, 4 + 4 + 3: all whole chunks
+        assert chunked._fused_shapes == {((4, *inputs.shape[1:]),)}
+        assert callable(chunked._fused)
+        assert chunked._items == 1 + 3 + 4 + 6 + 11 and chunked._announced == 0
+        sizes.clear()
+        for batch in (1, 2):  # 25 items run: a long job, but not announced
+            want = network.reference(inputs[:batch])
+            assert _same_bits(chunked(inputs[:batch]), want)
+        assert sizes == [1, 4]
 
     # Past the long-job threshold but unannounced, items coded one a call
-    # (the lossy codec's) are not padded: only once whole chunks have run.
-    unannounced = with_xla(decoder)
-    unannounced.chunk, unannounced.XLA_MIN_BATCH, unannounced.XLA_AFTER = 4, 4, 2
-    sizes.clear()
-    run_unannounced = unannounced._run
-    unannounced._run = lambda arrays, batch, items=None: (
-        sizes.append(batch) or run_unannounced(arrays, batch, items)
-    )
-    for batch in (1, 1, 1, 4, 1):
+    # (the lossy codec's) are not padded; a half chunk is, once whole chunks
+    # have run through XLA.
+    unannounced = _fresh(decoder, chunk=4, XLA_MIN_BATCH=4, XLA_AFTER=2)
+    sizes = _recording_runs(unannounced)
+    for batch in (1, 1, 1, 2, 4, 2, 1):
         assert _same_bits(unannounced(z[:batch]), decoder.reference(z[:batch]))
-    assert sizes == [1, 1, 1, 4, 4]
+    assert sizes == [1, 1, 1, 2, 4, 4, 1]
 
 
 def test_a_job_announced_as_long_runs_through_xla_from_its_first_chunk(networks):
-    """`expect`: a caller that announces `XLA_AFTER` items or more gets the
-    XLA graph at once, with the same bits; fewer, and it waits as before."""
+    """`expecting`: in a job announced as `XLA_AFTER` items or more the
+    network runs its XLA graph at once, with the same bits; in a shorter one
+    it waits as before; the announcement ends with the job, also on error."""
     _, posterior, _ = networks
     x = images(8, seed=12)
     for announced, fused in ((5, False), (10, True)):
-        network = copy.copy(posterior)
-        network._fused, network._fused_shapes, network._items = None, set(), 0
-        network._expected = 0
-        network.XLA_AFTER, network.XLA_MIN_BATCH = 10, 8
-        network.expect(announced)
-        assert _same_bits(network(x), posterior.reference(x))
+        network = _fresh(posterior, XLA_AFTER=10, XLA_MIN_BATCH=8)
+        with network.expecting(announced):
+            assert _same_bits(network(x), posterior.reference(x))
         assert callable(network._fused) is fused
+    network = _fresh(posterior, XLA_AFTER=10, XLA_MIN_BATCH=8)
+    with pytest.raises(RuntimeError, match="job failed"):
+        with network.expecting(10):
+            raise RuntimeError("job failed")
+    assert network._announced == 0
+    network(x)
+    assert network._fused is None  # 8 items run: not yet a long job
 
 
 def test_a_network_run_in_chunks_needs_the_batch_axis_first():

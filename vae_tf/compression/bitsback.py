@@ -75,6 +75,7 @@ arithmetic wrote it.
 
 import collections
 import concurrent.futures
+import contextlib
 import math
 
 import constriction
@@ -256,12 +257,16 @@ class BitsBackCodec(Codec):
 
     # The network side: posteriors and likelihood parameters, as float64.
 
-    def _expect(self, count: int) -> None:
-        """Announce `count` tiles to the fixed-point networks, each run once
-        per tile (a long job turns to XLA at once: no bit changes)."""
-        if self.arithmetic != "float":
-            self._posterior.expect(count)
-            self._decode.expect(count)
+    @contextlib.contextmanager
+    def _job(self, count: int):
+        """Within: a job of `count` tiles, announced to the fixed-point
+        networks (each runs once per tile): a long one runs through XLA
+        from its first chunk. No bit changes."""
+        if self.arithmetic == "float":
+            yield
+            return
+        with self._posterior.expecting(count), self._decode.expecting(count):
+            yield
 
     def _model_inputs(self, images: np.ndarray) -> np.ndarray:
         return images.astype(np.float32) / 255.0
@@ -435,8 +440,7 @@ class BitsBackCodec(Codec):
                 "Images of other sizes than the model's are coded as tiles, with the "
                 "adaptive schedule only (schedule=1)."
             )
-        self._expect(len(tiles))
-        with _Posteriors(self, tiles) as posterior:
+        with self._job(len(tiles)), _Posteriors(self, tiles) as posterior:
             return self._encode(images, grey, tiles, regions, posterior, progress)
 
     def _encode(
@@ -492,9 +496,11 @@ class BitsBackCodec(Codec):
     def _batch_size(self, stack_bits: int, posterior, start: int) -> int:
         """The next adaptive batch: the most tiles from `start` whose posterior
         entropy the stack's bits cover (at least 1); with fixed-point
-        networks, a multiple of their chunk (`FixedPointNetwork.CHUNK`) when
-        it covers one, and not the last batch: the networks then run whole
-        chunks, none padded."""
+        networks, rounded down to a multiple of `FixedPointNetwork.CHUNK`
+        when it holds one, but for the last batch, so that the decoder
+        network runs whole chunks (the class's chunk, not a network's: the
+        file does not depend on how the networks are run). This changes the
+        file's batches, so its bits, and decodes as any adaptive schedule."""
         _, std = posterior.ahead(start, self.settings["batch_size"])
         per_tile = self.entropy_bits(std).reshape(-1, self.latent_size).sum(axis=1)
         needed = self.SAFETY * np.cumsum(per_tile) + self.SPARE_BITS
@@ -540,7 +546,6 @@ class BitsBackCodec(Codec):
         self._check_sizes(sizes)
         regions = self.tile_regions(sizes)
         num_tiles = len(regions)
-        self._expect(num_tiles)
         if np.all(regions == self.image_shape[:2]):
             regions = None  # every tile whole: the images have the model's size
         payload = np.asarray(payload, dtype=np.uint32)
@@ -553,17 +558,19 @@ class BitsBackCodec(Codec):
         if self.settings["grey_flags"]:
             grey = ans.decode(_BIT, len(sizes)).astype(bool)
         tiles = np.empty((num_tiles, *self.image_shape), np.uint8)
-        for start, stop in reversed(self._read_schedule(ans, num_tiles)):
-            count = stop - start
-            z_bins = ans.decode(self._prior, count * self.latent_size)
-            x_params = self._params(z_bins, count)
-            coded = None if regions is None else regions[start:stop]
-            batch = self.model.likelihood.pop_images(ans, x_params, coded)
-            mean, std = self._posterior_bins(batch)
-            self._push_latents(ans, z_bins, mean, std)
-            tiles[start:stop] = batch
-            if progress is not None:
-                progress(count)
+        schedule = self._read_schedule(ans, num_tiles)
+        with self._job(num_tiles):
+            for start, stop in reversed(schedule):
+                count = stop - start
+                z_bins = ans.decode(self._prior, count * self.latent_size)
+                x_params = self._params(z_bins, count)
+                coded = None if regions is None else regions[start:stop]
+                batch = self.model.likelihood.pop_images(ans, x_params, coded)
+                mean, std = self._posterior_bins(batch)
+                self._push_latents(ans, z_bins, mean, std)
+                tiles[start:stop] = batch
+                if progress is not None:
+                    progress(count)
         # What is left must be the seed words (as many as the file records;
         # for a codec made without `seed_words`, as many as are left).
         left = ans.get_compressed()
@@ -642,7 +649,9 @@ class _Posteriors:
         self.mean = np.empty((len(tiles), codec.latent_size))
         self.std = np.empty((len(tiles), codec.latent_size))
         self.known = 0  # posteriors of tiles[:known] are computed
-        self._pool = concurrent.futures.ThreadPoolExecutor(1)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="bits-back-posteriors"
+        )
         self._blocks = collections.deque()  # (start, stop, future), in order
         self._submitted = 0  # tiles[:_submitted] are computed or computing
         self._submit()

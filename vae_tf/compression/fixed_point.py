@@ -60,9 +60,9 @@ The network runs as one TensorFlow graph of ops that apply these rules
 the grid step (`x * 2**16`: an exact scaling, which commutes with every
 correctly rounded operation, so rounding to the grid is one `round` and a
 clip). The products run in
-TensorFlow's kernels, kept out of XLA. Once a network has run (or its
-caller announces, `FixedPointNetwork.expect`) enough work in a process
-(`FixedPointNetwork.XLA_AFTER`), each run of
+TensorFlow's kernels, kept out of XLA. Once a network has run enough work
+in a process, or in a job its caller announces as long
+(`FixedPointNetwork.XLA_AFTER`, `FixedPointNetwork.expecting`), each run of
 elementwise ops between two products (with the `"int16"` digits' split
 before a product and their recombination after it) is compiled by XLA into
 one pass over memory
@@ -413,9 +413,9 @@ class FixedPointNetwork:
         self._graph = self._compile()
         self._fused, self._fused_shapes = None, set()
         self._items, self._values = 0, 0  # run in this process
-        self._expected = 0  # items announced by `expect`
-        # Chunks run in threads: one at a time decides on XLA (and compiles)
-        # and counts the work done.
+        self._announced = 0  # the running job's items (`expecting`)
+        # Chunks run in threads: one at a time decides on XLA (and creates
+        # its graph) and counts the work done.
         self._lock = threading.RLock()
 
     def _fold_constants(self):
@@ -495,35 +495,46 @@ class FixedPointNetwork:
     # decoder (78 outputs a pixel) took 6.8 to 12.8 ms a tile on the first
     # 466 tiles of a 1-megapixel photo, 4.7 to 5 on later batches; in chunks
     # of 64, 2.6 ms (README: the single photo's timings). The last chunk of
-    # a batch is shorter and, below `XLA_MIN_BATCH`, runs without XLA; the
-    # long jobs measured (all of CIFAR-10's or BSD68's test images) kept
-    # their throughput.
+    # a batch is shorter: padded to a whole one where that pays (`_pads`),
+    # else run as it is (below `XLA_MIN_BATCH` items, without XLA).
     CHUNK = 64
 
     # The elementwise runs between the products can be compiled by XLA: the
     # same bits (module docstring), but XLA compiles once per input shape,
     # about half a second a network. So a network turns to it only for a
-    # long job: after `XLA_AFTER` items in this process (or at once, when its
-    # caller announces at least that many: `expect`), for chunks of at
+    # long job: after `XLA_AFTER` items in this process (or at once, in a job
+    # its caller announces as at least that long: `expecting`), for chunks of at
     # least `XLA_MIN_BATCH` items; or, for large items (at least
     # `XLA_LARGE_ITEM` input values each, as a photo's latents), after
     # `XLA_AFTER_VALUES` input values; and for at most `XLA_MAX_SHAPES` input
-    # shapes. A long job gains, a short one pays nothing. Once a chunked
-    # network runs its chunks through XLA, a shorter batch or last chunk is
-    # padded to a whole chunk (repeating its last item) and runs the same
-    # compiled graph: the padding items are dropped, and no other item's
-    # bits depend on them (a chunked network's items are independent).
+    # shapes. A long job gains, a short one pays nothing. A chunked network of
+    # small items pads a short batch or last chunk to a whole chunk
+    # (repeating its last item) to run the same compiled graph, in an
+    # announced long job, or else if it fills half a chunk and whole chunks
+    # have run through XLA (`_pads`): the padding items are dropped, and no
+    # other item's bits depend on them (a chunked network's items are
+    # independent).
     XLA_AFTER = 1024
     XLA_MIN_BATCH = 64
     XLA_LARGE_ITEM = 2**15
     XLA_AFTER_VALUES = 2**20
     XLA_MAX_SHAPES = 4
 
-    def expect(self, items: int) -> None:
-        """Announce a job of `items` more items (e.g. the images of a file
-        being coded): if they reach `XLA_AFTER`, the network turns to XLA at
-        once instead of after its first `XLA_AFTER` items. Changes no bit."""
-        self._expected = max(self._expected, self._items + int(items))
+    @contextlib.contextmanager
+    def expecting(self, items: int):
+        """Within: a job of `items` items is running (e.g. the tiles of a
+        file being coded). If they reach `XLA_AFTER`, the network runs
+        through XLA from its first chunk instead of after its first
+        `XLA_AFTER` items in the process, and pads short chunks to whole
+        ones. On leaving (also on an error) the announcement ends. Changes
+        no bit."""
+        with self._lock:
+            previous, self._announced = self._announced, int(items)
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._announced = previous
 
     def __call__(self, *inputs):
         if self._graph is None:
@@ -546,10 +557,13 @@ class FixedPointNetwork:
             stop = min(start + self.chunk, batch)
             return self._run_padded([a[start:stop] for a in arrays], stop - start)
 
-        # The first chunk alone (it may compile), then the rest
-        # `CHUNK_THREADS` at a time; each chunk's outputs are its own.
-        parts = [run(starts[0])]
-        parts += list(_chunk_pool().map(run, starts[1:]))
+        # `CHUNK_THREADS` at a time; each chunk's outputs are its own. A
+        # graph's first call traces and compiles once: TensorFlow makes
+        # concurrent first calls wait for it.
+        if self.CHUNK_THREADS > 1:
+            parts = list(_chunk_pool(self.CHUNK_THREADS).map(run, starts))
+        else:
+            parts = [run(start) for start in starts]
         for start, part in zip(starts, parts):
             stop = min(start + self.chunk, batch)
             part = (part,) if self._single else part
@@ -565,7 +579,7 @@ class FixedPointNetwork:
     # shared by every network: TensorFlow spreads one small graph's ops over
     # the cores only in part, and the chunks are independent (the same bits
     # in any order). Measured on `mnist-8bit`'s networks, decompressing
-    # 5,000 digits: 1,106 and 1,123 images/s with two at a time, 859 and 927
+    # 6,000 digits: 1,246 and 1,310 images/s two at a time, 1,143 and 1,048
     # one at a time.
     CHUNK_THREADS = 2
 
@@ -578,7 +592,7 @@ class FixedPointNetwork:
         whole = tuple((self.chunk, *a.shape[1:]) for a in arrays)
         if (
             0 < batch < self.chunk
-            and self._pads(whole)
+            and self._pads(whole, batch)
             and self._locked(self._fused_graph, whole, self.chunk)
         ):
             size = self.chunk
@@ -624,21 +638,23 @@ class FixedPointNetwork:
             return np.asarray(outputs)
         return tuple(np.asarray(o) for o in outputs)
 
-    def _pads(self, whole) -> bool:
-        """Whether a short chunk is padded to `whole` (the inputs' shapes of a
-        whole chunk): for small items only (below `XLA_LARGE_ITEM` values),
-        in a long job, once whole chunks of these items have run through
-        XLA or the job was announced (`expect`). A caller coding one image
-        a call (the lossy codec) has no whole chunks, so it never pays for
-        padding."""
+    def _pads(self, whole, batch: int) -> bool:
+        """Whether a short chunk of `batch` items is padded to `whole` (the
+        inputs' shapes of a whole chunk): for small items only (below
+        `XLA_LARGE_ITEM` values); in a job announced as long (`expecting`),
+        always; else if it fills half a chunk and whole chunks of these
+        items have run through XLA in a long job (the plain graph takes
+        about twice as long an item). So a caller coding an image or a few
+        a call (the lossy codec, a service) does not pay for padding."""
         if math.prod(whole[0][1:]) >= self.XLA_LARGE_ITEM:
             return False
         with self._lock:
-            if not self._long_job(self.chunk):
-                return False
+            if self._announced >= self.XLA_AFTER:
+                return self._long_job(self.chunk)
             return (
-                self._expected >= self.XLA_AFTER
-                or tuple(map(tuple, whole)) in self._fused_shapes
+                2 * batch >= self.chunk
+                and self._long_job(self.chunk)
+                and tuple(map(tuple, whole)) in self._fused_shapes
             )
 
     def _locked(self, function, *args):
@@ -647,9 +663,10 @@ class FixedPointNetwork:
 
     def _long_job(self, batch: int) -> bool:
         """Whether a call of `batch` items is part of a long job (`XLA_AFTER`
-        items run or announced) and large enough to run through XLA."""
-        worked = max(self._items, self._expected)
-        return worked >= self.XLA_AFTER and batch >= self.XLA_MIN_BATCH
+        items run in this process, or announced for this job) and large
+        enough to run through XLA."""
+        long_job = max(self._items, self._announced) >= self.XLA_AFTER
+        return long_job and batch >= self.XLA_MIN_BATCH
 
     def _fused_graph(self, shapes, batch: int):
         """The graph with XLA-compiled elementwise runs, if a call on inputs
@@ -1070,11 +1087,19 @@ class FixedPointNetwork:
         return deferred if fused else _combine_digits(*deferred)
 
 
-@functools.cache
-def _chunk_pool() -> concurrent.futures.ThreadPoolExecutor:
-    return concurrent.futures.ThreadPoolExecutor(
-        FixedPointNetwork.CHUNK_THREADS, thread_name_prefix="fixed-point-chunk"
-    )
+_CHUNK_POOLS = {}
+_CHUNK_POOLS_LOCK = threading.Lock()
+
+
+def _chunk_pool(threads: int) -> concurrent.futures.ThreadPoolExecutor:
+    """The thread pool of `threads` workers that chunks run in, one per
+    process and size."""
+    with _CHUNK_POOLS_LOCK:
+        if threads not in _CHUNK_POOLS:
+            _CHUNK_POOLS[threads] = concurrent.futures.ThreadPoolExecutor(
+                threads, thread_name_prefix="fixed-point-chunk"
+            )
+        return _CHUNK_POOLS[threads]
 
 
 @contextlib.contextmanager
