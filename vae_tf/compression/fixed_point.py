@@ -585,9 +585,9 @@ class FixedPointNetwork:
 
     def _run_padded(self, arrays, batch: int, whole_batch: bool = False):
         """`_run` of one chunk (at most `chunk` items): a short one padded to
-        a whole chunk where whole chunks run through XLA; outputs checked to
-        have the chunk's leading axis, unless the chunk is the `whole_batch`
-        and was not padded."""
+        a whole chunk where that pays (`_pads`), to run the whole chunks'
+        XLA graph; outputs checked to have the chunk's leading axis, unless
+        the chunk is the `whole_batch` and was not padded."""
         size = batch
         whole = tuple((self.chunk, *a.shape[1:]) for a in arrays)
         if (
